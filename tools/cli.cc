@@ -1,0 +1,176 @@
+#include "tools/cli.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+
+namespace regfs::cli {
+
+bool Args::Bool(const std::string& name) const {
+  auto it = values_.find(name);
+  return it != values_.end() && it->second == "true";
+}
+
+std::string Args::String(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? "" : it->second;
+}
+
+int Args::Int(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() || it->second.empty() ? 0 : std::stoi(it->second);
+}
+
+struct Parser {
+  static Result<Args> Parse(const Command& cmd, int argc, char** argv) {
+    Args args;
+    for (const Flag& f : cmd.flags) {
+      args.values_[f.name] =
+          f.default_value.empty() && f.kind == FlagKind::kBool ? "false" : f.default_value;
+    }
+    bool only_positional = false;
+    for (int i = 0; i < argc; ++i) {
+      std::string a = argv[i];
+      if (only_positional || a.size() < 2 || a[0] != '-') {
+        args.positional_.push_back(a);
+        continue;
+      }
+      if (a == "--") {
+        only_positional = true;
+        continue;
+      }
+      std::string name, value;
+      bool has_value = false;
+      const Flag* flag = nullptr;
+      if (a.rfind("--", 0) == 0) {
+        name = a.substr(2);
+        if (size_t eq = name.find('='); eq != std::string::npos) {
+          value = name.substr(eq + 1);
+          name = name.substr(0, eq);
+          has_value = true;
+        }
+        for (const Flag& f : cmd.flags) {
+          if (f.name == name) flag = &f;
+        }
+      } else {
+        if (a.size() != 2) return MakeError(EINVAL, "unknown shorthand flag \"" + a + "\"");
+        for (const Flag& f : cmd.flags) {
+          if (f.short_name == a[1]) flag = &f;
+        }
+      }
+      if (!flag) return MakeError(EINVAL, "unknown flag: " + a);
+      if (flag->kind == FlagKind::kBool) {
+        if (!has_value) value = "true";
+        if (value == "1" || value == "t" || value == "T" || value == "TRUE" || value == "True")
+          value = "true";
+        if (value == "0" || value == "f" || value == "F" || value == "FALSE" || value == "False")
+          value = "false";
+        if (value != "true" && value != "false") {
+          return MakeError(EINVAL, "invalid argument \"" + value + "\" for --" + flag->name);
+        }
+      } else if (!has_value) {
+        if (i + 1 >= argc) return MakeError(EINVAL, "flag needs an argument: " + a);
+        value = argv[++i];
+      }
+      if (flag->kind == FlagKind::kInt) {
+        bool digits = !value.empty() && value.size() < 9 &&
+                      value.find_first_not_of("0123456789") == std::string::npos;
+        if (!digits)
+          return MakeError(EINVAL, "invalid argument \"" + value + "\" for --" + flag->name);
+      }
+      args.values_[flag->name] = value;
+      args.given_[flag->name] = true;
+    }
+    if (args.positional_.size() < cmd.min_args || args.positional_.size() > cmd.max_args) {
+      return MakeError(
+          EINVAL, "expected " +
+                      (cmd.min_args == cmd.max_args
+                           ? std::to_string(cmd.min_args)
+                           : std::to_string(cmd.min_args) + " to " + std::to_string(cmd.max_args)) +
+                      " arguments, got " + std::to_string(args.positional_.size()));
+    }
+    return args;
+  }
+};
+
+std::vector<Flag> RegistryFlags(const std::string& prefix, bool with_authfile) {
+  std::vector<Flag> flags = {
+      {prefix + "tls-verify", 0, FlagKind::kBool,
+       "require HTTPS and verify certificates (loopback registries may use plain HTTP)", "true"},
+      {prefix + "creds", 0, FlagKind::kString, "USERNAME:PASSWORD for the registry", ""},
+  };
+  if (with_authfile) {
+    flags.push_back({"authfile", 0, FlagKind::kString,
+                     "path of the authentication file (default: containers-auth.json search order)",
+                     ""});
+  }
+  return flags;
+}
+
+Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix) {
+  RegistryOptions o;
+  o.tls_verify = args.Bool(prefix + "tls-verify");
+  o.authfile = args.String("authfile");
+  if (std::string creds = args.String(prefix + "creds"); !creds.empty()) {
+    ASSIGN_OR_RETURN(Credentials c, ParseCredsFlag(creds));
+    o.creds = c;
+  }
+  if (args.Given("retry-times")) o.retry_times = args.Int("retry-times");
+  if (args.Bool("debug")) {
+    o.log = [](const std::string& line) {
+      std::fprintf(stderr, "regfs: debug: %s\n", line.c_str());
+    };
+  }
+  return o;
+}
+
+int Fail(const Command& command, const Error& error) {
+  std::string msg = error.message;
+  for (char& c : msg) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  std::fprintf(stderr, "regfs %s: %s\n", command.name.c_str(), msg.c_str());
+  return 1;
+}
+
+bool ShowProgress(const Args& args) { return isatty(STDERR_FILENO) && !args.Bool("quiet"); }
+
+void PrintCommandHelp(const Command& cmd) {
+  std::cout << cmd.summary << "\n\nUsage:\n  regfs " << cmd.usage << "\n";
+  if (!cmd.details.empty()) std::cout << "\n" << cmd.details << "\n";
+  std::cout << "\nOptions:\n";
+  for (const Flag& f : cmd.flags) {
+    std::string left = f.short_name ? std::string("-") + f.short_name + ", " : "    ";
+    left += "--" + f.name;
+    if (f.kind == FlagKind::kString) left += " string";
+    if (f.kind == FlagKind::kInt) left += " int";
+    std::string help = f.help;
+    if (f.kind != FlagKind::kBool && !f.default_value.empty())
+      help += " (default " + f.default_value + ")";
+    if (f.kind == FlagKind::kBool && f.default_value == "true") help += " (default true)";
+    std::printf("  %-32s %s\n", left.c_str(), help.c_str());
+  }
+  std::printf("  %-32s %s\n", "-h, --help", "show this help");
+}
+
+int Dispatch(const Command& command, int argc, char** argv) {
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--") break;
+    if (a == "-h" || a == "--help") {
+      PrintCommandHelp(command);
+      return 0;
+    }
+  }
+  auto args = Parser::Parse(command, argc, argv);
+  if (!args.ok()) {
+    std::fprintf(stderr, "regfs %s: %s (usage: regfs %s; see regfs %s --help)\n",
+                 command.name.c_str(), args.error().message.c_str(), command.usage.c_str(),
+                 command.name.c_str());
+    return 2;
+  }
+  return command.run(command, *args);
+}
+
+}  // namespace regfs::cli

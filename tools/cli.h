@@ -1,0 +1,67 @@
+// The command-line frame every regfs command shares: flag parsing in skopeo's (pflag's) style,
+// --help, and how results and errors reach the user (exit 0 ok, 1 failed, 2 usage).
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "transports/registry_client.h"
+#include "transports/result.h"
+
+namespace regfs::cli {
+
+enum class FlagKind { kBool, kString, kInt };
+
+struct Flag {
+  std::string name;  // without "--"
+  char short_name = 0;
+  FlagKind kind = FlagKind::kBool;
+  std::string help;
+  std::string default_value;  // as text; bools "false" unless given
+};
+
+class Args {
+ public:
+  bool Bool(const std::string& name) const;
+  std::string String(const std::string& name) const;
+  int Int(const std::string& name) const;
+  bool Given(const std::string& name) const { return given_.count(name) > 0; }
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  friend struct Parser;
+  std::map<std::string, std::string> values_;
+  std::map<std::string, bool> given_;
+  std::vector<std::string> positional_;
+};
+
+struct Command {
+  std::string name;
+  std::string usage;    // "copy [options] SOURCE DESTINATION"
+  std::string summary;  // one line
+  std::string details;  // a paragraph or two for --help
+  std::vector<Flag> flags;
+  size_t min_args = 0;
+  size_t max_args = 0;
+  int (*run)(const Command& self, const Args& args) = nullptr;
+};
+
+// Flags shared by commands that talk to registries. `prefix` is "", "src-" or "dest-".
+std::vector<Flag> RegistryFlags(const std::string& prefix, bool with_authfile);
+
+// Parses argv (after the command name) and runs the command. Returns the exit status.
+int Dispatch(const Command& command, int argc, char** argv);
+
+// Builds registry options from the flags for `prefix`.
+Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix);
+
+// Prints "regfs COMMAND: message" on one line to stderr and returns 1.
+int Fail(const Command& command, const Error& error);
+
+// True when progress should be printed: stderr is a terminal and -q was not given.
+bool ShowProgress(const Args& args);
+
+void PrintCommandHelp(const Command& command);
+
+}  // namespace regfs::cli

@@ -1,0 +1,14 @@
+// The regfs commands, one file each.
+#pragma once
+
+#include "tools/cli.h"
+
+namespace regfs::cli {
+
+const Command& CopyCommand();
+const Command& InspectCommand();
+const Command& DeleteCommand();
+const Command& ListTagsCommand();
+const Command& ManifestDigestCommand();
+
+}  // namespace regfs::cli

@@ -1,0 +1,70 @@
+// regfs copy SOURCE DESTINATION: one image (or with --all, every platform of an index) from
+// any transport to any other, through the copy pipeline; digests are always preserved.
+#include "transports/copy.h"
+
+#include <cstdio>
+
+#include "tools/commands.h"
+#include "transports/transports.h"
+
+namespace regfs::cli {
+namespace {
+
+int Run(const Command& self, const Args& args) {
+  auto src_ref = ParseImageReference(args.positional()[0]);
+  if (!src_ref.ok()) return Fail(self, src_ref.error());
+  auto dst_ref = ParseImageReference(args.positional()[1]);
+  if (!dst_ref.ok()) return Fail(self, dst_ref.error());
+  auto src_opts = RegistryOptionsFrom(args, "src-");
+  if (!src_opts.ok()) return Fail(self, src_opts.error());
+  auto dst_opts = RegistryOptionsFrom(args, "dest-");
+  if (!dst_opts.ok()) return Fail(self, dst_opts.error());
+
+  auto http = std::make_shared<HttpClient>();
+  auto src = OpenImageSource(*src_ref, *src_opts, http);
+  if (!src.ok())
+    return Fail(self, Annotate(src.error(), "initializing source " + src_ref->String()));
+  auto dst = OpenImageDestination(*dst_ref, *dst_opts, http);
+  if (!dst.ok()) {
+    return Fail(self, Annotate(dst.error(), "initializing destination " + dst_ref->String()));
+  }
+  CopyOptions options;
+  options.all = args.Bool("all");
+  if (args.Given("image-parallel-copies"))
+    options.parallel = std::max(1, args.Int("image-parallel-copies"));
+  if (ShowProgress(args)) {
+    options.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+  }
+  auto copied = CopyImage(**src, **dst, options);
+  if (!copied.ok()) return Fail(self, copied.error());
+  return 0;
+}
+
+}  // namespace
+
+const Command& CopyCommand() {
+  static const Command kCommand = [] {
+    Command c;
+    c.name = "copy";
+    c.usage = "copy [options] SOURCE-IMAGE DESTINATION-IMAGE";
+    c.summary = "Copy an image from one location to another";
+    c.details =
+        "Transports: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF].\n"
+        "Every blob is verified while it streams; blobs the destination has are skipped, blobs on\n"
+        "the same registry are mounted across repositories, and the manifest is written last, so\n"
+        "a failed copy leaves no tag. Manifests are copied byte for byte: digests are preserved.";
+    c.flags = {{"all", 'a', FlagKind::kBool, "copy every platform of a multi-platform image", ""}};
+    for (auto& f : RegistryFlags("src-", false)) c.flags.push_back(f);
+    for (auto& f : RegistryFlags("dest-", true)) c.flags.push_back(f);
+    c.flags.push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
+    c.flags.push_back({"image-parallel-copies", 0, FlagKind::kInt, "blobs copied at once", "6"});
+    c.flags.push_back({"quiet", 'q', FlagKind::kBool, "print no progress", ""});
+    c.flags.push_back({"debug", 0, FlagKind::kBool, "log requests to stderr", ""});
+    c.min_args = c.max_args = 2;
+    c.run = Run;
+    return c;
+  }();
+  return kCommand;
+}
+
+}  // namespace regfs::cli

@@ -1,0 +1,89 @@
+// regfs inspect IMAGE: skopeo's inspect output (or with --raw the manifest, with --config the
+// configuration), byte for byte.
+#include "transports/inspect.h"
+
+#include <cstdio>
+
+#include "tools/commands.h"
+#include "transports/docker_transport.h"
+#include "transports/transports.h"
+
+namespace regfs::cli {
+namespace {
+
+void WriteOut(const std::string& bytes) { std::fwrite(bytes.data(), 1, bytes.size(), stdout); }
+
+int Run(const Command& self, const Args& args) {
+  auto ref = ParseImageReference(args.positional()[0]);
+  if (!ref.ok()) return Fail(self, ref.error());
+  auto opts = RegistryOptionsFrom(args, "");
+  if (!opts.ok()) return Fail(self, opts.error());
+  auto http = std::make_shared<HttpClient>();
+  std::shared_ptr<RegistryClient> client;
+  std::unique_ptr<ImageSource> src;
+  if (ref->transport == Transport::kDocker) {
+    client = std::make_shared<RegistryClient>(ref->docker.registry, *opts, http);
+    src = NewDockerSource(ref->docker, client);
+  } else {
+    auto opened = OpenImageSource(*ref, *opts, http);
+    if (!opened.ok()) return Fail(self, opened.error());
+    src = std::move(opened).value();
+  }
+  bool raw = args.Bool("raw"), config = args.Bool("config");
+  if (raw && !config) {
+    auto m = src->GetManifest("");
+    if (!m.ok()) return Fail(self, m.error());
+    WriteOut(m->bytes);
+    return 0;
+  }
+  auto image = ResolveImage(*src, HostPlatform());
+  if (!image.ok()) return Fail(self, image.error());
+  if (config) {
+    if (raw) {
+      WriteOut(image->config);
+      return 0;
+    }
+    auto json = OciConfigJson(image->config);
+    if (!json.ok()) return Fail(self, json.error());
+    WriteOut(*json);
+    return 0;
+  }
+  std::vector<std::string> tags;
+  if (client && !args.Bool("no-tags")) {
+    auto listed = client->ListTags(ref->docker.repository);
+    if (listed.ok()) {
+      tags = std::move(listed).value();
+    } else if (listed.error().errnum != EACCES) {
+      return Fail(self, Annotate(listed.error(), "determining repository tags"));
+    }
+  }
+  WriteOut(InspectJson(*image, client ? ref->docker.Name() : "", tags));
+  return 0;
+}
+
+}  // namespace
+
+const Command& InspectCommand() {
+  static const Command kCommand = [] {
+    Command c;
+    c.name = "inspect";
+    c.usage = "inspect [options] IMAGE";
+    c.summary = "Inspect an image: digest, tags, layers, platform, labels";
+    c.details =
+        "For a multi-platform image, the instance for this machine's platform is described and\n"
+        "Digest is the index's.";
+    c.flags = {{"raw", 0, FlagKind::kBool,
+                "print the manifest (or with --config the config) as stored", ""},
+               {"config", 0, FlagKind::kBool, "print the image configuration", ""},
+               {"no-tags", 'n', FlagKind::kBool, "do not list the repository's tags", ""}};
+    for (auto& f : RegistryFlags("", true)) c.flags.push_back(f);
+    c.flags.push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
+    c.flags.push_back({"debug", 0, FlagKind::kBool, "log requests to stderr", ""});
+    c.min_args = c.max_args = 1;
+    c.run = Run;
+    return c;
+  }();
+  return kCommand;
+}
+
+}  // namespace regfs::cli

@@ -1,0 +1,51 @@
+// regfs list-tags docker://HOST/REPO: the repository's tags, as skopeo prints them.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "tools/commands.h"
+#include "transports/image_reference.h"
+#include "transports/inspect.h"
+
+namespace regfs::cli {
+namespace {
+
+int Run(const Command& self, const Args& args) {
+  auto ref = ParseImageReference(args.positional()[0]);
+  if (!ref.ok()) return Fail(self, ref.error());
+  if (ref->transport != Transport::kDocker) {
+    return Fail(self, MakeError(EINVAL, "list-tags works on docker:// references"));
+  }
+  if (!ref->docker.tag_defaulted || !ref->docker.digest.empty()) {
+    return Fail(self, MakeError(EINVAL, "no tag or digest allowed in reference \"" +
+                                            args.positional()[0] + "\""));
+  }
+  auto opts = RegistryOptionsFrom(args, "");
+  if (!opts.ok()) return Fail(self, opts.error());
+  RegistryClient client(ref->docker.registry, *opts, std::make_shared<HttpClient>());
+  auto tags = client.ListTags(ref->docker.repository);
+  if (!tags.ok()) return Fail(self, tags.error());
+  nlohmann::ordered_json out = {{"Repository", ref->docker.Name()}, {"Tags", *tags}};
+  std::string text = GoJsonEscapes(out.dump(4)) + "\n";
+  std::fwrite(text.data(), 1, text.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+const Command& ListTagsCommand() {
+  static const Command kCommand = [] {
+    Command c;
+    c.name = "list-tags";
+    c.usage = "list-tags [options] docker://HOST/REPOSITORY";
+    c.summary = "List the tags of a repository";
+    for (auto& f : RegistryFlags("", true)) c.flags.push_back(f);
+    c.flags.push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
+    c.flags.push_back({"debug", 0, FlagKind::kBool, "log requests to stderr", ""});
+    c.min_args = c.max_args = 1;
+    c.run = Run;
+    return c;
+  }();
+  return kCommand;
+}
+
+}  // namespace regfs::cli

@@ -1,0 +1,53 @@
+// regfs: container registries as a filesystem, and skopeo-style commands that need no daemon.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "tools/commands.h"
+
+namespace {
+
+using regfs::cli::Command;
+
+const Command* const* AllCommands() {
+  static const Command* const kCommands[] = {
+      &regfs::cli::CopyCommand(),           &regfs::cli::InspectCommand(),
+      &regfs::cli::DeleteCommand(),         &regfs::cli::ListTagsCommand(),
+      &regfs::cli::ManifestDigestCommand(), nullptr};
+  return kCommands;
+}
+
+void PrintUsage(FILE* out) {
+  std::fprintf(out,
+               "regfs: move and inspect container images between registries.\n\n"
+               "Usage:\n  regfs COMMAND [options] ARGS\n\nCommands:\n");
+  for (const Command* const* c = AllCommands(); *c; ++c) {
+    std::fprintf(out, "  %-16s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
+  }
+  std::fprintf(out,
+               "\nImage references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, "
+               "oci:PATH[:REF]\nRun 'regfs COMMAND --help' for a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    PrintUsage(stderr);
+    return 2;
+  }
+  std::string name = argv[1];
+  if (name == "-h" || name == "--help" || name == "help") {
+    PrintUsage(stdout);
+    return 0;
+  }
+  if (name == "-v" || name == "--version" || name == "version") {
+    std::printf("regfs version 0.1\n");
+    return 0;
+  }
+  for (const Command* const* c = AllCommands(); *c; ++c) {
+    if ((*c)->name == name) return regfs::cli::Dispatch(**c, argc - 2, argv + 2);
+  }
+  std::fprintf(stderr, "regfs: unknown command \"%s\" (see regfs --help)\n", name.c_str());
+  return 2;
+}

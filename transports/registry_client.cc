@@ -1,0 +1,627 @@
+#include "transports/registry_client.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "transports/digest.h"
+#include "transports/image_reference.h"
+#include "transports/manifest.h"
+
+namespace regfs {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+
+constexpr int64_t kMaxTokenResponse = 1 << 20;
+constexpr int64_t kMaxErrorBody = 64 << 10;
+constexpr int64_t kMaxTagListPage = 8 << 20;
+constexpr long kSmallRequestTimeout = 120;
+constexpr int kMaxRedirects = 5;
+constexpr int kMaxPages = 10000;
+
+std::string Base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(in.data()),
+                          static_cast<int>(in.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::string UrlEscape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
+}
+
+bool IsRetryableStatus(long status) {
+  return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+std::string ScopeKey(const std::vector<std::string>& scopes) {
+  std::string key;
+  for (const auto& s : scopes) key += s + " ";
+  return key;
+}
+
+// The "next" target of a Link header: `</v2/_catalog?last=x&n=100>; rel="next"`.
+std::string NextLink(const HttpResponse& resp) {
+  for (const std::string& link : resp.Headers("link")) {
+    if (link.find("rel=\"next\"") == std::string::npos &&
+        link.find("rel=next") == std::string::npos) {
+      continue;
+    }
+    size_t open = link.find('<');
+    size_t close = link.find('>', open);
+    if (open != std::string::npos && close != std::string::npos) {
+      return link.substr(open + 1, close - open - 1);
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string RegistryErrorText(const std::string& body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  std::string out;
+  if (j.is_object() && j.contains("errors") && j["errors"].is_array()) {
+    for (const auto& e : j["errors"]) {
+      if (!e.is_object()) continue;
+      if (!out.empty()) out += "; ";
+      std::string code = e.value("code", "");
+      std::string message = e.value("message", "");
+      out += code.empty() ? message : code + ": " + message;
+      if (e.contains("detail") && !e["detail"].is_null()) {
+        std::string detail =
+            e["detail"].is_string() ? e["detail"].get<std::string>() : e["detail"].dump();
+        if (detail.size() > 300) detail = detail.substr(0, 300) + "…";
+        out += " (" + detail + ")";
+      }
+    }
+  }
+  return out;
+}
+
+int ErrnoForStatus(long status) {
+  switch (status) {
+    case 400:
+      return EINVAL;
+    case 401:
+    case 403:
+      return EACCES;
+    case 404:
+      return ENOENT;
+    case 405:
+    case 501:
+      return EOPNOTSUPP;
+    case 413:
+      return EFBIG;
+    case 429:
+      return EAGAIN;
+    default:
+      return EIO;
+  }
+}
+
+std::string UrlOrigin(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return {};
+  size_t end = url.find_first_of("/?#", scheme + 3);
+  return url.substr(0, end);
+}
+
+RegistryClient::RegistryClient(std::string registry, RegistryOptions options,
+                               std::shared_ptr<HttpClient> http)
+    : registry_(std::move(registry)), options_(std::move(options)), http_(std::move(http)) {}
+
+void RegistryClient::Log(const std::string& line) const {
+  if (options_.log) options_.log(line);
+}
+
+std::string RegistryClient::Url(const std::string& path) const { return origin_ + path; }
+
+std::string RegistryClient::ResolveLocation(const std::string& base_url,
+                                            const std::string& location) const {
+  if (location.find("://") != std::string::npos) return location;
+  if (!location.empty() && location.front() == '/') return UrlOrigin(base_url) + location;
+  std::string base = base_url.substr(0, base_url.find('?'));
+  return base.substr(0, base.rfind('/') + 1) + location;
+}
+
+Error RegistryClient::ErrorFromResponse(const HttpResponse& resp, const std::string& what) const {
+  if (!resp.transport_ok()) {
+    int e = resp.curl_code == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO;
+    if (resp.curl_code == CURLE_COULDNT_CONNECT || resp.curl_code == CURLE_COULDNT_RESOLVE_HOST) {
+      e = EHOSTUNREACH;
+    }
+    return MakeError(e, what + ": " + registry_ + ": " + resp.curl_error);
+  }
+  std::string text = RegistryErrorText(resp.body);
+  if (text.empty())
+    text = "HTTP " + std::to_string(resp.status);
+  else
+    text = "HTTP " + std::to_string(resp.status) + " " + text;
+  return MakeError(ErrnoForStatus(resp.status), what + ": " + text);
+}
+
+milliseconds RegistryClient::Backoff(int attempt, const HttpResponse* resp) const {
+  if (resp) {
+    std::string ra = resp->Header("retry-after");
+    if (!ra.empty() && std::all_of(ra.begin(), ra.end(), ::isdigit) && ra.size() < 6) {
+      return milliseconds(std::min<long>(std::stol(ra), 60) * 1000);
+    }
+  }
+  return milliseconds(std::min(250L << std::min(attempt, 6), 10000L));
+}
+
+void RegistryClient::Learn(const HttpResponse& resp) {
+  for (const std::string& h : resp.Headers("www-authenticate")) {
+    for (Challenge& c : ParseWwwAuthenticate(h)) {
+      if (c.scheme == "bearer" || c.scheme == "basic") {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!challenge_ || challenge_->scheme != "bearer" || c.scheme == "bearer") challenge_ = c;
+      }
+    }
+  }
+}
+
+Status RegistryClient::EnsurePinged() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pinged_) return Ok();
+  }
+  std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
+  bool plain_ok = IsLoopbackHost(registry_) || !options_.tls_verify;
+  std::vector<std::string> origins = {"https://" + host};
+  if (plain_ok) origins.push_back("http://" + host);
+  HttpResponse last;
+  for (const std::string& origin : origins) {
+    for (int attempt = 0;; ++attempt) {
+      HttpRequest req;
+      req.url = origin + "/v2/";
+      req.tls_verify = options_.tls_verify;
+      req.timeout_s = 30;
+      req.max_body = kMaxErrorBody;
+      last = http_->Perform(req);
+      Log("GET " + req.url + " -> " + std::to_string(last.status));
+      bool retry = (last.transport_ok() && IsRetryableStatus(last.status)) ||
+                   (!last.transport_ok() && IsRetryableCurlCode(last.curl_code));
+      if (!retry || attempt >= options_.retry_times) break;
+      std::this_thread::sleep_for(Backoff(attempt, &last));
+    }
+    if (last.transport_ok()) {
+      if (last.status != 200 && last.status != 401) {
+        return ErrorFromResponse(last, "pinging registry " + registry_);
+      }
+      Learn(last);
+      std::lock_guard<std::mutex> lock(mu_);
+      origin_ = origin;
+      pinged_ = true;
+      return Ok();
+    }
+    // Only a server that doesn't speak TLS sends us on to plain HTTP.
+    if (!IsTlsHandshakeFailure(last.curl_code) && last.curl_code != CURLE_SSL_CONNECT_ERROR) break;
+  }
+  std::string hint;
+  if (last.curl_code == CURLE_PEER_FAILED_VERIFICATION) {
+    hint = " (the registry's certificate is not trusted; add its CA or use --tls-verify=false)";
+  }
+  Error e = ErrorFromResponse(last, "pinging registry");
+  e.message += hint;
+  return e;
+}
+
+Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const std::string& repo) {
+  if (options_.creds) return options_.creds;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto it = creds_.find(repo); it != creds_.end()) return it->second;
+  }
+  ASSIGN_OR_RETURN(std::optional<Credentials> found,
+                   LookupCredentials(options_.authfile, registry_, repo));
+  std::lock_guard<std::mutex> lock(mu_);
+  creds_[repo] = found;
+  return found;
+}
+
+Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
+                                               const std::vector<std::string>& scopes,
+                                               const std::optional<Credentials>& creds) {
+  auto realm_it = bearer.params.find("realm");
+  if (realm_it == bearer.params.end() || realm_it->second.empty()) {
+    return MakeError(EACCES, "registry " + registry_ + " asked for a Bearer token without a realm");
+  }
+  const std::string& realm = realm_it->second;
+  bool realm_https = realm.rfind("https://", 0) == 0;
+  bool realm_http = realm.rfind("http://", 0) == 0;
+  if (!realm_https &&
+      !(realm_http && origin_.rfind("http://", 0) == 0 && IsLoopbackHost(registry_))) {
+    return MakeError(EACCES, "refusing token realm \"" + realm +
+                                 "\": it must be HTTPS (plain HTTP only for a loopback registry)");
+  }
+  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
+  bool first = true;
+  auto add = [&](const std::string& k, const std::string& v) {
+    if (!first) url += "&";
+    first = false;
+    url += k + "=" + UrlEscape(v);
+  };
+  if (auto s = bearer.params.find("service"); s != bearer.params.end()) add("service", s->second);
+  for (const auto& scope : scopes) add("scope", scope);
+  HttpRequest req;
+  req.url = url;
+  req.tls_verify = options_.tls_verify;
+  req.timeout_s = 60;
+  req.max_body = kMaxTokenResponse;
+  if (creds && !creds->username.empty()) {
+    req.headers.push_back("Authorization: Basic " +
+                          Base64(creds->username + ":" + creds->password));
+  }
+  HttpResponse resp = http_->Perform(req);
+  Log("GET " + realm + " (token) -> " + std::to_string(resp.status));
+  if (resp.body_too_large) return MakeError(EFBIG, "token response over the 1 MiB limit");
+  if (!resp.transport_ok() || resp.status != 200) {
+    return ErrorFromResponse(resp, "getting a token from " + UrlOrigin(realm));
+  }
+  json j = json::parse(resp.body, nullptr, false);
+  if (!j.is_object()) return MakeError(EACCES, "token response is not JSON");
+  std::string token = j.value("token", "");
+  if (token.empty()) token = j.value("access_token", "");
+  if (token.empty()) return MakeError(EACCES, "token response holds no token");
+  int64_t expires_in = 60;
+  if (j.contains("expires_in") && j["expires_in"].is_number_integer()) {
+    expires_in = std::max<int64_t>(j["expires_in"].get<int64_t>(), 60);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  tokens_[ScopeKey(scopes)] =
+      Token{token, std::chrono::steady_clock::now() + std::chrono::seconds(expires_in - 10)};
+  return token;
+}
+
+Result<std::string> RegistryClient::AuthorizationFor(const std::vector<std::string>& scopes) {
+  std::optional<Challenge> challenge;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    challenge = challenge_;
+  }
+  if (!challenge) return std::string();
+  // Scopes look like "repository:NAME:ACTIONS"; credentials come from the first repository.
+  std::string repo;
+  if (!scopes.empty()) {
+    size_t a = scopes[0].find(':'), b = scopes[0].rfind(':');
+    if (a != std::string::npos && b > a) repo = scopes[0].substr(a + 1, b - a - 1);
+  }
+  ASSIGN_OR_RETURN(std::optional<Credentials> creds, CredentialsFor(repo));
+  if (challenge->scheme == "basic") {
+    if (!creds || creds->username.empty()) return std::string();
+    if (origin_.rfind("http://", 0) == 0 && !IsLoopbackHost(registry_)) {
+      return MakeError(EACCES, "refusing to send credentials to " + registry_ + " over plain HTTP");
+    }
+    return "Basic " + Base64(creds->username + ":" + creds->password);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tokens_.find(ScopeKey(scopes));
+    if (it != tokens_.end() && it->second.expires > std::chrono::steady_clock::now()) {
+      return "Bearer " + it->second.value;
+    }
+  }
+  ASSIGN_OR_RETURN(std::string token, FetchToken(*challenge, scopes, creds));
+  return "Bearer " + token;
+}
+
+Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std::string>& scopes,
+                                          Retry retry) {
+  RETURN_IF_ERROR(EnsurePinged());
+  if (!req.url.empty() && req.url.front() == '/') req.url = origin_ + req.url;
+  req.tls_verify = options_.tls_verify;
+  const std::vector<std::string> base_headers = req.headers;
+  bool auth_retried = false;
+  int redirects = 0;
+  for (int attempt = 0;;) {
+    req.headers = base_headers;
+    // Credentials go only to the registry itself, never to a host it redirects us to.
+    if (UrlOrigin(req.url) == origin_) {
+      ASSIGN_OR_RETURN(std::string auth, AuthorizationFor(scopes));
+      if (!auth.empty()) req.headers.push_back("Authorization: " + auth);
+    }
+    HttpResponse resp = http_->Perform(req);
+    Log(req.method + " " + req.url + " -> " +
+        (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
+    if (!resp.transport_ok()) {
+      if (retry == Retry::kAll && IsRetryableCurlCode(resp.curl_code) &&
+          attempt < options_.retry_times) {
+        std::this_thread::sleep_for(Backoff(attempt++, nullptr));
+        continue;
+      }
+      return resp;  // the caller reports or resumes
+    }
+    if (resp.status == 401 && !auth_retried && retry != Retry::kNone &&
+        UrlOrigin(req.url) == origin_) {
+      // The token may have expired or lacked a scope (insufficient_scope): learn and retry once.
+      auth_retried = true;
+      Learn(resp);
+      std::lock_guard<std::mutex> lock(mu_);
+      tokens_.erase(ScopeKey(scopes));
+      continue;
+    }
+    if (IsRetryableStatus(resp.status) && retry != Retry::kNone && attempt < options_.retry_times) {
+      std::this_thread::sleep_for(Backoff(attempt++, &resp));
+      continue;
+    }
+    if ((resp.status == 301 || resp.status == 302 || resp.status == 303 || resp.status == 307 ||
+         resp.status == 308) &&
+        (req.method == "GET" || req.method == "HEAD")) {
+      std::string location = resp.Header("location");
+      if (location.empty() || ++redirects > kMaxRedirects) return resp;
+      req.url = ResolveLocation(req.url, location);
+      if (req.url.rfind("https://", 0) != 0 && req.url.rfind("http://", 0) != 0) return resp;
+      continue;
+    }
+    return resp;
+  }
+}
+
+Result<RawManifest> RegistryClient::GetManifest(const std::string& repo, const std::string& ref) {
+  HttpRequest req;
+  req.url = "/v2/" + repo + "/manifests/" + ref;
+  req.headers.push_back("Accept: " + std::string(media::kAcceptManifests));
+  req.max_body = kMaxManifestSize;
+  req.timeout_s = kSmallRequestTimeout;
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+  std::string what = "reading manifest " + ref + " in " + registry_ + "/" + repo;
+  if (resp.body_too_large) return MakeError(EFBIG, what + ": manifest over the 4 MiB limit");
+  if (!resp.transport_ok() || resp.status != 200) return ErrorFromResponse(resp, what);
+  RawManifest out;
+  out.digest = DigestOf(resp.body);
+  if (IsSha256Digest(ref) && out.digest != ref) {
+    return MakeError(EIO, what + ": registry served bytes with digest " + out.digest);
+  }
+  std::string content_type = resp.Header("content-type");
+  content_type = content_type.substr(0, content_type.find(';'));
+  out.media_type = GuessManifestMediaType(resp.body, content_type);
+  out.bytes = std::move(resp.body);
+  return out;
+}
+
+Result<std::string> RegistryClient::ResolveDigest(const std::string& repo, const std::string& ref) {
+  if (IsSha256Digest(ref)) return ref;
+  HttpRequest req;
+  req.method = "HEAD";
+  req.url = "/v2/" + repo + "/manifests/" + ref;
+  req.headers.push_back("Accept: " + std::string(media::kAcceptManifests));
+  req.timeout_s = kSmallRequestTimeout;
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+  std::string what = "resolving " + registry_ + "/" + repo + ":" + ref;
+  if (!resp.transport_ok() || resp.status != 200) return ErrorFromResponse(resp, what);
+  std::string digest = resp.Header("docker-content-digest");
+  if (IsSha256Digest(digest)) return digest;
+  // No digest header: fall back to the bytes.
+  ASSIGN_OR_RETURN(RawManifest m, GetManifest(repo, ref));
+  return m.digest;
+}
+
+Status RegistryClient::PutManifest(const std::string& repo, const std::string& ref,
+                                   const std::string& bytes, const std::string& media_type) {
+  HttpRequest req;
+  req.method = "PUT";
+  req.url = "/v2/" + repo + "/manifests/" + ref;
+  req.headers.push_back("Content-Type: " + media_type);
+  req.body = bytes;
+  req.timeout_s = kSmallRequestTimeout;
+  req.max_body = kMaxErrorBody;
+  ASSIGN_OR_RETURN(HttpResponse resp,
+                   Send(req, {"repository:" + repo + ":pull,push"}, Retry::kAll));
+  if (!resp.transport_ok() || (resp.status != 201 && resp.status != 200)) {
+    return ErrorFromResponse(resp, "writing manifest " + ref + " to " + registry_ + "/" + repo);
+  }
+  return Ok();
+}
+
+Status RegistryClient::DeleteManifest(const std::string& repo, const std::string& ref) {
+  HttpRequest req;
+  req.method = "DELETE";
+  req.url = "/v2/" + repo + "/manifests/" + ref;
+  req.timeout_s = kSmallRequestTimeout;
+  req.max_body = kMaxErrorBody;
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":*"}, Retry::kAll));
+  if (!resp.transport_ok() || (resp.status != 202 && resp.status != 200)) {
+    return ErrorFromResponse(
+        resp, "deleting " + registry_ + "/" + repo + (IsSha256Digest(ref) ? "@" : ":") + ref);
+  }
+  return Ok();
+}
+
+Status RegistryClient::GetBlob(const std::string& repo, const std::string& digest, int64_t offset,
+                               int64_t size, const ByteSink& sink) {
+  const std::string what = "reading blob " + digest + " from " + registry_ + "/" + repo;
+  int64_t pos = offset;
+  int failures = 0;
+  while (true) {
+    HttpRequest req;
+    req.url = "/v2/" + repo + "/blobs/" + digest;
+    if (pos > 0) req.headers.push_back("Range: bytes=" + std::to_string(pos) + "-");
+    req.max_body = kMaxErrorBody;
+    Status sink_status = Ok();
+    const int64_t start = pos;
+    int64_t skip = -1;  // set at the first chunk: bytes to drop if the server ignored Range
+    req.on_body = [&](long status, const char* data, size_t n) {
+      if (skip < 0) skip = (status == 200) ? start : 0;
+      if (skip > 0) {
+        size_t drop = static_cast<size_t>(std::min<int64_t>(skip, static_cast<int64_t>(n)));
+        data += drop;
+        n -= drop;
+        skip -= static_cast<int64_t>(drop);
+        if (n == 0) return true;
+      }
+      if (size >= 0 && pos + static_cast<int64_t>(n) > size) {
+        sink_status = MakeError(EIO, what + ": registry sent more than the " +
+                                         std::to_string(size) + " bytes the descriptor names");
+        return false;
+      }
+      sink_status = sink(data, n);
+      if (!sink_status.ok()) return false;
+      pos += static_cast<int64_t>(n);
+      return true;
+    };
+    ASSIGN_OR_RETURN(HttpResponse resp,
+                     Send(req, {"repository:" + repo + ":pull"}, Retry::kStatusOnly));
+    if (!sink_status.ok()) return sink_status;
+    if (resp.transport_ok()) {
+      if (resp.status == 200 || resp.status == 206) {
+        if (size < 0 || pos == size) return Ok();
+        return MakeError(EIO, what + ": short body (" + std::to_string(pos) + " of " +
+                                  std::to_string(size) + " bytes)");
+      }
+      if (resp.status == 416 && pos == size) return Ok();
+      return ErrorFromResponse(resp, what);
+    }
+    if (!IsRetryableCurlCode(resp.curl_code) && resp.curl_code != CURLE_WRITE_ERROR) {
+      return ErrorFromResponse(resp, what);
+    }
+    // Broken mid-body: resume from where we are. Progress resets the failure count.
+    failures = pos > start ? 0 : failures + 1;
+    if (failures > options_.retry_times) return ErrorFromResponse(resp, what);
+    Log("resuming " + digest + " at byte " + std::to_string(pos));
+    std::this_thread::sleep_for(Backoff(failures, nullptr));
+  }
+}
+
+Result<bool> RegistryClient::BlobExists(const std::string& repo, const std::string& digest) {
+  HttpRequest req;
+  req.method = "HEAD";
+  req.url = "/v2/" + repo + "/blobs/" + digest;
+  req.timeout_s = kSmallRequestTimeout;
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+  if (!resp.transport_ok()) return ErrorFromResponse(resp, "checking blob " + digest);
+  if (resp.status == 200) return true;
+  if (resp.status == 404) return false;
+  if (resp.status == 401 || resp.status == 403) return false;  // push will tell
+  return ErrorFromResponse(resp, "checking blob " + digest + " in " + registry_ + "/" + repo);
+}
+
+Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::string& digest,
+                                       const std::string& from_repo) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = std::string("/v2/" + repo + "/blobs/uploads/?mount=" + UrlEscape(digest) +
+                        "&from=" + UrlEscape(from_repo));
+  req.timeout_s = kSmallRequestTimeout;
+  req.max_body = kMaxErrorBody;
+  ASSIGN_OR_RETURN(
+      HttpResponse resp,
+      Send(req, {"repository:" + repo + ":pull,push", "repository:" + from_repo + ":pull"},
+           Retry::kAll));
+  if (!resp.transport_ok()) return ErrorFromResponse(resp, "mounting blob " + digest);
+  if (resp.status == 201) return true;
+  if (resp.status == 202) {
+    // The registry opened an upload session instead; close it, the caller uploads.
+    std::string location = resp.Header("location");
+    if (!location.empty()) {
+      HttpRequest del;
+      del.method = "DELETE";
+      del.url = ResolveLocation(Url(req.url), location);
+      del.timeout_s = 30;
+      (void)Send(del, {"repository:" + repo + ":pull,push"}, Retry::kNone);
+    }
+    return false;
+  }
+  return ErrorFromResponse(resp, "mounting blob " + digest + " from " + from_repo);
+}
+
+Status RegistryClient::PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+                               const std::function<size_t(char*, size_t)>& reader) {
+  const std::vector<std::string> scopes = {"repository:" + repo + ":pull,push"};
+  const std::string what = "uploading blob " + digest + " to " + registry_ + "/" + repo;
+  HttpRequest start;
+  start.method = "POST";
+  start.url = "/v2/" + repo + "/blobs/uploads/";
+  start.timeout_s = kSmallRequestTimeout;
+  start.max_body = kMaxErrorBody;
+  ASSIGN_OR_RETURN(HttpResponse started, Send(start, scopes, Retry::kAll));
+  if (!started.transport_ok() || started.status != 202) return ErrorFromResponse(started, what);
+  std::string location = started.Header("location");
+  if (location.empty()) return MakeError(EIO, what + ": registry gave no upload location");
+  std::string url = ResolveLocation(Url(start.url), location);
+  if (UrlOrigin(url) != origin_) {
+    return MakeError(EIO, what + ": upload location points at another host");
+  }
+  url +=
+      (url.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + UrlEscape(digest);
+  HttpRequest put;
+  put.method = "PUT";
+  put.url = url;
+  put.headers.push_back("Content-Type: application/octet-stream");
+  put.body_reader = reader;
+  put.body_size = size;
+  put.max_body = kMaxErrorBody;
+  ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes, Retry::kNone));
+  if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);
+  return Ok();
+}
+
+Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& repo) {
+  std::vector<std::string> tags;
+  RETURN_IF_ERROR(EnsurePinged());
+  std::string url = Url("/v2/" + repo + "/tags/list");
+  for (int page = 0; page < kMaxPages && !url.empty(); ++page) {
+    HttpRequest req;
+    req.url = url;
+    req.max_body = kMaxTagListPage;
+    req.timeout_s = kSmallRequestTimeout;
+    ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+    std::string what = "listing tags of " + registry_ + "/" + repo;
+    if (!resp.transport_ok() || resp.status != 200) return ErrorFromResponse(resp, what);
+    json j = json::parse(resp.body, nullptr, false);
+    if (!j.is_object()) return MakeError(EIO, what + ": response is not JSON");
+    if (j.contains("tags") && j["tags"].is_array()) {
+      for (const auto& t : j["tags"]) {
+        if (t.is_string()) tags.push_back(t.get<std::string>());
+      }
+    }
+    std::string next = NextLink(resp);
+    url = next.empty() ? "" : ResolveLocation(url, next);
+  }
+  return tags;
+}
+
+Result<std::vector<std::string>> RegistryClient::Catalog() {
+  std::vector<std::string> repos;
+  RETURN_IF_ERROR(EnsurePinged());
+  std::string url = Url("/v2/_catalog");
+  for (int page = 0; page < kMaxPages && !url.empty(); ++page) {
+    HttpRequest req;
+    req.url = url;
+    req.max_body = kMaxTagListPage;
+    req.timeout_s = kSmallRequestTimeout;
+    ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"registry:catalog:*"}, Retry::kAll));
+    if (!resp.transport_ok() || resp.status != 200) {
+      return ErrorFromResponse(resp, "listing the catalog of " + registry_);
+    }
+    json j = json::parse(resp.body, nullptr, false);
+    if (j.is_object() && j.contains("repositories") && j["repositories"].is_array()) {
+      for (const auto& r : j["repositories"]) {
+        if (r.is_string()) repos.push_back(r.get<std::string>());
+      }
+    }
+    std::string next = NextLink(resp);
+    url = next.empty() ? "" : ResolveLocation(url, next);
+  }
+  return repos;
+}
+
+}  // namespace regfs
