@@ -156,12 +156,13 @@ class DockerDestination final : public ImageDestination {
   std::string Describe() const override { return "docker://" + ref_.String(); }
 
   Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
-    ASSIGN_OR_RETURN(bool exists, client_->BlobExists(ref_.repository, blob.digest));
-    if (exists) return true;
+    // On one registry a mount answers both questions (present already, or mountable) at once.
     if (source && source->registry == ref_.registry && source->repository != ref_.repository) {
-      return client_->MountBlob(ref_.repository, blob.digest, source->repository);
+      ASSIGN_OR_RETURN(bool mounted,
+                       client_->MountBlob(ref_.repository, blob.digest, source->repository));
+      if (mounted) return true;
     }
-    return false;
+    return client_->BlobExists(ref_.repository, blob.digest);
   }
 
   Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {

@@ -179,50 +179,62 @@ void RegistryClient::Learn(const HttpResponse& resp) {
   }
 }
 
+// One GET /v2/ against `origin`, retried for 429/5xx and resets.
+HttpResponse RegistryClient::Ping(const std::string& origin) {
+  HttpResponse resp;
+  for (int attempt = 0;; ++attempt) {
+    HttpRequest req;
+    req.url = origin + "/v2/";
+    req.tls_verify = options_.tls_verify;
+    req.timeout_s = 30;
+    req.max_body = kMaxErrorBody;
+    resp = http_->Perform(req);
+    Log("GET " + req.url + " -> " +
+        (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
+    bool retry = (resp.transport_ok() && IsRetryableStatus(resp.status)) ||
+                 (!resp.transport_ok() && IsRetryableCurlCode(resp.curl_code));
+    if (!retry || attempt >= options_.retry_times) return resp;
+    std::this_thread::sleep_for(Backoff(attempt, &resp));
+  }
+}
+
 Status RegistryClient::EnsurePinged() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (pinged_) return Ok();
   }
   std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
-  bool plain_ok = IsLoopbackHost(registry_) || !options_.tls_verify;
-  std::vector<std::string> origins = {"https://" + host};
-  if (plain_ok) origins.push_back("http://" + host);
-  HttpResponse last;
-  for (const std::string& origin : origins) {
-    for (int attempt = 0;; ++attempt) {
-      HttpRequest req;
-      req.url = origin + "/v2/";
-      req.tls_verify = options_.tls_verify;
-      req.timeout_s = 30;
-      req.max_body = kMaxErrorBody;
-      last = http_->Perform(req);
-      Log("GET " + req.url + " -> " + std::to_string(last.status));
-      bool retry = (last.transport_ok() && IsRetryableStatus(last.status)) ||
-                   (!last.transport_ok() && IsRetryableCurlCode(last.curl_code));
-      if (!retry || attempt >= options_.retry_times) break;
-      std::this_thread::sleep_for(Backoff(attempt, &last));
-    }
-    if (last.transport_ok()) {
-      if (last.status != 200 && last.status != 401) {
-        return ErrorFromResponse(last, "pinging registry " + registry_);
-      }
-      Learn(last);
-      std::lock_guard<std::mutex> lock(mu_);
-      origin_ = origin;
-      pinged_ = true;
-      return Ok();
-    }
-    // Only a server that doesn't speak TLS sends us on to plain HTTP.
-    if (!IsTlsHandshakeFailure(last.curl_code) && last.curl_code != CURLE_SSL_CONNECT_ERROR) break;
+  auto is_registry = [](const HttpResponse& r) {
+    return r.transport_ok() && (r.status == 200 || r.status == 401);
+  };
+  std::string origin = "https://" + host;
+  HttpResponse resp;
+  if (IsLoopbackHost(registry_)) {
+    // A loopback registry that answers /v2/ in plain HTTP is used so; a TLS server can't
+    // answer a plain request with a registry's 200 or 401, so it is then tried with TLS.
+    resp = Ping("http://" + host);
+    if (is_registry(resp)) origin = "http://" + host;
   }
-  std::string hint;
-  if (last.curl_code == CURLE_PEER_FAILED_VERIFICATION) {
-    hint = " (the registry's certificate is not trusted; add its CA or use --tls-verify=false)";
+  if (origin.rfind("https://", 0) == 0) {
+    resp = Ping(origin);
+    if (!resp.transport_ok() && IsTlsHandshakeFailure(resp.curl_code) && !options_.tls_verify) {
+      origin = "http://" + host;  // insecure: plain HTTP is allowed
+      resp = Ping(origin);
+    }
   }
-  Error e = ErrorFromResponse(last, "pinging registry");
-  e.message += hint;
-  return e;
+  if (!is_registry(resp)) {
+    Error e = ErrorFromResponse(resp, "pinging registry " + registry_);
+    if (resp.curl_code == CURLE_PEER_FAILED_VERIFICATION) {
+      e.message +=
+          " (the registry's certificate is not trusted; add its CA or use --tls-verify=false)";
+    }
+    return e;
+  }
+  Learn(resp);
+  std::lock_guard<std::mutex> lock(mu_);
+  origin_ = origin;
+  pinged_ = true;
+  return Ok();
 }
 
 Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const std::string& repo) {

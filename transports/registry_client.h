@@ -72,6 +72,7 @@ class RegistryClient {
   };
 
   Status EnsurePinged();
+  HttpResponse Ping(const std::string& origin);
   Result<HttpResponse> Send(HttpRequest req, const std::vector<std::string>& scopes, Retry retry);
   Result<std::string> AuthorizationFor(const std::vector<std::string>& scopes);
   Result<std::string> FetchToken(const Challenge& bearer, const std::vector<std::string>& scopes,
