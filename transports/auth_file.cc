@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "transports/file_util.h"
+#include "transports/json_util.h"
 
 namespace regfs {
 namespace {
@@ -51,8 +52,8 @@ std::string NormalizeKey(std::string key) {
 Result<Credentials> EntryCredentials(const json& entry) {
   Credentials c;
   if (!entry.is_object()) return MakeError(EINVAL, "credential entry is not an object");
-  c.identity_token = entry.value("identitytoken", "");
-  std::string auth = entry.value("auth", "");
+  c.identity_token = JsonString(entry, "identitytoken");
+  std::string auth = JsonString(entry, "auth");
   if (auth.empty()) {
     if (c.identity_token.empty()) return MakeError(EINVAL, "credential entry has no \"auth\"");
     return c;
@@ -108,7 +109,9 @@ Result<std::optional<Credentials>> LookupCredentialsIn(std::string_view contents
   // Most specific first: registry/a/b/c, registry/a/b, registry/a, registry.
   std::string candidate = std::string(registry) + "/" + std::string(repository);
   while (true) {
-    if (auto it = entries.find(candidate); it != entries.end()) {
+    auto it = entries.find(candidate);
+    // An empty entry is a credential helper's marker ("credsStore"): no credentials here.
+    if (it != entries.end() && !(it->second->is_object() && it->second->empty())) {
       auto c = EntryCredentials(*it->second);
       if (!c.ok()) return Annotate(c.error(), "entry \"" + candidate + "\"");
       return std::optional<Credentials>(std::move(c).value());

@@ -82,7 +82,8 @@ class HttpClient {
   std::vector<CURL*> idle_;  // guarded by mu_
 };
 
-// True for transport failures worth retrying: resets, timeouts, truncated bodies.
+// True for transport failures worth retrying: resets and truncated bodies. A timeout is not
+// retried: a registry that stalled for the whole timeout would make every retry as slow.
 bool IsRetryableCurlCode(CURLcode code);
 
 // True when the server answered in something other than TLS (a plain-HTTP registry).

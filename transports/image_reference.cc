@@ -104,9 +104,15 @@ bool IsValidTag(std::string_view tag) {
 bool IsLoopbackHost(std::string_view registry) {
   std::string_view host, port;
   if (!SplitHostPort(registry, &host, &port)) return false;
-  if (host == "localhost" || host == "::1") return true;
+  if (host == "localhost") return true;
+  std::string h(host);
+  in6_addr a6;
+  if (inet_pton(AF_INET6, h.c_str(), &a6) == 1) {
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
+  }
   in_addr a;
-  if (inet_pton(AF_INET, std::string(host).c_str(), &a) != 1) return false;
+  if (inet_pton(AF_INET, h.c_str(), &a) != 1) return false;
   return (ntohl(a.s_addr) >> 24) == 127;
 }
 

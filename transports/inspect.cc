@@ -103,7 +103,11 @@ std::string NormalizeRfc3339(const std::string& t) {
   }
   std::string zone = t.substr(i);
   if (zone == "Z" || zone == "z" || zone == "+00:00" || zone == "-00:00") return out + "Z";
-  if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':') return out + zone;
+  auto digit = [&](size_t k) { return std::isdigit(static_cast<unsigned char>(zone[k])) != 0; };
+  if (zone.size() == 6 && (zone[0] == '+' || zone[0] == '-') && zone[3] == ':' && digit(1) &&
+      digit(2) && digit(4) && digit(5)) {
+    return out + zone;
+  }
   return {};
 }
 

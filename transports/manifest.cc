@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "transports/digest.h"
+#include "transports/json_util.h"
 
 namespace regfs {
 namespace {
@@ -30,9 +31,9 @@ Result<Descriptor> ParseDescriptor(const json& j, const char* what) {
   auto pl = j.find("platform");
   if (pl != j.end() && pl->is_object()) {
     Platform p;
-    p.architecture = pl->value("architecture", "");
-    p.os = pl->value("os", "");
-    p.variant = pl->value("variant", "");
+    p.architecture = JsonString(*pl, "architecture");
+    p.os = JsonString(*pl, "os");
+    p.variant = JsonString(*pl, "variant");
     d.platform = p;
   }
   auto an = j.find("annotations");
@@ -62,7 +63,7 @@ std::string GuessManifestMediaType(std::string_view bytes, std::string_view hint
   if (auto mt = j.find("mediaType"); mt != j.end() && mt->is_string()) {
     return mt->get<std::string>();
   }
-  if (j.value("schemaVersion", 0) == 1) {
+  if (JsonInt(j, "schemaVersion") == 1) {
     return std::string(j.contains("signatures") ? media::kDockerV1Signed : media::kDockerV1);
   }
   if (!hint.empty()) return std::string(hint);
@@ -82,7 +83,7 @@ Result<Manifest> ParseManifest(std::string_view bytes, std::string_view hint) {
   Manifest m;
   m.media_type = GuessManifestMediaType(bytes, hint);
   if (m.media_type == media::kDockerV1 || m.media_type == media::kDockerV1Signed ||
-      j.value("schemaVersion", 0) == 1) {
+      JsonInt(j, "schemaVersion") == 1) {
     return MakeError(EINVAL,
                      "Docker schema 1 manifests are not supported (deprecated since 2017); "
                      "re-push the image with a current client");
@@ -137,18 +138,32 @@ Platform HostPlatform() {
 }
 
 Result<Descriptor> ChooseInstance(const Manifest& index, const Platform& want) {
-  const Descriptor* fallback = nullptr;
-  for (const auto& d : index.manifests) {
-    if (!d.platform || d.platform->os != want.os || d.platform->architecture != want.architecture) {
-      continue;
+  // Variants in order of preference, as containers/image orders them: the exact one, older
+  // ones that the CPU also runs (arm v7 runs v6 and v5), then an entry without a variant.
+  std::vector<std::string> variants = {want.variant};
+  if (want.architecture == "arm") {
+    for (std::string v : {"v7", "v6", "v5"}) {
+      if (want.variant.empty() || v < want.variant) variants.push_back(v);
     }
-    if (want.variant.empty() || d.platform->variant.empty() ||
-        d.platform->variant == want.variant) {
-      return d;
-    }
-    if (!fallback) fallback = &d;
   }
-  if (fallback) return *fallback;
+  if (!want.variant.empty()) variants.push_back("");
+  for (const std::string& variant : variants) {
+    for (const auto& d : index.manifests) {
+      if (d.platform && d.platform->os == want.os &&
+          d.platform->architecture == want.architecture && d.platform->variant == variant) {
+        return d;
+      }
+    }
+  }
+  if (want.variant.empty() && want.architecture != "arm") {
+    // No variant asked for (amd64 and the like): any variant of the architecture will do.
+    for (const auto& d : index.manifests) {
+      if (d.platform && d.platform->os == want.os &&
+          d.platform->architecture == want.architecture) {
+        return d;
+      }
+    }
+  }
   std::string offered;
   for (const auto& d : index.manifests) {
     if (!d.platform) continue;

@@ -4,6 +4,7 @@
 
 #include "transports/digest.h"
 #include "transports/file_util.h"
+#include "transports/json_util.h"
 #include "transports/local_blob.h"
 
 namespace regfs {
@@ -11,7 +12,7 @@ namespace {
 
 using nlohmann::ordered_json;
 
-constexpr std::string_view kRefAnnotation = "org.opencontainers.image.ref.name";
+constexpr const char* kRefAnnotation = "org.opencontainers.image.ref.name";
 constexpr std::string_view kLayoutFile = "{\"imageLayoutVersion\": \"1.0.0\"}";
 constexpr int64_t kMaxIndexSize = 64 << 20;
 
@@ -105,13 +106,13 @@ class OciDestination final : public ImageDestination {
     }
     ordered_json kept = ordered_json::array();
     for (auto& d : index["manifests"]) {
-      bool same_name = !ref_.empty() && d.contains("annotations") && d["annotations"].is_object() &&
-                       d["annotations"].value(std::string(kRefAnnotation), "") == ref_;
+      bool same_name = !ref_.empty() && d.contains("annotations") &&
+                       JsonString(d["annotations"], kRefAnnotation) == ref_;
       if (!same_name) kept.push_back(d);
     }
     ordered_json desc = {
         {"mediaType", top_.media_type}, {"digest", top_.digest}, {"size", top_.bytes.size()}};
-    if (!ref_.empty()) desc["annotations"] = {{std::string(kRefAnnotation), ref_}};
+    if (!ref_.empty()) desc["annotations"] = {{kRefAnnotation, ref_}};
     kept.push_back(desc);
     index["manifests"] = kept;
     RETURN_IF_ERROR(WriteFileAtomic(path_ + "/oci-layout", kLayoutFile, 0644));
@@ -135,9 +136,7 @@ Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& path, const
   const ordered_json* found = nullptr;
   for (const auto& d : index["manifests"]) {
     std::string name;
-    if (d.contains("annotations") && d["annotations"].is_object()) {
-      name = d["annotations"].value(std::string(kRefAnnotation), "");
-    }
+    if (d.contains("annotations")) name = JsonString(d["annotations"], kRefAnnotation);
     if (ref.empty() ? index["manifests"].size() == 1 : name == ref) {
       found = &d;
       break;
@@ -156,7 +155,7 @@ Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& path, const
   }
   ASSIGN_OR_RETURN(RawManifest top,
                    OciSource::ReadManifestBlob(path, (*found)["digest"].get<std::string>(),
-                                               found->value("mediaType", "")));
+                                               JsonString(*found, "mediaType")));
   return std::unique_ptr<ImageSource>(new OciSource(path, ref, std::move(top)));
 }
 

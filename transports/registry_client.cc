@@ -8,6 +8,7 @@
 
 #include "transports/digest.h"
 #include "transports/image_reference.h"
+#include "transports/json_util.h"
 #include "transports/manifest.h"
 
 namespace regfs {
@@ -82,8 +83,8 @@ std::string RegistryErrorText(const std::string& body) {
     for (const auto& e : j["errors"]) {
       if (!e.is_object()) continue;
       if (!out.empty()) out += "; ";
-      std::string code = e.value("code", "");
-      std::string message = e.value("message", "");
+      std::string code = JsonString(e, "code");
+      std::string message = JsonString(e, "message");
       out += code.empty() ? message : code + ": " + message;
       if (e.contains("detail") && !e["detail"].is_null()) {
         std::string detail =
@@ -127,6 +128,11 @@ std::string UrlOrigin(const std::string& url) {
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options,
                                std::shared_ptr<HttpClient> http)
     : registry_(std::move(registry)), options_(std::move(options)), http_(std::move(http)) {}
+
+HttpResponse RegistryClient::Perform(const HttpRequest& req) {
+  if (options_.counters) ++options_.counters->requests;
+  return http_->Perform(req);
+}
 
 void RegistryClient::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
@@ -188,7 +194,7 @@ HttpResponse RegistryClient::Ping(const std::string& origin) {
     req.tls_verify = options_.tls_verify;
     req.timeout_s = 30;
     req.max_body = kMaxErrorBody;
-    resp = http_->Perform(req);
+    resp = Perform(req);
     Log("GET " + req.url + " -> " +
         (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
     bool retry = (resp.transport_ok() && IsRetryableStatus(resp.status)) ||
@@ -283,7 +289,7 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
     req.headers.push_back("Authorization: Basic " +
                           Base64(creds->username + ":" + creds->password));
   }
-  HttpResponse resp = http_->Perform(req);
+  HttpResponse resp = Perform(req);
   Log("GET " + realm + " (token) -> " + std::to_string(resp.status));
   if (resp.body_too_large) return MakeError(EFBIG, "token response over the 1 MiB limit");
   if (!resp.transport_ok() || resp.status != 200) {
@@ -291,8 +297,8 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
   }
   json j = json::parse(resp.body, nullptr, false);
   if (!j.is_object()) return MakeError(EACCES, "token response is not JSON");
-  std::string token = j.value("token", "");
-  if (token.empty()) token = j.value("access_token", "");
+  std::string token = JsonString(j, "token");
+  if (token.empty()) token = JsonString(j, "access_token");
   if (token.empty()) return MakeError(EACCES, "token response holds no token");
   int64_t expires_in = 60;
   if (j.contains("expires_in") && j["expires_in"].is_number_integer()) {
@@ -351,7 +357,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
       ASSIGN_OR_RETURN(std::string auth, AuthorizationFor(scopes));
       if (!auth.empty()) req.headers.push_back("Authorization: " + auth);
     }
-    HttpResponse resp = http_->Perform(req);
+    HttpResponse resp = Perform(req);
     Log(req.method + " " + req.url + " -> " +
         (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
     if (!resp.transport_ok()) {
@@ -460,15 +466,27 @@ Status RegistryClient::DeleteManifest(const std::string& repo, const std::string
 
 Status RegistryClient::GetBlob(const std::string& repo, const std::string& digest, int64_t offset,
                                int64_t size, const ByteSink& sink) {
+  return GetBlobRange(repo, digest, offset, -1, size, sink);
+}
+
+Status RegistryClient::GetBlobRange(const std::string& repo, const std::string& digest,
+                                    int64_t offset, int64_t length, int64_t size,
+                                    const ByteSink& sink) {
   const std::string what = "reading blob " + digest + " from " + registry_ + "/" + repo;
+  // [pos, limit) is what is still to come; limit is -1 when the size is unknown.
+  const int64_t limit = length >= 0 ? offset + length : size;
   int64_t pos = offset;
   int failures = 0;
   while (true) {
     HttpRequest req;
     req.url = "/v2/" + repo + "/blobs/" + digest;
-    if (pos > 0) req.headers.push_back("Range: bytes=" + std::to_string(pos) + "-");
+    if (pos > 0 || (limit >= 0 && limit != size)) {
+      req.headers.push_back("Range: bytes=" + std::to_string(pos) + "-" +
+                            (limit >= 0 ? std::to_string(limit - 1) : ""));
+    }
     req.max_body = kMaxErrorBody;
     Status sink_status = Ok();
+    bool complete = false;
     const int64_t start = pos;
     int64_t skip = -1;  // set at the first chunk: bytes to drop if the server ignored Range
     req.on_body = [&](long status, const char* data, size_t n) {
@@ -480,31 +498,38 @@ Status RegistryClient::GetBlob(const std::string& repo, const std::string& diges
         skip -= static_cast<int64_t>(drop);
         if (n == 0) return true;
       }
-      if (size >= 0 && pos + static_cast<int64_t>(n) > size) {
-        sink_status = MakeError(EIO, what + ": registry sent more than the " +
-                                         std::to_string(size) + " bytes the descriptor names");
-        return false;
+      if (limit >= 0 && pos + static_cast<int64_t>(n) > limit) {
+        if (limit != size || status == 206) {
+          // A server ignoring the end of our Range: take what we asked for and stop.
+          n = static_cast<size_t>(limit - pos);
+          complete = true;
+        } else {
+          sink_status = MakeError(EIO, what + ": registry sent more than the " +
+                                           std::to_string(size) + " bytes the descriptor names");
+          return false;
+        }
       }
-      sink_status = sink(data, n);
-      if (!sink_status.ok()) return false;
-      pos += static_cast<int64_t>(n);
-      return true;
+      if (n > 0) {
+        sink_status = sink(data, n);
+        if (!sink_status.ok()) return false;
+        pos += static_cast<int64_t>(n);
+        if (options_.counters) options_.counters->blob_bytes += n;
+      }
+      return !complete;
     };
     ASSIGN_OR_RETURN(HttpResponse resp,
                      Send(req, {"repository:" + repo + ":pull"}, Retry::kStatusOnly));
     if (!sink_status.ok()) return sink_status;
+    if (complete) return Ok();
     if (resp.transport_ok()) {
       if (resp.status == 200 || resp.status == 206) {
-        if (size < 0 || pos == size) return Ok();
-        return MakeError(EIO, what + ": short body (" + std::to_string(pos) + " of " +
-                                  std::to_string(size) + " bytes)");
+        if (limit < 0 || pos == limit) return Ok();
+        return MakeError(EIO, what + ": short body (" + std::to_string(pos - offset) + " of " +
+                                  std::to_string(limit - offset) + " bytes)");
       }
-      if (resp.status == 416 && pos == size) return Ok();
       return ErrorFromResponse(resp, what);
     }
-    if (!IsRetryableCurlCode(resp.curl_code) && resp.curl_code != CURLE_WRITE_ERROR) {
-      return ErrorFromResponse(resp, what);
-    }
+    if (!IsRetryableCurlCode(resp.curl_code)) return ErrorFromResponse(resp, what);
     // Broken mid-body: resume from where we are. Progress resets the failure count.
     failures = pos > start ? 0 : failures + 1;
     if (failures > options_.retry_times) return ErrorFromResponse(resp, what);

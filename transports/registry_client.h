@@ -8,6 +8,7 @@
 // limits on everything buffered. Thread-safe: one client serves all threads of a copy.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -26,6 +27,12 @@
 
 namespace regfs {
 
+// Request accounting, shared by the clients of a mount (its .regfs/stats).
+struct RegistryCounters {
+  std::atomic<uint64_t> requests{0};
+  std::atomic<uint64_t> blob_bytes{0};
+};
+
 struct RegistryOptions {
   bool tls_verify = true;
   std::optional<Credentials> creds;  // --creds; when absent, auth.json is searched
@@ -33,6 +40,7 @@ struct RegistryOptions {
   int retry_times = 3;
   // Debug log of requests (method, URL, status); never given header values.
   std::function<void(const std::string&)> log;
+  std::shared_ptr<RegistryCounters> counters;  // optional
 };
 
 class RegistryClient {
@@ -52,6 +60,9 @@ class RegistryClient {
   // `size` is the descriptor's size (-1 if unknown). The bytes are not verified here.
   Status GetBlob(const std::string& repo, const std::string& digest, int64_t offset, int64_t size,
                  const ByteSink& sink);
+  // Streams [offset, offset + length) of the blob (length -1: to the end), with resumption.
+  Status GetBlobRange(const std::string& repo, const std::string& digest, int64_t offset,
+                      int64_t length, int64_t size, const ByteSink& sink);
   Result<bool> BlobExists(const std::string& repo, const std::string& digest);
   // Cross-repository mount; false when the registry declined (the blob must be uploaded).
   Result<bool> MountBlob(const std::string& repo, const std::string& digest,
@@ -72,6 +83,7 @@ class RegistryClient {
   };
 
   Status EnsurePinged();
+  HttpResponse Perform(const HttpRequest& req);
   HttpResponse Ping(const std::string& origin);
   Result<HttpResponse> Send(HttpRequest req, const std::vector<std::string>& scopes, Retry retry);
   Result<std::string> AuthorizationFor(const std::vector<std::string>& scopes);
