@@ -10,5 +10,7 @@ const Command& InspectCommand();
 const Command& DeleteCommand();
 const Command& ListTagsCommand();
 const Command& ManifestDigestCommand();
+const Command& MountCommand();
+const Command& UnmountCommand();
 
 }  // namespace regfs::cli

@@ -11,6 +11,7 @@ using regfs::cli::Command;
 
 const Command* const* AllCommands() {
   static const Command* const kCommands[] = {
+      &regfs::cli::MountCommand(),          &regfs::cli::UnmountCommand(),
       &regfs::cli::CopyCommand(),           &regfs::cli::InspectCommand(),
       &regfs::cli::DeleteCommand(),         &regfs::cli::ListTagsCommand(),
       &regfs::cli::ManifestDigestCommand(), nullptr};
@@ -33,7 +34,7 @@ void PrintUsage(FILE* out) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    PrintUsage(stderr);
+    std::fprintf(stderr, "regfs: missing command (see regfs --help)\n");
     return 2;
   }
   std::string name = argv[1];

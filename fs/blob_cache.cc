@@ -1,0 +1,121 @@
+#include "fs/blob_cache.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "transports/digest.h"
+
+namespace regfs {
+
+Result<std::unique_ptr<BlobCache>> BlobCache::Open(const std::string& dir, int64_t max_bytes) {
+  RETURN_IF_ERROR(MakeDirs(dir + "/blobs/sha256", 0700));
+  RETURN_IF_ERROR(RemoveAll(dir + "/partial"));
+  RETURN_IF_ERROR(MakeDirs(dir + "/partial", 0700));
+  std::unique_ptr<BlobCache> cache(new BlobCache(dir, max_bytes));
+  std::string blobs = dir + "/blobs/sha256";
+  DIR* d = opendir(blobs.c_str());
+  if (!d) return SysError("opening", blobs);
+  std::vector<std::pair<int64_t, std::string>> by_time;  // (mtime ns, digest)
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    std::string path = blobs + "/" + name;
+    struct stat st {};
+    if (!IsSha256Digest("sha256:" + name) || lstat(path.c_str(), &st) != 0 ||
+        !S_ISREG(st.st_mode)) {
+      unlink(path.c_str());  // not ours, or a leftover temporary
+      continue;
+    }
+    cache->entries_["sha256:" + name].size = st.st_size;
+    cache->total_ += st.st_size;
+    by_time.emplace_back(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec, "sha256:" + name);
+  }
+  closedir(d);
+  std::sort(by_time.begin(), by_time.end());
+  for (auto& [t, digest] : by_time) cache->entries_[digest].last_use = ++cache->clock_;
+  std::lock_guard<std::mutex> lock(cache->mu_);
+  cache->EvictLocked();
+  return cache;
+}
+
+std::string BlobCache::EntryPath(const std::string& digest) const {
+  return dir_ + "/blobs/sha256/" + std::string(DigestHex(digest));
+}
+
+Result<UniqueFd> BlobCache::OpenEntry(const std::string& digest) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(digest);
+  if (it == entries_.end()) return MakeError(ENOENT, "not cached");
+  UniqueFd fd(open(EntryPath(digest).c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    total_ -= it->second.size;
+    entries_.erase(it);
+    return SysError("opening cache entry", EntryPath(digest));
+  }
+  it->second.last_use = ++clock_;
+  futimens(fd.get(), nullptr);  // the LRU order survives a remount
+  ++pins_[digest];
+  return fd;
+}
+
+Result<UniqueFd> BlobCache::CreatePartial(const std::string& digest, std::string* path) {
+  *path = dir_ + "/partial/" + std::string(DigestHex(digest)) + ".XXXXXX";
+  int fd = mkostemp(path->data(), O_CLOEXEC);
+  if (fd < 0) return SysError("creating", *path);
+  Pin(digest);
+  return UniqueFd(fd);
+}
+
+Status BlobCache::Commit(const std::string& partial_path, int fd, const std::string& digest,
+                         int64_t size) {
+  if (fsync(fd) != 0) return SysError("fsync", partial_path);
+  fchmod(fd, 0600);
+  std::string path = EntryPath(digest);
+  if (rename(partial_path.c_str(), path.c_str()) != 0) return SysError("renaming to", path);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto [it, inserted] = entries_.try_emplace(digest);
+  if (!inserted) total_ -= it->second.size;
+  it->second.size = size;
+  it->second.last_use = ++clock_;
+  total_ += size;
+  EvictLocked();
+  return Ok();
+}
+
+void BlobCache::Pin(const std::string& digest) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++pins_[digest];
+}
+
+void BlobCache::Unpin(const std::string& digest) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = pins_.find(digest);
+  if (it != pins_.end() && --it->second <= 0) pins_.erase(it);
+  EvictLocked();
+}
+
+int64_t BlobCache::bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return total_;
+}
+
+void BlobCache::EvictLocked() {
+  while (total_ > max_bytes_) {
+    auto victim = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (pins_.count(it->first)) continue;
+      if (victim == entries_.end() || it->second.last_use < victim->second.last_use) victim = it;
+    }
+    if (victim == entries_.end()) return;  // everything left is open
+    unlink(EntryPath(victim->first).c_str());
+    total_ -= victim->second.size;
+    entries_.erase(victim);
+  }
+}
+
+}  // namespace regfs

@@ -1,0 +1,58 @@
+// BlobCache: the content-addressed disk cache of verified blobs under cache_dir, bounded by
+// cache_size with LRU eviction, surviving remounts.
+//
+// Layout: blobs/sha256/<hex> holds verified entries only; downloads are written to
+// partial/<hex>.<random> and become entries by fsync and rename after their sha256 matched, so a
+// crash at any moment leaves a valid entry or none (partial/ is emptied when the cache opens).
+// Entries pinned by open files are never evicted. Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "transports/file_util.h"
+#include "transports/result.h"
+
+namespace regfs {
+
+class BlobCache {
+ public:
+  static Result<std::unique_ptr<BlobCache>> Open(const std::string& dir, int64_t max_bytes);
+
+  // Opens a verified entry and pins it (Unpin when its file is closed). ENOENT when absent.
+  Result<UniqueFd> OpenEntry(const std::string& digest);
+
+  // A new empty partial file for a download of `digest`, opened read-write. Pins the digest.
+  Result<UniqueFd> CreatePartial(const std::string& digest, std::string* path);
+
+  // Makes a verified partial file the entry for `digest`; then evicts to the size limit.
+  Status Commit(const std::string& partial_path, int fd, const std::string& digest, int64_t size);
+
+  void Pin(const std::string& digest);
+  void Unpin(const std::string& digest);
+
+  int64_t bytes() const;
+
+ private:
+  struct Entry {
+    int64_t size = 0;
+    uint64_t last_use = 0;
+  };
+
+  BlobCache(std::string dir, int64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
+  std::string EntryPath(const std::string& digest) const;
+  void EvictLocked();
+
+  const std::string dir_;
+  const int64_t max_bytes_;
+  mutable std::mutex mu_;
+  std::map<std::string, Entry> entries_;  // by digest, guarded by mu_
+  std::map<std::string, int> pins_;       // guarded by mu_
+  int64_t total_ = 0;                     // guarded by mu_
+  uint64_t clock_ = 0;                    // guarded by mu_
+};
+
+}  // namespace regfs

@@ -1,0 +1,658 @@
+#include "fs/filesystem.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "transports/auth_file.h"
+#include "transports/digest.h"
+#include "transports/dir_transport.h"
+#include "transports/image_reference.h"
+
+namespace regfs {
+namespace {
+
+constexpr double kForever = 3600;
+constexpr uint32_t kDirMode = S_IFDIR | 0555;
+constexpr uint32_t kFileMode = S_IFREG | 0444;
+
+bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
+
+std::string Join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "/" + b; }
+
+// Registries named in the auth.json files, for the root listing.
+std::set<std::string> RegistriesFromAuthFiles(const std::string& authfile) {
+  std::set<std::string> out;
+  for (const std::string& path : AuthFileSearchPath(authfile)) {
+    auto text = ReadFileBounded(path, 16 << 20);
+    if (!text.ok()) continue;
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (!j.is_object() || !j.contains("auths") || !j["auths"].is_object()) continue;
+    for (auto& [key, value] : j["auths"].items()) {
+      std::string host = key;
+      for (const char* scheme : {"https://", "http://"}) {
+        if (StartsWith(host, scheme)) host = host.substr(std::string(scheme).size());
+      }
+      host = host.substr(0, host.find('/'));
+      if (IsValidRegistryHost(host)) out.insert(host);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Filesystem::Filesystem(const MountOptions& options) : options_(options) {}
+
+Filesystem::~Filesystem() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    handles_.clear();
+  }
+  pool_.reset();  // waits for running downloads before the store and cache go
+  blobs_.reset();
+  cache_.reset();
+  if (log_ && log_ != stderr) std::fclose(log_);
+}
+
+Result<std::unique_ptr<Filesystem>> Filesystem::Create(const MountOptions& options) {
+  std::unique_ptr<Filesystem> fs(new Filesystem(options));
+  fs->log_ = stderr;
+  if (!options.log_file.empty()) {
+    fs->log_ = std::fopen(options.log_file.c_str(), "ae");
+    if (!fs->log_) return SysError("opening log file", options.log_file);
+    std::setvbuf(fs->log_, nullptr, _IOLBF, 0);
+  }
+  HttpClient::Options http;
+  http.connect_timeout_s = options.timeout;
+  http.stall_timeout_s = options.timeout;
+  fs->http_ = std::make_shared<HttpClient>(http);
+  ASSIGN_OR_RETURN(fs->cache_, BlobCache::Open(options.cache_dir, options.cache_size));
+  fs->pool_ = std::make_unique<FetchPool>(8);
+  Filesystem* self = fs.get();
+  fs->blobs_ = std::make_unique<BlobStore>(fs->cache_.get(), fs->pool_.get(), options.verify,
+                                           [self](const std::string& line) { self->Log(line); });
+  fs->registries_ = RegistriesFromAuthFiles(options.authfile);
+  fs->nodes_[kRootIno] = MakeNode(Kind::kRoot);
+  fs->nodes_[kRootIno].lookups = 1;
+  return fs;
+}
+
+void Filesystem::Log(const std::string& line) {
+  std::lock_guard<std::mutex> lock(log_mu_);
+  char stamp[32];
+  time_t now = time(nullptr);
+  tm t{};
+  gmtime_r(&now, &t);
+  strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &t);
+  std::fprintf(log_, "%s regfs: %s\n", stamp, line.c_str());
+}
+
+Error Filesystem::Logged(Error e) {
+  Log(e.message);
+  return e;
+}
+
+std::chrono::steady_clock::time_point Filesystem::Expiry(int seconds) const {
+  return std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+}
+
+std::shared_ptr<RegistryClient> Filesystem::Client(const std::string& registry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& client = clients_[registry];
+  if (!client) {
+    RegistryOptions o;
+    o.tls_verify = options_.insecure.count(registry) == 0;
+    o.authfile = options_.authfile;
+    o.counters = counters_;
+    o.retry_times = 2;
+    if (options_.debug) o.log = [this](const std::string& line) { Log(line); };
+    client = std::make_shared<RegistryClient>(registry, o, http_);
+  }
+  return client;
+}
+
+Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = catalogs_.find(registry);
+    if (it != catalogs_.end() && it->second.expires > std::chrono::steady_clock::now()) {
+      return it->second.value;
+    }
+  }
+  auto repos = Client(registry)->Catalog();
+  if (!repos.ok()) {
+    // A registry without _catalog lists nothing, but lookups still work.
+    if (repos.error().errnum != ENOENT && repos.error().errnum != EOPNOTSUPP) return repos.error();
+    repos = std::vector<std::string>{};
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  catalogs_[registry] = {Expiry(options_.list_ttl), *repos};
+  return *repos;
+}
+
+Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
+                                                  const std::string& repo) {
+  std::string key = registry + "/" + repo;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = tags_.find(key);
+    if (it != tags_.end() && it->second.expires > std::chrono::steady_clock::now()) {
+      return it->second.value;
+    }
+  }
+  auto tags = Client(registry)->ListTags(repo);
+  if (!tags.ok()) {
+    if (tags.error().errnum != ENOENT) return tags.error();
+    tags = std::vector<std::string>{};
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  tags_[key] = {Expiry(options_.list_ttl), *tags};
+  return *tags;
+}
+
+Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::View(const std::string& registry,
+                                                                      const std::string& repo,
+                                                                      const std::string& ref) {
+  std::string digest = IsSha256Digest(ref) ? ref : "";
+  std::string tag_key = registry + "/" + repo + ":" + ref;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (digest.empty()) {
+      auto it = tag_digests_.find(tag_key);
+      if (it != tag_digests_.end() && it->second.expires > std::chrono::steady_clock::now()) {
+        digest = it->second.value;
+      }
+    }
+    if (!digest.empty()) {
+      auto v = views_.find(digest);
+      if (v != views_.end()) return v->second;
+    }
+  }
+  auto client = Client(registry);
+  ASSIGN_OR_RETURN(RawManifest top, client->GetManifest(repo, digest.empty() ? ref : digest));
+  if (!IsSha256Digest(ref)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    tag_digests_[tag_key] = {Expiry(options_.tag_ttl), top.digest};
+    auto v = views_.find(top.digest);
+    if (v != views_.end()) return v->second;
+  }
+  return BuildView(registry, repo, std::move(top));
+}
+
+Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
+    const std::string& registry, const std::string& repo, RawManifest top) {
+  ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(top.bytes, top.media_type));
+  auto view = std::make_shared<ImageView>();
+  view->entries.push_back({"manifest.json", Kind::kManifestFile, top.digest, top.media_type,
+                           static_cast<int64_t>(top.bytes.size())});
+  view->entries.push_back(
+      {"version", Kind::kVersion, "", "", static_cast<int64_t>(kDirVersion.size())});
+  std::vector<Manifest> images;
+  if (parsed.is_index) {
+    auto client = Client(registry);
+    for (const Descriptor& d : parsed.manifests) {
+      ASSIGN_OR_RETURN(RawManifest inst, client->GetManifest(repo, d.digest));
+      ASSIGN_OR_RETURN(Manifest m, ParseManifest(inst.bytes, inst.media_type));
+      if (m.is_index) return MakeError(EOPNOTSUPP, "nested indexes are not supported");
+      view->entries.push_back({std::string(DigestHex(d.digest)) + ".manifest.json",
+                               Kind::kInstanceManifest, d.digest, inst.media_type,
+                               static_cast<int64_t>(inst.bytes.size())});
+      view->instance_bytes[d.digest] = std::move(inst.bytes);
+      images.push_back(std::move(m));
+    }
+  } else {
+    images.push_back(std::move(parsed));
+  }
+  std::set<std::string> seen;
+  for (const Manifest& m : images) {
+    std::vector<const Descriptor*> blobs = {&m.config};
+    for (const auto& l : m.layers) blobs.push_back(&l);
+    for (const Descriptor* d : blobs) {
+      if (!seen.insert(d->digest).second) continue;
+      view->entries.push_back(
+          {std::string(DigestHex(d->digest)), Kind::kBlob, d->digest, d->media_type, d->size});
+    }
+  }
+  view->top = std::move(top);
+  auto client = Client(registry);
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& e : view->entries) {
+    if (e.kind != Kind::kBlob) continue;
+    locations_.try_emplace(e.digest, BlobLocation{client, repo});
+    blob_images_[e.digest].insert(registry + "/" + repo + "@" + view->top.digest);
+  }
+  auto [it, inserted] = views_.emplace(view->top.digest, view);
+  return it->second;
+}
+
+Result<Filesystem::Node> Filesystem::NodeOf(uint64_t ino) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return MakeError(ENOENT, "stale inode");
+  return it->second;
+}
+
+uint64_t Filesystem::Intern(const std::string& key, const Node& node) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = inos_.find(key);
+  uint64_t ino;
+  if (it != inos_.end()) {
+    ino = it->second;
+  } else {
+    ino = next_ino_++;
+    inos_[key] = ino;
+    nodes_[ino] = node;
+  }
+  ++nodes_[ino].lookups;
+  if (node.kind == Kind::kRegistry) registries_.insert(node.registry);
+  return ino;
+}
+
+void Filesystem::Forget(uint64_t ino, uint64_t count) {
+  if (ino == kRootIno) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  it->second.lookups -= std::min(count, it->second.lookups);
+  if (it->second.lookups > 0) return;
+  for (auto k = inos_.begin(); k != inos_.end(); ++k) {
+    if (k->second == ino) {
+      inos_.erase(k);
+      break;
+    }
+  }
+  nodes_.erase(it);
+}
+
+Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::string& name,
+                                                 std::string* key) {
+  switch (parent.kind) {
+    case Kind::kRoot:
+      if (name == ".regfs") {
+        *key = "C";
+        return MakeNode(Kind::kControl);
+      }
+      if (!IsValidRegistryHost(name)) return MakeError(ENOENT, "");
+      *key = "R|" + name;
+      return MakeNode(Kind::kRegistry, name);
+    case Kind::kControl:
+      if (name == "stats") {
+        *key = "C|stats";
+        return MakeNode(Kind::kStats);
+      }
+      if (name == "pid") {
+        *key = "C|pid";
+        return MakeNode(Kind::kPid);
+      }
+      return MakeError(ENOENT, "");
+    case Kind::kRegistry:
+    case Kind::kNamespace: {
+      const std::string& reg = parent.registry;
+      const std::string& path = parent.path;
+      // Pasted references: repo:tag and repo@sha256:… are symlinks into the tree.
+      size_t at = name.find('@');
+      size_t colon = name.find(':');
+      if (at != std::string::npos || (colon != std::string::npos && !StartsWith(name, "sha256:"))) {
+        size_t split = at != std::string::npos ? at : colon;
+        std::string comp = name.substr(0, split), ref = name.substr(split + 1);
+        bool ok = IsValidRepositoryComponent(comp) &&
+                  (at != std::string::npos ? IsSha256Digest(ref) : IsValidTag(ref));
+        if (!ok) return MakeError(ENOENT, "");
+        Node n = MakeNode(Kind::kSymlink, reg, path);
+        n.target = comp + "/" + ref;
+        *key = "L|" + reg + "|" + path + "|" + name;
+        return n;
+      }
+      if (!path.empty() && StartsWith(name, "sha256:")) {
+        if (!IsSha256Digest(name)) return MakeError(ENOENT, "");
+        Node n = MakeNode(Kind::kImage, reg, path, name);
+        *key = "I|" + reg + "|" + path + "|" + name;
+        return n;
+      }
+      bool tag_like = !path.empty() && IsValidTag(name);
+      bool component_like = IsValidRepositoryComponent(name);
+      if (!tag_like && !component_like) return MakeError(ENOENT, "");
+      if (tag_like) {
+        ASSIGN_OR_RETURN(std::vector<std::string> tags, Tags(reg, path));
+        if (std::find(tags.begin(), tags.end(), name) != tags.end()) {
+          *key = "I|" + reg + "|" + path + "|" + name;
+          return MakeNode(Kind::kImage, reg, path, name);
+        }
+      }
+      if (component_like) {
+        std::string child = Join(path, name);
+        ASSIGN_OR_RETURN(std::vector<std::string> repos, Catalog(reg));
+        bool listed = std::any_of(repos.begin(), repos.end(), [&](const std::string& r) {
+          return r == child || StartsWith(r, child + "/");
+        });
+        if (!listed) {
+          auto tags = Tags(reg, child);  // not in the catalog: maybe a repository all the same
+          if (!tags.ok()) return tags.error();
+          listed = !tags->empty();
+        }
+        if (listed) {
+          *key = "N|" + reg + "|" + child;
+          return MakeNode(Kind::kNamespace, reg, child);
+        }
+      }
+      if (tag_like) {
+        // A tag pushed since the list was cached.
+        auto digest = Client(reg)->ResolveDigest(path, name);
+        if (digest.ok()) {
+          std::lock_guard<std::mutex> lock(mu_);
+          tags_.erase(reg + "/" + path);
+          *key = "I|" + reg + "|" + path + "|" + name;
+          return MakeNode(Kind::kImage, reg, path, name);
+        }
+        if (digest.error().errnum != ENOENT) return digest.error();
+      }
+      return MakeError(ENOENT, "");
+    }
+    case Kind::kImage: {
+      ASSIGN_OR_RETURN(auto view, View(parent.registry, parent.path, parent.ref));
+      for (const ImageEntry& e : view->entries) {
+        if (e.name != name) continue;
+        Node n = MakeNode(e.kind, parent.registry, parent.path, parent.ref, e.digest, e.media_type);
+        n.size = e.size;
+        switch (e.kind) {
+          case Kind::kInstanceManifest:
+            *key = "X|" + e.digest;
+            break;
+          case Kind::kBlob:
+            *key = "B|" + e.digest;
+            break;
+          default:
+            *key = std::string(e.kind == Kind::kVersion ? "V|" : "M|") + parent.registry + "|" +
+                   parent.path + "|" + parent.ref;
+        }
+        return n;
+      }
+      return MakeError(ENOENT, "");
+    }
+    default:
+      return MakeError(ENOTDIR, "");
+  }
+}
+
+Result<NodeAttr> Filesystem::Lookup(uint64_t parent_ino, const std::string& name) {
+  ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
+  std::string key;
+  auto child = LookupChild(parent, name, &key);
+  if (!child.ok()) {
+    if (!child.error().message.empty()) Log(child.error().message);
+    return child.error();
+  }
+  uint64_t ino = Intern(key, *child);
+  return AttrOf(ino, *child);
+}
+
+Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
+  NodeAttr a;
+  a.ino = ino;
+  a.mode = kDirMode;
+  a.nlink = 2;
+  a.timeout = options_.list_ttl;
+  bool by_digest = IsSha256Digest(node.ref);
+  switch (node.kind) {
+    case Kind::kRoot:
+    case Kind::kControl:
+    case Kind::kRegistry:
+    case Kind::kNamespace:
+      break;
+    case Kind::kImage:
+      a.timeout = by_digest ? kForever : options_.tag_ttl;
+      break;
+    case Kind::kStats:
+    case Kind::kPid:
+      a.mode = kFileMode;
+      a.nlink = 1;
+      a.timeout = 0;
+      a.size = node.kind == Kind::kStats
+                   ? static_cast<int64_t>(StatsJson().size())
+                   : static_cast<int64_t>(std::to_string(getpid()).size() + 1);
+      break;
+    case Kind::kManifestFile: {
+      a.mode = kFileMode;
+      a.nlink = 1;
+      a.timeout = by_digest ? kForever : options_.tag_ttl;
+      ASSIGN_OR_RETURN(auto view, View(node.registry, node.path, node.ref));
+      a.size = static_cast<int64_t>(view->top.bytes.size());
+      break;
+    }
+    case Kind::kVersion:
+    case Kind::kInstanceManifest:
+      a.mode = kFileMode;
+      a.nlink = 1;
+      a.timeout = kForever;
+      a.size = node.size;
+      break;
+    case Kind::kBlob: {
+      a.mode = kFileMode;
+      a.timeout = kForever;
+      a.size = node.size;
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = blob_images_.find(node.digest);
+      a.nlink = it == blob_images_.end()
+                    ? 1
+                    : static_cast<uint32_t>(std::max<size_t>(1, it->second.size()));
+      break;
+    }
+    case Kind::kSymlink:
+      a.mode = S_IFLNK | 0777;
+      a.nlink = 1;
+      a.size = static_cast<int64_t>(node.target.size());
+      a.timeout = kForever;
+      break;
+  }
+  return a;
+}
+
+Result<NodeAttr> Filesystem::GetAttr(uint64_t ino) {
+  ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  auto a = AttrOf(ino, node);
+  if (!a.ok()) return Logged(a.error());
+  return a;
+}
+
+Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
+  ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  std::vector<DirEntry> out;
+  auto ino_of = [&](const std::string& key) -> uint64_t {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = inos_.find(key);
+    return it == inos_.end() ? 0 : it->second;  // 0: unknown until looked up
+  };
+  switch (node.kind) {
+    case Kind::kRoot: {
+      out.push_back({".regfs", ino_of("C"), kDirMode});
+      std::set<std::string> regs;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        regs = registries_;
+      }
+      for (const auto& r : regs) out.push_back({r, ino_of("R|" + r), kDirMode});
+      return out;
+    }
+    case Kind::kControl:
+      out.push_back({"stats", ino_of("C|stats"), kFileMode});
+      out.push_back({"pid", ino_of("C|pid"), kFileMode});
+      return out;
+    case Kind::kRegistry:
+    case Kind::kNamespace: {
+      auto repos = Catalog(node.registry);
+      if (!repos.ok()) return Logged(repos.error());
+      std::vector<std::string> tags;
+      if (!node.path.empty()) {
+        auto t = Tags(node.registry, node.path);
+        if (!t.ok()) return Logged(t.error());
+        tags = std::move(t).value();
+      }
+      std::set<std::string> tag_set(tags.begin(), tags.end());
+      std::set<std::string> components;
+      std::string prefix = node.path.empty() ? "" : node.path + "/";
+      for (const auto& r : *repos) {
+        if (!StartsWith(r, prefix) || r.size() == prefix.size()) continue;
+        std::string rest = r.substr(prefix.size());
+        std::string comp = rest.substr(0, rest.find('/'));
+        if (!tag_set.count(comp)) components.insert(comp);  // a tag wins over a component
+      }
+      for (const auto& c : components) {
+        out.push_back({c, ino_of("N|" + node.registry + "|" + Join(node.path, c)), kDirMode});
+      }
+      for (const auto& t : tags) {
+        out.push_back({t, ino_of("I|" + node.registry + "|" + node.path + "|" + t), kDirMode});
+      }
+      return out;
+    }
+    case Kind::kImage: {
+      auto view = View(node.registry, node.path, node.ref);
+      if (!view.ok()) return Logged(view.error());
+      for (const ImageEntry& e : (*view)->entries) {
+        std::string key = e.kind == Kind::kBlob ? "B|" + e.digest
+                          : e.kind == Kind::kInstanceManifest
+                              ? "X|" + e.digest
+                              : std::string(e.kind == Kind::kVersion ? "V|" : "M|") +
+                                    node.registry + "|" + node.path + "|" + node.ref;
+        out.push_back({e.name, ino_of(key), kFileMode});
+      }
+      return out;
+    }
+    default:
+      return MakeError(ENOTDIR, "");
+  }
+}
+
+Result<std::string> Filesystem::ReadLink(uint64_t ino) {
+  ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  if (node.kind != Kind::kSymlink) return MakeError(EINVAL, "");
+  return node.target;
+}
+
+Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
+  ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  if ((flags & O_ACCMODE) != O_RDONLY) return MakeError(EROFS, "");
+  auto handle = std::make_shared<OpenHandle>();
+  OpenedFile opened;
+  switch (node.kind) {
+    case Kind::kStats:
+      handle->bytes = StatsJson();
+      opened.direct_io = true;
+      break;
+    case Kind::kPid:
+      handle->bytes = std::to_string(getpid()) + "\n";
+      break;
+    case Kind::kVersion:
+      handle->bytes = std::string(kDirVersion);
+      opened.keep_cache = true;
+      break;
+    case Kind::kManifestFile: {
+      auto view = View(node.registry, node.path, node.ref);
+      if (!view.ok()) return Logged(view.error());
+      handle->bytes = (*view)->top.bytes;  // an open file keeps the digest it opened on
+      opened.keep_cache = IsSha256Digest(node.ref);
+      break;
+    }
+    case Kind::kInstanceManifest: {
+      auto view = View(node.registry, node.path, node.ref);
+      if (!view.ok()) return Logged(view.error());
+      auto it = (*view)->instance_bytes.find(node.digest);
+      if (it == (*view)->instance_bytes.end()) return MakeError(EIO, "instance manifest gone");
+      handle->bytes = it->second;
+      opened.keep_cache = true;
+      break;
+    }
+    case Kind::kBlob: {
+      BlobLocation loc;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        auto it = locations_.find(node.digest);
+        if (it != locations_.end()) loc = it->second;
+      }
+      if (!loc.client) {
+        ASSIGN_OR_RETURN(auto view, View(node.registry, node.path, node.ref));
+        (void)view;
+        std::lock_guard<std::mutex> lock(mu_);
+        loc = locations_[node.digest];
+      }
+      auto blob = blobs_->Open(node.digest, node.size, loc);
+      if (!blob.ok()) return Logged(blob.error());
+      handle->blob = std::move(blob).value();
+      opened.keep_cache = true;
+      break;
+    }
+    case Kind::kSymlink:
+      return MakeError(ELOOP, "");
+    default:
+      return MakeError(EISDIR, "");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  opened.handle = next_handle_++;
+  handles_[opened.handle] = std::move(handle);
+  return opened;
+}
+
+Result<size_t> Filesystem::Read(uint64_t fh, char* buf, size_t size, int64_t off) {
+  std::shared_ptr<OpenHandle> h;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = handles_.find(fh);
+    if (it == handles_.end()) return MakeError(EBADF, "");
+    h = it->second;
+  }
+  if (h->blob) {
+    std::lock_guard<std::mutex> lock(h->mu);
+    auto n = h->blob->Read(buf, size, off, &h->cursor);
+    if (!n.ok()) return Logged(n.error());
+    return n;
+  }
+  if (off >= static_cast<int64_t>(h->bytes.size())) return size_t{0};
+  size_t n = std::min(size, h->bytes.size() - static_cast<size_t>(off));
+  std::memcpy(buf, h->bytes.data() + off, n);
+  return n;
+}
+
+void Filesystem::Release(uint64_t fh) {
+  std::lock_guard<std::mutex> lock(mu_);
+  handles_.erase(fh);
+}
+
+Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) {
+  ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  if (node.kind == Kind::kBlob || node.kind == Kind::kInstanceManifest) {
+    if (name == "user.regfs.digest") return node.digest;
+    if (name == "user.regfs.mediatype") return node.media_type;
+  }
+  if (node.kind == Kind::kImage &&
+      (name == "user.regfs.digest" || name == "user.regfs.mediatype")) {
+    auto view = View(node.registry, node.path, node.ref);
+    if (!view.ok()) return Logged(view.error());
+    return name == "user.regfs.digest" ? (*view)->top.digest : (*view)->top.media_type;
+  }
+  return MakeError(ENODATA, "");
+}
+
+Result<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
+  ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  if (node.kind == Kind::kBlob || node.kind == Kind::kInstanceManifest ||
+      node.kind == Kind::kImage) {
+    return std::vector<std::string>{"user.regfs.digest", "user.regfs.mediatype"};
+  }
+  return std::vector<std::string>{};
+}
+
+std::string Filesystem::StatsJson() {
+  nlohmann::ordered_json j = {{"requests", counters_->requests.load()},
+                              {"blob_bytes", counters_->blob_bytes.load()},
+                              {"cache_hits", blobs_->cache_hits()},
+                              {"cache_bytes", cache_->bytes()}};
+  return j.dump(2) + "\n";
+}
+
+}  // namespace regfs

@@ -1,0 +1,179 @@
+// Filesystem: the FUSE-free core of `regfs mount` (DESIGN §1). It maps inode numbers to nodes
+// of the tree — registries, namespaces, repositories, image directories in dir: layout, their
+// files, the repo:tag and repo@digest symlinks and the .regfs control directory — and answers
+// lookups, listings, attributes and reads with errno-carrying Results. The FUSE adapter only
+// translates calls to these methods.
+//
+// Thread-safe: called from the FUSE worker threads. Network requests are made without holding
+// the filesystem lock, so a slow registry never blocks paths of another.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "fs/blob_cache.h"
+#include "fs/blob_store.h"
+#include "fs/fetch_pool.h"
+#include "fs/mount_options.h"
+#include "transports/http_client.h"
+#include "transports/manifest.h"
+#include "transports/registry_client.h"
+
+namespace regfs {
+
+inline constexpr uint64_t kRootIno = 1;
+
+struct NodeAttr {
+  uint64_t ino = 0;
+  uint32_t mode = 0;  // type and permission bits
+  uint32_t nlink = 1;
+  int64_t size = 0;
+  double timeout = 0;  // seconds the kernel may cache the entry and attributes
+};
+
+struct DirEntry {
+  std::string name;
+  uint64_t ino = 0;
+  uint32_t mode = 0;
+};
+
+struct OpenedFile {
+  uint64_t handle = 0;
+  bool keep_cache = false;  // content addressed by digest: never changes
+  bool direct_io = false;   // generated on open (stats): no page cache, reads to EOF
+};
+
+class Filesystem {
+ public:
+  static Result<std::unique_ptr<Filesystem>> Create(const MountOptions& options);
+  ~Filesystem();
+
+  Result<NodeAttr> Lookup(uint64_t parent, const std::string& name);
+  void Forget(uint64_t ino, uint64_t count);
+  Result<NodeAttr> GetAttr(uint64_t ino);
+  Result<std::vector<DirEntry>> ReadDir(uint64_t ino);
+  Result<std::string> ReadLink(uint64_t ino);
+  Result<OpenedFile> Open(uint64_t ino, int flags);
+  Result<size_t> Read(uint64_t handle, char* buf, size_t size, int64_t off);
+  void Release(uint64_t handle);
+  Result<std::string> GetXattr(uint64_t ino, const std::string& name);
+  Result<std::vector<std::string>> ListXattr(uint64_t ino);
+
+  // One line to the log (the log= file, else stderr).
+  void Log(const std::string& line);
+
+ private:
+  enum class Kind {
+    kRoot,
+    kControl,
+    kStats,
+    kPid,
+    kRegistry,
+    kNamespace,
+    kImage,
+    kManifestFile,
+    kVersion,
+    kInstanceManifest,
+    kBlob,
+    kSymlink,
+  };
+  struct Node {
+    Kind kind = Kind::kRoot;
+    std::string registry;
+    std::string path;    // namespace path, or the repository of an image and its files
+    std::string ref;     // image: tag or digest
+    std::string digest;  // instance manifest, blob
+    std::string media_type;
+    std::string target;  // symlink
+    int64_t size = 0;
+    uint64_t lookups = 0;
+  };
+  static Node MakeNode(Kind kind, std::string registry = {}, std::string path = {},
+                       std::string ref = {}, std::string digest = {}, std::string media_type = {}) {
+    Node n;
+    n.kind = kind;
+    n.registry = std::move(registry);
+    n.path = std::move(path);
+    n.ref = std::move(ref);
+    n.digest = std::move(digest);
+    n.media_type = std::move(media_type);
+    return n;
+  }
+  struct ImageEntry {
+    std::string name;
+    Kind kind;
+    std::string digest;
+    std::string media_type;
+    int64_t size = 0;
+  };
+  // An image directory's contents, by the digest of its top-level manifest.
+  struct ImageView {
+    RawManifest top;
+    std::vector<ImageEntry> entries;
+    std::map<std::string, std::string> instance_bytes;  // digest → manifest bytes
+  };
+  template <class T>
+  struct Timed {
+    std::chrono::steady_clock::time_point expires;
+    T value;
+  };
+  struct OpenHandle {
+    std::string bytes;           // small files, pinned at open
+    std::shared_ptr<Blob> blob;  // blobs
+    ReadCursor cursor;
+    std::mutex mu;  // guards cursor
+  };
+
+  explicit Filesystem(const MountOptions& options);
+
+  std::shared_ptr<RegistryClient> Client(const std::string& registry);
+  Result<std::vector<std::string>> Catalog(const std::string& registry);
+  // Tags of a repository; an empty list when it is not one.
+  Result<std::vector<std::string>> Tags(const std::string& registry, const std::string& repo);
+  Result<std::shared_ptr<const ImageView>> View(const std::string& registry,
+                                                const std::string& repo, const std::string& ref);
+  Result<std::shared_ptr<const ImageView>> BuildView(const std::string& registry,
+                                                     const std::string& repo, RawManifest top);
+
+  Result<Node> NodeOf(uint64_t ino);
+  // Adds (or finds) the node for `key` and counts one lookup.
+  uint64_t Intern(const std::string& key, const Node& node);
+  Result<NodeAttr> AttrOf(uint64_t ino, const Node& node);
+  Result<Node> LookupChild(const Node& parent, const std::string& name, std::string* key);
+  std::string StatsJson();
+  std::chrono::steady_clock::time_point Expiry(int seconds) const;
+  Error Logged(Error e);
+
+  const MountOptions options_;
+  std::shared_ptr<HttpClient> http_;
+  std::shared_ptr<RegistryCounters> counters_ = std::make_shared<RegistryCounters>();
+  std::unique_ptr<BlobCache> cache_;
+  std::unique_ptr<FetchPool> pool_;
+  std::unique_ptr<BlobStore> blobs_;
+  FILE* log_ = nullptr;
+  std::mutex log_mu_;
+
+  std::mutex mu_;
+  uint64_t next_ino_ = 2;                                            // guarded by mu_
+  std::map<uint64_t, Node> nodes_;                                   // guarded by mu_
+  std::map<std::string, uint64_t> inos_;                             // key → ino, guarded by mu_
+  std::set<std::string> registries_;                                 // guarded by mu_
+  std::map<std::string, std::shared_ptr<RegistryClient>> clients_;   // guarded by mu_
+  std::map<std::string, Timed<std::vector<std::string>>> catalogs_;  // guarded by mu_
+  std::map<std::string, Timed<std::vector<std::string>>> tags_;      // guarded by mu_
+  std::map<std::string, Timed<std::string>> tag_digests_;            // guarded by mu_
+  std::map<std::string, std::shared_ptr<const ImageView>> views_;    // guarded by mu_
+  std::map<std::string, BlobLocation> locations_;                    // guarded by mu_
+  std::map<std::string, std::set<std::string>> blob_images_;         // guarded by mu_
+  uint64_t next_handle_ = 1;                                         // guarded by mu_
+  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;          // guarded by mu_
+};
+
+}  // namespace regfs

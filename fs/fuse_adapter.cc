@@ -1,0 +1,280 @@
+#define FUSE_USE_VERSION 312
+#include "fs/fuse_adapter.h"
+
+#include <fuse_lowlevel.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <ctime>
+#include <vector>
+
+namespace regfs {
+namespace {
+
+struct Context {
+  Filesystem* fs;
+  uid_t uid;
+  gid_t gid;
+  timespec start;
+};
+
+Context* Ctx(fuse_req_t req) { return static_cast<Context*>(fuse_req_userdata(req)); }
+
+// The errno a caller sees: DESIGN §1's vocabulary; network trouble of any kind is EIO.
+int Errno(const Error& e) {
+  switch (e.errnum) {
+    case ENOENT:
+    case EACCES:
+    case EIO:
+    case EAGAIN:
+    case EOPNOTSUPP:
+    case EINVAL:
+    case EFBIG:
+    case ENOTDIR:
+    case EISDIR:
+    case EROFS:
+    case EBUSY:
+    case ENODATA:
+    case ERANGE:
+    case EPERM:
+    case EEXIST:
+    case ENOTEMPTY:
+    case EBADF:
+    case ELOOP:
+    case ENAMETOOLONG:
+      return e.errnum;
+    default:
+      return EIO;
+  }
+}
+
+struct stat ToStat(const Context* c, const NodeAttr& a) {
+  struct stat st {};
+  st.st_ino = a.ino;
+  st.st_mode = a.mode;
+  st.st_nlink = a.nlink;
+  st.st_size = a.size;
+  st.st_blksize = 4096;
+  st.st_blocks = (a.size + 511) / 512;
+  st.st_uid = c->uid;
+  st.st_gid = c->gid;
+  st.st_atim = st.st_mtim = st.st_ctim = c->start;
+  return st;
+}
+
+void ReplyEntry(fuse_req_t req, const NodeAttr& a) {
+  fuse_entry_param e{};
+  e.ino = a.ino;
+  e.attr = ToStat(Ctx(req), a);
+  e.attr_timeout = a.timeout;
+  e.entry_timeout = a.timeout;
+  fuse_reply_entry(req, &e);
+}
+
+void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto r = Ctx(req)->fs->Lookup(parent, name);
+  if (!r.ok()) {
+    if (r.error().errnum == ENOENT) {
+      fuse_entry_param e{};  // a negative entry, not cached: tags come and go
+      fuse_reply_entry(req, &e);
+      return;
+    }
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  ReplyEntry(req, *r);
+}
+
+void OnForget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+  Ctx(req)->fs->Forget(ino, n);
+  fuse_reply_none(req);
+}
+
+void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) Ctx(req)->fs->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  auto r = Ctx(req)->fs->GetAttr(ino);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  struct stat st = ToStat(Ctx(req), *r);
+  fuse_reply_attr(req, &st, r->timeout);
+}
+
+void OnReadlink(fuse_req_t req, fuse_ino_t ino) {
+  auto r = Ctx(req)->fs->ReadLink(ino);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  fuse_reply_readlink(req, r->c_str());
+}
+
+// A listing is taken once at opendir, so that readdir's offsets stay consistent.
+void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto r = Ctx(req)->fs->ReadDir(ino);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  auto* entries = new std::vector<DirEntry>();
+  entries->push_back({".", ino, S_IFDIR});
+  entries->push_back({"..", 0, S_IFDIR});
+  for (auto& e : *r) entries->push_back(std::move(e));
+  fi->fh = reinterpret_cast<uint64_t>(entries);
+  fuse_reply_open(req, fi);
+}
+
+void OnReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  auto* entries = reinterpret_cast<std::vector<DirEntry>*>(fi->fh);
+  std::vector<char> buf(size);
+  size_t used = 0;
+  for (size_t i = static_cast<size_t>(off); i < entries->size(); ++i) {
+    const DirEntry& e = (*entries)[i];
+    struct stat st {};
+    st.st_ino = e.ino ? e.ino : 0xffffffffULL;
+    st.st_mode = e.mode;
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
+                                    static_cast<off_t>(i + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<std::vector<DirEntry>*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto r = Ctx(req)->fs->Open(ino, fi->flags);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  fi->fh = r->handle;
+  fi->keep_cache = r->keep_cache;
+  fi->direct_io = r->direct_io;
+  if (fuse_reply_open(req, fi) == -ENOENT) Ctx(req)->fs->Release(r->handle);  // interrupted
+}
+
+void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  std::vector<char> buf(size);
+  auto r = Ctx(req)->fs->Read(fi->fh, buf.data(), size, off);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  fuse_reply_buf(req, buf.data(), *r);
+}
+
+void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  Ctx(req)->fs->Release(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto r = Ctx(req)->fs->GetXattr(ino, name);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  if (size == 0) {
+    fuse_reply_xattr(req, r->size());
+  } else if (size < r->size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, r->data(), r->size());
+  }
+}
+
+void OnListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto r = Ctx(req)->fs->ListXattr(ino);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  std::string names;
+  for (const auto& n : *r) names += n + '\0';
+  if (size == 0) {
+    fuse_reply_xattr(req, names.size());
+  } else if (size < names.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, names.data(), names.size());
+  }
+}
+
+void OnSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) {
+  fuse_reply_err(req, ENOTSUP);
+}
+
+void OnRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, ENOTSUP); }
+
+void OnInit(void*, fuse_conn_info* conn) {
+  conn->max_readahead = 1 << 20;
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
+}
+
+}  // namespace
+
+Status ServeFuse(Filesystem& fs, const std::string& mountpoint, const MountOptions& options,
+                 const std::function<void()>& ready) {
+  fuse_lowlevel_ops ops{};
+  ops.init = OnInit;
+  ops.lookup = OnLookup;
+  ops.forget = OnForget;
+  ops.forget_multi = OnForgetMulti;
+  ops.getattr = OnGetattr;
+  ops.readlink = OnReadlink;
+  ops.opendir = OnOpendir;
+  ops.readdir = OnReaddir;
+  ops.releasedir = OnReleasedir;
+  ops.open = OnOpen;
+  ops.read = OnRead;
+  ops.release = OnRelease;
+  ops.getxattr = OnGetxattr;
+  ops.listxattr = OnListxattr;
+  ops.setxattr = OnSetxattr;
+  ops.removexattr = OnRemovexattr;
+
+  Context ctx{&fs, getuid(), getgid(), {}};
+  clock_gettime(CLOCK_REALTIME, &ctx.start);
+  std::string opts = "fsname=regfs,subtype=regfs,default_permissions";
+  if (options.allow_other) opts += ",allow_other";
+  if (options.read_only) opts += ",ro";
+  std::vector<std::string> argv_s = {"regfs", "-o", opts};
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &ctx);
+  if (!se) return MakeError(EIO, "cannot create the FUSE session");
+  if (fuse_set_signal_handlers(se) != 0) {
+    fuse_session_destroy(se);
+    return MakeError(EIO, "cannot install signal handlers");
+  }
+  if (fuse_session_mount(se, mountpoint.c_str()) != 0) {
+    fuse_remove_signal_handlers(se);
+    fuse_session_destroy(se);
+    return MakeError(EIO,
+                     "cannot mount at " + mountpoint + " (is /dev/fuse there, and fusermount3?)");
+  }
+  ready();
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(config, 64);
+  int rc = fuse_session_loop_mt(se, config);
+  fuse_loop_cfg_destroy(config);
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  if (rc < 0) return MakeError(-rc, "FUSE loop failed");
+  return Ok();
+}
+
+}  // namespace regfs

@@ -1,0 +1,148 @@
+// regfs mount [-f] [-o opt,…] MNT and regfs unmount MNT.
+//
+// Without -f the daemon forks, and the parent returns once the mount exists (or with the
+// daemon's error), so a script can use MNT on its next line.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "fs/filesystem.h"
+#include "fs/fuse_adapter.h"
+#include "fs/mount_options.h"
+#include "tools/commands.h"
+#include "transports/file_util.h"
+
+namespace regfs::cli {
+namespace {
+
+// Runs the filesystem in this process; `ready_fd` (or -1) hears "+" when the mount exists, or
+// the error text.
+int Serve(const Command& self, const MountOptions& options, const std::string& mountpoint,
+          int ready_fd) {
+  auto report = [&](const std::string& msg) {
+    if (ready_fd >= 0) {
+      (void)!write(ready_fd, msg.data(), msg.size());
+      close(ready_fd);
+      ready_fd = -1;
+    }
+  };
+  auto fs = Filesystem::Create(options);
+  if (!fs.ok()) {
+    report("-" + fs.error().message);
+    return Fail(self, fs.error());
+  }
+  Status s = ServeFuse(**fs, mountpoint, options, [&] { report("+"); });
+  if (!s.ok()) {
+    report("-" + s.error().message);
+    return Fail(self, s.error());
+  }
+  return 0;
+}
+
+int RunMount(const Command& self, const Args& args) {
+  std::string mountpoint = args.positional()[0];
+  MountOptions options;
+  if (args.Given("options")) {
+    Status s = ParseMountOptions(args.String("options"), &options);
+    if (!s.ok()) return Fail(self, s.error());
+  }
+  if (options.cache_dir.empty()) options.cache_dir = DefaultCacheDir();
+  if (!IsDirectory(mountpoint)) {
+    return Fail(self, MakeError(ENOTDIR, "mount point " + mountpoint + " is not a directory"));
+  }
+  if (args.Bool("foreground")) return Serve(self, options, mountpoint, -1);
+  if (options.log_file.empty()) options.log_file = options.cache_dir + "/regfs.log";
+  Status dirs = MakeDirs(options.cache_dir, 0700);
+  if (!dirs.ok()) return Fail(self, dirs.error());
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Fail(self, SysError("pipe", ""));
+  pid_t pid = fork();
+  if (pid < 0) return Fail(self, SysError("fork", ""));
+  if (pid == 0) {
+    close(fds[0]);
+    setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+      dup2(null, STDIN_FILENO);
+      dup2(null, STDOUT_FILENO);
+      dup2(null, STDERR_FILENO);
+      if (null > 2) close(null);
+    }
+    _exit(Serve(self, options, mountpoint, fds[1]));
+  }
+  close(fds[1]);
+  std::string reply;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fds[0], buf, sizeof buf)) > 0) reply.append(buf, static_cast<size_t>(n));
+  close(fds[0]);
+  if (reply == "+") return 0;
+  if (reply.empty()) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    reply = "-the daemon exited before the mount was ready";
+  }
+  return Fail(self, MakeError(EIO, reply.substr(1)));
+}
+
+int RunUnmount(const Command& self, const Args& args) {
+  std::string mountpoint = args.positional()[0];
+  if (umount2(mountpoint.c_str(), 0) == 0) return 0;
+  if (errno == EPERM) {
+    pid_t pid = fork();
+    if (pid == 0) {
+      execlp("fusermount3", "fusermount3", "-u", mountpoint.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    return Fail(self, MakeError(EPERM, "fusermount3 -u " + mountpoint + " failed"));
+  }
+  return Fail(self, SysError("unmounting", mountpoint));
+}
+
+}  // namespace
+
+const Command& MountCommand() {
+  static const Command kCommand = [] {
+    Command c;
+    c.name = "mount";
+    c.usage = "mount [-f] [-o OPTION[,OPTION…]] MOUNTPOINT";
+    c.summary = "Mount registries as a directory tree";
+    c.details =
+        "MNT/<registry>/<repository>/<tag>/ is an image in dir: layout whose blobs are fetched\n"
+        "when read. Options: cache_dir=DIR, cache_size=SIZE (K/M/G), tag_ttl=SEC, list_ttl=SEC,\n"
+        "ro, allow_other, authfile=FILE, insecure=HOST (repeatable), verify=stream|full,\n"
+        "platform=OS/ARCH[/VARIANT], log=FILE, debug, timeout=SEC.\n"
+        "Without -f the command returns once the mount is ready; the log then defaults to\n"
+        "CACHE_DIR/regfs.log.";
+    c.flags = {{"foreground", 'f', FlagKind::kBool, "stay in the foreground", ""},
+               {"options", 'o', FlagKind::kString, "comma-separated mount options", ""}};
+    c.min_args = c.max_args = 1;
+    c.run = RunMount;
+    return c;
+  }();
+  return kCommand;
+}
+
+const Command& UnmountCommand() {
+  static const Command kCommand = [] {
+    Command c;
+    c.name = "unmount";
+    c.usage = "unmount MOUNTPOINT";
+    c.summary = "Unmount a regfs mount";
+    c.min_args = c.max_args = 1;
+    c.run = RunUnmount;
+    return c;
+  }();
+  return kCommand;
+}
+
+}  // namespace regfs::cli
