@@ -12,7 +12,7 @@ constexpr int64_t kRandomChunk = 4 << 20;
 constexpr int64_t kFirstWindow = 2 << 20;
 constexpr int64_t kMaxWindow = 64 << 20;
 constexpr int64_t kMaxPiece = 16 << 20;  // one request; larger windows fetch in parallel
-constexpr int64_t kHashStep = 4 << 20;
+constexpr size_t kLandBatch = 1 << 20;
 
 }  // namespace
 
@@ -66,29 +66,50 @@ void Blob::RequestLocked(int64_t start, int64_t end) {
   }
 }
 
+// Writes [pos, pos + n) of the download into the partial file and publishes it to readers;
+// bytes that extend the hashed prefix are hashed from memory.
+Status Blob::Land(const char* data, size_t n, int64_t pos) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = pwrite(fd_.get(), data + done, n - done, pos + static_cast<int64_t>(done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return SysError("writing", partial_path_);
+    }
+    done += static_cast<size_t>(w);
+  }
+  bool hash_here = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    present_.Insert(pos, pos + static_cast<int64_t>(n));
+    if (!hashing_ && hashed_ == pos && state_ == State::kPartial) hash_here = hashing_ = true;
+  }
+  cv_.notify_all();
+  if (hash_here) {
+    hasher_.Update(data, n);
+    std::lock_guard<std::mutex> lock(mu_);
+    hashed_ += static_cast<int64_t>(n);
+    hashing_ = false;
+  }
+  return Ok();
+}
+
 void Blob::Fetch(int64_t start, int64_t end) {
-  int64_t pos = start;
-  Status s = location_.client->GetBlobRange(
-      location_.repository, digest_, start, end - start, size_,
-      [&](const char* data, size_t n) -> Status {
-        size_t done = 0;
-        while (done < n) {
-          ssize_t w = pwrite(fd_.get(), data + done, n - done, pos + static_cast<int64_t>(done));
-          if (w < 0) {
-            if (errno == EINTR) continue;
-            return SysError("writing", partial_path_);
-          }
-          done += static_cast<size_t>(w);
-        }
-        {
-          std::lock_guard<std::mutex> lock(mu_);
-          present_.Insert(pos, pos + static_cast<int64_t>(n));
-        }
-        pos += static_cast<int64_t>(n);
-        cv_.notify_all();
-        if (pos - start >= kHashStep || pos == end) AdvanceHash();
-        return Ok();
-      });
+  // curl hands over 16 KiB at a time: land the bytes in 1 MiB batches.
+  std::vector<char> batch;
+  batch.reserve(kLandBatch);
+  int64_t landed = start;
+  Status s =
+      location_.client->GetBlobRange(location_.repository, digest_, start, end - start, size_,
+                                     [&](const char* data, size_t n) -> Status {
+                                       batch.insert(batch.end(), data, data + n);
+                                       if (batch.size() < kLandBatch) return Ok();
+                                       RETURN_IF_ERROR(Land(batch.data(), batch.size(), landed));
+                                       landed += static_cast<int64_t>(batch.size());
+                                       batch.clear();
+                                       return Ok();
+                                     });
+  if (s.ok() && !batch.empty()) s = Land(batch.data(), batch.size(), landed);
   {
     std::lock_guard<std::mutex> lock(mu_);
     inflight_.Erase(start, end);

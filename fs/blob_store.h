@@ -79,6 +79,7 @@ class Blob : public std::enable_shared_from_this<Blob> {
       : store_(store), digest_(std::move(digest)), size_(size) {}
   void RequestLocked(int64_t start, int64_t end);
   void Fetch(int64_t start, int64_t end);
+  Status Land(const char* data, size_t n, int64_t pos);
   void AdvanceHash();
 
   BlobStore* const store_;

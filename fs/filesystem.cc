@@ -137,6 +137,14 @@ Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry
   return *repos;
 }
 
+std::chrono::steady_clock::duration Filesystem::CatalogAge(const std::string& registry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = catalogs_.find(registry);
+  if (it == catalogs_.end()) return {};
+  return std::chrono::steady_clock::now() -
+         (it->second.expires - std::chrono::seconds(options_.list_ttl));
+}
+
 Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
                                                   const std::string& repo) {
   std::string key = registry + "/" + repo;
@@ -328,10 +336,21 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
       }
       if (component_like) {
         std::string child = Join(path, name);
-        ASSIGN_OR_RETURN(std::vector<std::string> repos, Catalog(reg));
-        bool listed = std::any_of(repos.begin(), repos.end(), [&](const std::string& r) {
-          return r == child || StartsWith(r, child + "/");
-        });
+        auto in_catalog = [&]() -> Result<bool> {
+          ASSIGN_OR_RETURN(std::vector<std::string> repos, Catalog(reg));
+          return std::any_of(repos.begin(), repos.end(), [&](const std::string& r) {
+            return r == child || StartsWith(r, child + "/");
+          });
+        };
+        ASSIGN_OR_RETURN(bool listed, in_catalog());
+        if (!listed && CatalogAge(reg) > std::chrono::seconds(1)) {
+          // A miss in a cached catalog: the repository may be new. Ask again, once.
+          {
+            std::lock_guard<std::mutex> lock(mu_);
+            catalogs_.erase(reg);
+          }
+          ASSIGN_OR_RETURN(listed, in_catalog());
+        }
         if (!listed) {
           auto tags = Tags(reg, child);  // not in the catalog: maybe a repository all the same
           if (!tags.ok()) return tags.error();

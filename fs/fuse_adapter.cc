@@ -218,7 +218,7 @@ void OnSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, in
 void OnRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, ENOTSUP); }
 
 void OnInit(void*, fuse_conn_info* conn) {
-  conn->max_readahead = 1 << 20;
+  conn->max_readahead = 8 << 20;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
 }
 
