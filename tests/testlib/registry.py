@@ -1,0 +1,260 @@
+"""A throw-away CNCF Distribution registry (Debian's ``docker-registry``) on loopback.
+
+    with Registry() as reg:                  # http://127.0.0.1:<free port>, delete enabled
+        reg.addr                             # "127.0.0.1:PORT"
+        reg.ref("repo", "tag")               # "docker://127.0.0.1:PORT/repo:tag"
+        reg.tags("repo"), reg.manifest("repo", "tag"), reg.has_manifest(...)
+
+    Registry(users={"alice": "secret"})      # htpasswd (bcrypt) basic auth
+
+Each registry has its own temporary storage directory and generated config file. It is
+started on a free 127.0.0.1 port, ready once ``GET /v2/`` answers, and stopped
+(terminate, wait, kill) by ``stop()``, by the context manager, or at interpreter exit.
+"""
+
+import atexit
+import base64
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REGISTRY_BIN = "/usr/bin/docker-registry"
+HTPASSWD_BIN = "/usr/bin/htpasswd"
+
+MANIFEST_ACCEPT = ", ".join([
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+])
+
+_live = set()
+
+
+@atexit.register
+def _stop_all():
+    for r in list(_live):
+        r.stop()
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# No proxy from the environment may ever see loopback test traffic.
+_opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class HTTPResult:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        return json.loads(self.body)
+
+
+class Registry:
+    def __init__(self, users=None, name="registry"):
+        self.users = dict(users or {})
+        self.name = name
+        self.port = None
+        self.proc = None
+        self.workdir = None
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def _config(self):
+        auth = ""
+        if self.users:
+            auth = (
+                "auth:\n"
+                "  htpasswd:\n"
+                "    realm: regfs-test\n"
+                f"    path: {self.workdir}/htpasswd\n"
+            )
+        return (
+            "version: 0.1\n"
+            "log:\n"
+            "  level: info\n"
+            "  formatter: text\n"
+            "storage:\n"
+            "  filesystem:\n"
+            f"    rootdirectory: {self.workdir}/storage\n"
+            "  delete:\n"
+            "    enabled: true\n"
+            "  maintenance:\n"
+            "    uploadpurging:\n"
+            "      enabled: false\n"
+            "http:\n"
+            f"  addr: 127.0.0.1:{self.port}\n"
+            "  secret: regfs-integration-tests\n"
+            "  headers:\n"
+            "    X-Content-Type-Options: [nosniff]\n"
+            + auth
+        )
+
+    def start(self, timeout=15):
+        """Start the registry; on any failure nothing is left running or on disk."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout):
+        self.workdir = tempfile.mkdtemp(prefix=f"regfs-{self.name}-")
+        Path(self.workdir, "storage").mkdir()
+        if self.users:
+            pw = Path(self.workdir, "htpasswd")
+            lines = []
+            for user, password in self.users.items():
+                out = subprocess.run([HTPASSWD_BIN, "-nbB", user, password], check=True,
+                                     capture_output=True, text=True).stdout
+                lines.append(out.strip())
+            pw.write_text("\n".join(lines) + "\n")
+        last_err = None
+        for _attempt in range(5):
+            self.port = free_port()
+            cfg = Path(self.workdir, "config.yml")
+            cfg.write_text(self._config())
+            self._log = open(Path(self.workdir, "registry.log"), "ab")
+            try:
+                self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)],
+                                             stdin=subprocess.DEVNULL, stdout=self._log,
+                                             stderr=subprocess.STDOUT)
+            except OSError as e:   # e.g. EAGAIN from fork on a loaded machine
+                last_err = f"cannot start {REGISTRY_BIN}: {e!r}"
+                self._kill()
+                time.sleep(0.5)
+                continue
+            _live.add(self)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    last_err = f"docker-registry exited with {self.proc.returncode}"
+                    break
+                try:
+                    st = self.get("/v2/", auth=False).status
+                    if st in (200, 401):
+                        return self
+                except OSError as e:
+                    last_err = str(e)
+                time.sleep(0.05)
+            self._kill()
+        log = self.log_text()
+        raise RuntimeError(f"docker-registry did not start: {last_err}\n{log}")
+
+    def _kill(self):
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(5)
+            self.proc = None
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+        _live.discard(self)
+
+    def stop(self):
+        self._kill()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def __enter__(self):
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def log_text(self):
+        try:
+            return Path(self.workdir, "registry.log").read_text(errors="replace")[-5000:]
+        except (OSError, TypeError):
+            return ""
+
+    # ---- names ------------------------------------------------------------------------
+
+    @property
+    def addr(self):
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self):
+        return f"http://{self.addr}"
+
+    def ref(self, repo, tag_or_digest="latest"):
+        """docker:// reference; a value starting with 'sha256:' is used as a digest."""
+        if tag_or_digest.startswith("sha256:"):
+            return f"docker://{self.addr}/{repo}@{tag_or_digest}"
+        return f"docker://{self.addr}/{repo}:{tag_or_digest}"
+
+    @property
+    def creds(self):
+        """'user:password' of the first user, for --creds flags."""
+        user, pw = next(iter(self.users.items()))
+        return f"{user}:{pw}"
+
+    # ---- direct HTTP (the test's own view of the registry, never through a proxy) ----
+
+    def get(self, path, method="GET", headers=None, auth=True, data=None):
+        req = urllib.request.Request(self.url + path, method=method, data=data)
+        for k, v in (headers or {}).items():
+            req.add_header(k, v)
+        if auth and self.users:
+            tok = base64.b64encode(self.creds.encode()).decode()
+            req.add_header("Authorization", "Basic " + tok)
+        try:
+            with _opener.open(req, timeout=30) as r:
+                return HTTPResult(r.status, r.headers, r.read())
+        except urllib.error.HTTPError as e:
+            return HTTPResult(e.code, e.headers, e.read())
+
+    def manifest(self, repo, ref, method="GET"):
+        """HTTPResult of the manifest request (status 404 when absent)."""
+        return self.get(f"/v2/{repo}/manifests/{ref}", method=method,
+                        headers={"Accept": MANIFEST_ACCEPT})
+
+    def has_manifest(self, repo, ref):
+        st = self.manifest(repo, ref, method="HEAD").status
+        assert st in (200, 404), f"unexpected status {st} for {repo}:{ref}"
+        return st == 200
+
+    def manifest_digest(self, repo, ref):
+        """sha256 of the manifest bytes served for ref, or None when absent."""
+        r = self.manifest(repo, ref)
+        if r.status == 404:
+            return None
+        assert r.status == 200, (r.status, r.body)
+        import hashlib
+        return "sha256:" + hashlib.sha256(r.body).hexdigest()
+
+    def tags(self, repo):
+        """Tags of repo ([] when the repository is unknown or has none)."""
+        r = self.get(f"/v2/{repo}/tags/list")
+        if r.status == 404:
+            return []
+        assert r.status == 200, (r.status, r.body)
+        return sorted(r.json().get("tags") or [])
+
+    def has_blob(self, repo, digest):
+        return self.get(f"/v2/{repo}/blobs/{digest}", method="HEAD").status == 200
+
+    def catalog(self):
+        r = self.get("/v2/_catalog?n=1000")
+        assert r.status == 200, (r.status, r.body)
+        return r.json().get("repositories") or []
