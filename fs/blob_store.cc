@@ -13,6 +13,7 @@ constexpr int64_t kFirstWindow = 2 << 20;
 constexpr int64_t kMaxWindow = 64 << 20;
 constexpr int64_t kMaxPiece = 16 << 20;  // one request; larger windows fetch in parallel
 constexpr size_t kLandBatch = 1 << 20;
+constexpr int64_t kReorder = 8 << 20;  // the kernel readahead (fuse_adapter.cc)
 
 }  // namespace
 
@@ -185,8 +186,10 @@ Result<size_t> Blob::Read(char* buf, size_t len, int64_t off, ReadCursor* cursor
     if (state_ == State::kPartial) {
       fetch_error_.reset();
       bool full = store_->verify_ == VerifyMode::kFull;
-      bool sequential = cursor->window > 0 && off >= cursor->next - kMaxWindow &&
-                        off <= cursor->next + kMaxWindow;
+      // Sequential: at the end of the last read, give or take the kernel's readahead, whose
+      // requests may arrive a little out of order.
+      bool sequential =
+          cursor->window > 0 && off >= cursor->next - kReorder && off <= cursor->next + kReorder;
       if (off == 0 && cursor->window == 0) sequential = true;
       if (full || end == size_) {
         RequestLocked(0, size_);  // the verdict needs every byte

@@ -279,6 +279,21 @@ void Filesystem::Forget(uint64_t ino, uint64_t count) {
   nodes_.erase(it);
 }
 
+std::string Filesystem::ImageEntryKey(const Node& dir, const ImageEntry& e) {
+  switch (e.kind) {
+    case Kind::kBlob:
+      return "B|" + e.digest;
+    case Kind::kInstanceManifest:
+      return "X|" + e.digest;
+    case Kind::kManifestFile:
+      // One inode per manifest digest: an open manifest.json keeps the image it was opened on,
+      // page cache included, however the tag moves.
+      return "M|" + dir.registry + "|" + dir.path + "|" + e.digest;
+    default:
+      return "V|" + dir.registry + "|" + dir.path + "|" + dir.ref;
+  }
+}
+
 Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::string& name,
                                                  std::string* key) {
   switch (parent.kind) {
@@ -320,6 +335,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
       }
       if (!path.empty() && StartsWith(name, "sha256:")) {
         if (!IsSha256Digest(name)) return MakeError(ENOENT, "");
+        RETURN_IF_ERROR(View(reg, path, name));  // exists? (then cached for good)
         Node n = MakeNode(Kind::kImage, reg, path, name);
         *key = "I|" + reg + "|" + path + "|" + name;
         return n;
@@ -380,17 +396,8 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         if (e.name != name) continue;
         Node n = MakeNode(e.kind, parent.registry, parent.path, parent.ref, e.digest, e.media_type);
         n.size = e.size;
-        switch (e.kind) {
-          case Kind::kInstanceManifest:
-            *key = "X|" + e.digest;
-            break;
-          case Kind::kBlob:
-            *key = "B|" + e.digest;
-            break;
-          default:
-            *key = std::string(e.kind == Kind::kVersion ? "V|" : "M|") + parent.registry + "|" +
-                   parent.path + "|" + parent.ref;
-        }
+        if (e.kind == Kind::kManifestFile) n.ref = e.digest;
+        *key = ImageEntryKey(parent, e);
         return n;
       }
       return MakeError(ENOENT, "");
@@ -409,7 +416,12 @@ Result<NodeAttr> Filesystem::Lookup(uint64_t parent_ino, const std::string& name
     return child.error();
   }
   uint64_t ino = Intern(key, *child);
-  return AttrOf(ino, *child);
+  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(ino, *child));
+  // Which file a name in a tag's directory is changes when the tag moves.
+  if (parent.kind == Kind::kImage && !IsSha256Digest(parent.ref)) {
+    attr.entry_timeout = std::min<double>(attr.entry_timeout, options_.tag_ttl);
+  }
+  return attr;
 }
 
 Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
@@ -470,6 +482,7 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       a.timeout = kForever;
       break;
   }
+  a.entry_timeout = a.timeout;
   return a;
 }
 
@@ -534,11 +547,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
       auto view = View(node.registry, node.path, node.ref);
       if (!view.ok()) return Logged(view.error());
       for (const ImageEntry& e : (*view)->entries) {
-        std::string key = e.kind == Kind::kBlob ? "B|" + e.digest
-                          : e.kind == Kind::kInstanceManifest
-                              ? "X|" + e.digest
-                              : std::string(e.kind == Kind::kVersion ? "V|" : "M|") +
-                                    node.registry + "|" + node.path + "|" + node.ref;
+        std::string key = ImageEntryKey(node, e);
         out.push_back({e.name, ino_of(key), kFileMode});
       }
       return out;

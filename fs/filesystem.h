@@ -35,7 +35,8 @@ struct NodeAttr {
   uint32_t mode = 0;  // type and permission bits
   uint32_t nlink = 1;
   int64_t size = 0;
-  double timeout = 0;  // seconds the kernel may cache the entry and attributes
+  double timeout = 0;        // seconds the kernel may cache the attributes
+  double entry_timeout = 0;  // seconds it may cache the name → inode entry
 };
 
 struct DirEntry {
@@ -148,6 +149,7 @@ class Filesystem {
   // Adds (or finds) the node for `key` and counts one lookup.
   uint64_t Intern(const std::string& key, const Node& node);
   Result<NodeAttr> AttrOf(uint64_t ino, const Node& node);
+  static std::string ImageEntryKey(const Node& dir, const ImageEntry& e);
   Result<Node> LookupChild(const Node& parent, const std::string& name, std::string* key);
   std::string StatsJson();
   std::chrono::steady_clock::time_point Expiry(int seconds) const;

@@ -68,7 +68,7 @@ void ReplyEntry(fuse_req_t req, const NodeAttr& a) {
   e.ino = a.ino;
   e.attr = ToStat(Ctx(req), a);
   e.attr_timeout = a.timeout;
-  e.entry_timeout = a.timeout;
+  e.entry_timeout = a.entry_timeout;
   fuse_reply_entry(req, &e);
 }
 

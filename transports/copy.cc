@@ -26,6 +26,41 @@ Result<RawManifest> GetInstance(ImageSource& src, const Descriptor& d) {
   return m;
 }
 
+}  // namespace
+
+Result<bool> CopyBlob(ImageSource& src, ImageDestination& dst, const BlobInfo& blob,
+                      const std::atomic<bool>* cancel, int64_t* moved) {
+  ASSIGN_OR_RETURN(bool reused, dst.TryReuseBlob(blob, src.RegistryLocation()));
+  if (reused) return false;
+  ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, dst.NewBlobWriter(blob));
+  Sha256 hash;
+  int64_t n = 0;
+  RETURN_IF_ERROR(src.GetBlob(blob, [&](const char* data, size_t len) -> Status {
+    if (cancel && cancel->load()) return MakeError(ECANCELED, "cancelled");
+    hash.Update(data, len);
+    n += static_cast<int64_t>(len);
+    if (blob.size >= 0 && n > blob.size) {
+      return MakeError(
+          EIO, "source sent more than the " + std::to_string(blob.size) + " bytes expected");
+    }
+    return writer->Write(data, len);
+  }));
+  if (blob.size >= 0 && n != blob.size) {
+    return MakeError(EIO, "size mismatch: expected " + std::to_string(blob.size) + " bytes, got " +
+                              std::to_string(n));
+  }
+  std::string got = hash.Finish();
+  if (got != blob.digest) {
+    return MakeError(EIO,
+                     "digest mismatch: the content has digest " + got + ", not " + blob.digest);
+  }
+  RETURN_IF_ERROR(writer->Commit());
+  if (moved) *moved = n;
+  return true;
+}
+
+namespace {
+
 class BlobCopier {
  public:
   BlobCopier(ImageSource& src, ImageDestination& dst, const CopyOptions& options)
@@ -57,40 +92,16 @@ class BlobCopier {
 
  private:
   Status CopyOne(const BlobInfo& blob, CopyResult* result) {
-    ASSIGN_OR_RETURN(bool reused, dst_.TryReuseBlob(blob, src_.RegistryLocation()));
-    if (reused) {
-      Progress("Copying blob " + blob.digest + " skipped: already exists");
-      std::lock_guard<std::mutex> lock(mu_);
-      ++result->blobs_reused;
-      return Ok();
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, dst_.NewBlobWriter(blob));
-    Sha256 hash;
-    int64_t n = 0;
-    RETURN_IF_ERROR(src_.GetBlob(blob, [&](const char* data, size_t len) -> Status {
-      if (failed_.load()) return MakeError(ECANCELED, "cancelled");
-      hash.Update(data, len);
-      n += static_cast<int64_t>(len);
-      if (blob.size >= 0 && n > blob.size) {
-        return MakeError(
-            EIO, "source sent more than the " + std::to_string(blob.size) + " bytes expected");
-      }
-      return writer->Write(data, len);
-    }));
-    if (blob.size >= 0 && n != blob.size) {
-      return MakeError(EIO, "size mismatch: expected " + std::to_string(blob.size) +
-                                " bytes, got " + std::to_string(n));
-    }
-    std::string got = hash.Finish();
-    if (got != blob.digest) {
-      return MakeError(EIO,
-                       "digest mismatch: the content has digest " + got + ", not " + blob.digest);
-    }
-    RETURN_IF_ERROR(writer->Commit());
-    Progress("Copying blob " + blob.digest + " done");
+    int64_t moved = 0;
+    ASSIGN_OR_RETURN(bool copied, CopyBlob(src_, dst_, blob, &failed_, &moved));
+    Progress("Copying blob " + blob.digest + (copied ? " done" : " skipped: already exists"));
     std::lock_guard<std::mutex> lock(mu_);
-    ++result->blobs_copied;
-    result->bytes_copied += n;
+    if (copied) {
+      ++result->blobs_copied;
+      result->bytes_copied += moved;
+    } else {
+      ++result->blobs_reused;
+    }
     return Ok();
   }
 

@@ -8,6 +8,7 @@
 // manifest is written last, so a failed copy leaves no tag.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -33,5 +34,10 @@ struct CopyResult {
 };
 
 Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options);
+
+// Copies one blob: nothing when the destination has it or can mount it (false), else streamed
+// and verified (true, `moved` bytes). `cancel`, when set, aborts the transfer.
+Result<bool> CopyBlob(ImageSource& src, ImageDestination& dst, const BlobInfo& blob,
+                      const std::atomic<bool>* cancel = nullptr, int64_t* moved = nullptr);
 
 }  // namespace regfs

@@ -33,8 +33,8 @@ class DockerSource final : public ImageSource {
 };
 
 // A bounded byte pipe from the pipeline's Write() calls to the upload's read callback. The
-// reader never receives the blob's last byte before Commit(): the upload can't complete until
-// the pipeline has verified the digest.
+// reader never receives the blob's last byte (or, when the size is unknown, its end) before
+// Commit(): the upload can't complete until the writer has verified the digest.
 class UploadPipe {
  public:
   explicit UploadPipe(int64_t size) : size_(size), buf_(kCapacity) {}
@@ -63,7 +63,8 @@ class UploadPipe {
       if (aborted_) return HttpRequest::kAbortUpload;
       size_t avail = count_;
       // Hold back the final byte until the blob is verified.
-      if (!committed_ && delivered_ + static_cast<int64_t>(avail) >= size_ && avail > 0) {
+      if (size_ >= 0 && !committed_ && delivered_ + static_cast<int64_t>(avail) >= size_ &&
+          avail > 0) {
         avail = static_cast<size_t>(std::max<int64_t>(0, size_ - 1 - delivered_));
       }
       if (avail > 0) {
@@ -75,7 +76,7 @@ class UploadPipe {
         cv_.notify_all();
         return take;
       }
-      if (delivered_ >= size_) return 0;
+      if (size_ >= 0 ? delivered_ >= size_ : committed_) return 0;  // the end
       cv_.wait(lock);
     }
   }

@@ -67,6 +67,21 @@ Status WriteAll(int fd, const void* data, size_t n, const std::string& path) {
   return Ok();
 }
 
+Status WriteAllAt(int fd, const void* data, size_t n, int64_t offset, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, offset);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return SysError("writing", path);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += w;
+  }
+  return Ok();
+}
+
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
   std::string tmp = path + ".regfs-tmp-" + std::to_string(std::random_device{}());
   UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));

@@ -36,6 +36,9 @@ Error SysError(const std::string& what, const std::string& path);
 // Reads a whole file; EFBIG if it is larger than `max_size`.
 Result<std::string> ReadFileBounded(const std::string& path, int64_t max_size);
 
+// Writes all of `data` to fd at `offset` (pwrite), retrying short writes.
+Status WriteAllAt(int fd, const void* data, size_t n, int64_t offset, const std::string& path);
+
 // Writes all of `data` to fd, retrying short writes.
 Status WriteAll(int fd, const void* data, size_t n, const std::string& path);
 

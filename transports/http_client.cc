@@ -127,6 +127,9 @@ HttpResponse HttpClient::Perform(const HttpRequest& req) {
   curl_slist* headers = nullptr;
   for (const auto& hd : req.headers) headers = curl_slist_append(headers, hd.c_str());
   headers = curl_slist_append(headers, "Expect:");
+  if (req.body_reader && req.body_size < 0) {
+    headers = curl_slist_append(headers, "Transfer-Encoding: chunked");
+  }
 
   curl_easy_setopt(h, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);

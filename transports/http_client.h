@@ -24,7 +24,8 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   // The request body: `body`, or when `body_reader` is set, `body_size` bytes pulled from it.
-  // The reader fills up to n bytes and returns how many; it returns kAbortUpload to fail.
+  // The reader fills up to n bytes and returns how many (0 at the end); it returns kAbortUpload
+  // to fail. A body_size of -1 sends the body chunked, until the reader ends.
   std::string body;
   std::function<size_t(char* buf, size_t n)> body_reader;
   int64_t body_size = 0;

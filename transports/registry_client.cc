@@ -510,10 +510,10 @@ Status RegistryClient::GetBlobRange(const std::string& repo, const std::string& 
         }
       }
       if (n > 0) {
+        if (options_.counters) options_.counters->blob_bytes += n;
         sink_status = sink(data, n);
         if (!sink_status.ok()) return false;
         pos += static_cast<int64_t>(n);
-        if (options_.counters) options_.counters->blob_bytes += n;
       }
       return !complete;
     };
@@ -597,15 +597,38 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
   if (UrlOrigin(url) != origin_) {
     return MakeError(EIO, what + ": upload location points at another host");
   }
-  url +=
-      (url.find('?') == std::string::npos ? "?" : "&") + std::string("digest=") + UrlEscape(digest);
+  auto with_digest = [&](std::string u) {
+    return u + (u.find('?') == std::string::npos ? "?" : "&") + "digest=" + UrlEscape(digest);
+  };
   HttpRequest put;
   put.method = "PUT";
-  put.url = url;
   put.headers.push_back("Content-Type: application/octet-stream");
+  put.max_body = kMaxErrorBody;
+  if (size < 0) {
+    // Size unknown until the writer is done: stream a chunked PATCH, then close with a PUT.
+    HttpRequest patch;
+    patch.method = "PATCH";
+    patch.url = url;
+    patch.headers.push_back("Content-Type: application/octet-stream");
+    patch.body_reader = reader;
+    patch.body_size = -1;
+    patch.max_body = kMaxErrorBody;
+    ASSIGN_OR_RETURN(HttpResponse patched, Send(patch, scopes, Retry::kNone));
+    if (!patched.transport_ok() || patched.status != 202) return ErrorFromResponse(patched, what);
+    if (std::string next = patched.Header("location"); !next.empty()) {
+      url = ResolveLocation(url, next);
+      if (UrlOrigin(url) != origin_)
+        return MakeError(EIO, what + ": upload location points at another host");
+    }
+    put.url = with_digest(url);
+    put.timeout_s = kSmallRequestTimeout;
+    ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes, Retry::kAll));
+    if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);
+    return Ok();
+  }
+  put.url = with_digest(url);
   put.body_reader = reader;
   put.body_size = size;
-  put.max_body = kMaxErrorBody;
   ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes, Retry::kNone));
   if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);
   return Ok();

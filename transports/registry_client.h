@@ -67,8 +67,9 @@ class RegistryClient {
   // Cross-repository mount; false when the registry declined (the blob must be uploaded).
   Result<bool> MountBlob(const std::string& repo, const std::string& digest,
                          const std::string& from_repo);
-  // Uploads `size` bytes pulled from `reader` as blob `digest` (POST, then one PUT). The
-  // registry checks the digest. Not retried: the reader can't be replayed.
+  // Uploads `size` bytes pulled from `reader` as blob `digest` (POST, then one PUT; with size
+  // -1, POST, a chunked PATCH until the reader ends, then PUT). The registry checks the digest.
+  // Not retried: the reader can't be replayed.
   Status PutBlob(const std::string& repo, const std::string& digest, int64_t size,
                  const std::function<size_t(char*, size_t)>& reader);
 

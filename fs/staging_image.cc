@@ -1,0 +1,342 @@
+#include "fs/staging_image.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <vector>
+
+#include "transports/copy.h"
+#include "transports/dir_transport.h"
+#include "transports/docker_transport.h"
+#include "transports/local_blob.h"
+#include "transports/manifest.h"
+
+namespace regfs {
+namespace {
+
+bool IsHex64(std::string_view s) { return IsSha256Digest("sha256:" + std::string(s)); }
+
+// "signature-N", N a positive decimal number.
+bool IsSignatureName(const std::string& name) {
+  std::string_view n(name);
+  if (n.substr(0, 10) != "signature-" || n.size() == 10 || n[10] == '0') return false;
+  return n.substr(10).find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+}  // namespace
+
+StagingImage::StagingImage(std::string registry, std::string repo, std::string tag,
+                           std::shared_ptr<RegistryClient> client, std::string spill_dir)
+    : registry_(std::move(registry)),
+      repo_(std::move(repo)),
+      tag_(std::move(tag)),
+      client_(std::move(client)),
+      spill_dir_(std::move(spill_dir)) {
+  DockerReference ref;
+  ref.registry = registry_;
+  ref.repository = repo_;
+  ref.tag = tag_;
+  dest_ = NewDockerDestination(ref, client_);
+}
+
+StagingImage::~StagingImage() {
+  for (auto& [name, f] : files_) {
+    f.upload.reset();
+    if (!f.spill_path.empty()) unlink(f.spill_path.c_str());
+  }
+}
+
+Status StagingImage::CheckName(const std::string& name) {
+  if (name == "manifest.json" || name == "version" || IsSignatureName(name) || IsHex64(name)) {
+    return Ok();
+  }
+  const std::string suffix = ".manifest.json";
+  if (name.size() == 64 + suffix.size() && name.substr(64) == suffix &&
+      IsHex64(name.substr(0, 64))) {
+    return Ok();
+  }
+  return MakeError(EINVAL, "\"" + name +
+                               "\" is not a dir: layout name (manifest.json, version, "
+                               "<sha256 hex>, <sha256 hex>.manifest.json, signature-N)");
+}
+
+std::string StagingImage::Describe() const {
+  return "staging image " + registry_ + "/" + repo_ + ":" + tag_;
+}
+
+Result<StagingImage::File*> StagingImage::Find(const std::string& name) {
+  auto it = files_.find(name);
+  if (it == files_.end()) return MakeError(ENOENT, name + " is not staged");
+  return &it->second;
+}
+
+Status StagingImage::Create(const std::string& name) {
+  RETURN_IF_ERROR(CheckName(name));
+  std::lock_guard<std::mutex> lock(mu_);
+  if (auto it = files_.find(name); it != files_.end()) {
+    it->second.upload.reset();
+    if (!it->second.spill_path.empty()) unlink(it->second.spill_path.c_str());
+    files_.erase(it);
+  }
+  File& f = files_[name];
+  if (name == "manifest.json") pushed_ = false;  // a new manifest: a new push, moving the tag
+  if (IsHex64(name)) {
+    f.is_blob = true;
+    f.digest = "sha256:" + name;
+    f.hash = std::make_unique<Sha256>();
+    f.spill_path = spill_dir_ + "/" + name + ".XXXXXX";
+    int fd = mkostemp(f.spill_path.data(), O_CLOEXEC);
+    if (fd < 0) {
+      Error e = SysError("creating", f.spill_path);
+      files_.erase(name);
+      return e;
+    }
+    f.spill = UniqueFd(fd);
+  } else if (name.size() > 64 && name.find(".manifest.json") == 64) {
+    f.digest = "sha256:" + name.substr(0, 64);
+  }
+  return Ok();
+}
+
+Result<size_t> StagingImage::Write(const std::string& name, const char* data, size_t n,
+                                   int64_t off) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(File * f, Find(name));
+  if (f->finished) f->finished = false;  // written again after a close: check it again
+  if (!f->is_blob) {
+    if (off + static_cast<int64_t>(n) > kMaxManifestSize) {
+      return MakeError(EFBIG, name + " is over the 4 MiB limit");
+    }
+    if (f->bytes.size() < static_cast<size_t>(off) + n)
+      f->bytes.resize(static_cast<size_t>(off) + n);
+    f->bytes.replace(static_cast<size_t>(off), n, data, n);
+    f->size = static_cast<int64_t>(f->bytes.size());
+    return n;
+  }
+  RETURN_IF_ERROR(WriteAllAt(f->spill.get(), data, n, off, f->spill_path));
+  if (f->sequential && off == f->size) {
+    f->hash->Update(data, n);
+    if (f->size == 0 && !f->upload && !f->already_there) {
+      auto there = client_->BlobExists(repo_, f->digest);
+      if (there.ok() && *there) {
+        f->already_there = true;  // no upload: the bytes are only checked
+      } else {
+        auto writer = dest_->NewBlobWriter(BlobInfo{f->digest, -1, ""});
+        if (writer.ok()) f->upload = std::move(writer).value();
+      }
+    }
+    if (f->upload && !f->upload->Write(data, n).ok()) f->upload.reset();  // the push uploads it
+  } else {
+    f->sequential = false;  // staged on disk only; hashed and uploaded when complete
+    f->upload.reset();
+  }
+  f->size = std::max(f->size, off + static_cast<int64_t>(n));
+  return n;
+}
+
+Status StagingImage::Adopt(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(File * f, Find(name));
+  if (!f->is_blob) return MakeError(EINVAL, name + " is not a blob");
+  f->upload.reset();
+  f->adopted = true;
+  at_registry_.insert(f->digest);
+  return Ok();
+}
+
+Status StagingImage::CopyFrom(const std::string& name, ImageSource& src, const BlobInfo& blob) {
+  if (std::string(DigestHex(blob.digest)) != name) {
+    return MakeError(EOPNOTSUPP, "copying " + blob.digest + " into a file named " + name);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(File * f, Find(name));
+    if (f->size > 0) return MakeError(EOPNOTSUPP, name + " has bytes written already");
+  }
+  RETURN_IF_ERROR(CopyBlob(src, *dest_, blob));
+  RETURN_IF_ERROR(Adopt(name));
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSIGN_OR_RETURN(File * f, Find(name));
+  f->size = blob.size;
+  return Ok();
+}
+
+Status StagingImage::Remove(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(name);
+  if (it == files_.end()) return MakeError(ENOENT, "");
+  it->second.upload.reset();
+  if (!it->second.spill_path.empty()) unlink(it->second.spill_path.c_str());
+  files_.erase(it);
+  return Ok();
+}
+
+bool StagingImage::Has(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return files_.count(name) > 0;
+}
+
+int64_t StagingImage::Size(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(name);
+  return it == files_.end() ? 0 : it->second.size;
+}
+
+std::vector<std::string> StagingImage::Names() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, f] : files_) out.push_back(name);
+  return out;
+}
+
+Result<std::string> StagingImage::ReadSmall(const std::string& name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = files_.find(name);
+  if (it == files_.end()) return MakeError(ENOENT, "");
+  if (it->second.is_blob) return ReadFileBounded(it->second.spill_path, kMaxManifestSize);
+  return it->second.bytes;
+}
+
+bool StagingImage::pushed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pushed_;
+}
+
+Status StagingImage::Finish(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(File * f, Find(name));
+    if (!f->finished) {
+      if (name == "version" && f->bytes != kDirVersion) {
+        return MakeError(EINVAL, "version must hold \"Directory Transport Version: 1.1\\n\"");
+      }
+      if (name == "manifest.json" || !f->digest.empty()) {
+        if (!f->is_blob) RETURN_IF_ERROR(ParseManifest(f->bytes));
+      }
+      if (!f->is_blob && !f->digest.empty() && DigestOf(f->bytes) != f->digest) {
+        std::string got = DigestOf(f->bytes);
+        files_.erase(name);
+        return MakeError(EIO,
+                         name + " has digest " + got + ", not the " + f->digest + " its name says");
+      }
+      if (f->is_blob && !f->adopted) {
+        std::string got;
+        if (f->sequential) {
+          got = f->hash->Finish();
+        } else {
+          Sha256 h;
+          RETURN_IF_ERROR(StreamFile(f->spill_path, [&](const char* d, size_t n) {
+            h.Update(d, n);
+            return Ok();
+          }));
+          got = h.Finish();
+        }
+        if (got != f->digest) {
+          std::string digest = f->digest;
+          f->upload.reset();  // aborted: the registry never completes it
+          unlink(f->spill_path.c_str());
+          files_.erase(name);
+          return MakeError(EIO,
+                           "blob " + name + " has content with digest " + got + ", not " + digest);
+        }
+        if (f->upload) {
+          Status s = f->upload->Commit();
+          f->upload.reset();
+          if (s.ok()) at_registry_.insert(f->digest);  // else the push uploads it from disk
+        }
+        if (f->already_there) at_registry_.insert(f->digest);
+      }
+      f->finished = true;
+    }
+    auto manifest = files_.find("manifest.json");
+    if (pushed_ || manifest == files_.end() || !manifest->second.finished) return Ok();
+    ASSIGN_OR_RETURN(std::vector<std::string> missing, MissingLocked());
+    if (!missing.empty()) return Ok();
+  }
+  return Push();
+}
+
+Result<std::vector<std::string>> StagingImage::MissingLocked() {
+  std::vector<std::string> missing;
+  ASSIGN_OR_RETURN(Manifest top, ParseManifest(files_["manifest.json"].bytes));
+  std::vector<Manifest> images;
+  if (top.is_index) {
+    for (const Descriptor& d : top.manifests) {
+      auto it = files_.find(std::string(DigestHex(d.digest)) + ".manifest.json");
+      if (it == files_.end() || !it->second.finished) {
+        missing.push_back(d.digest);
+        continue;
+      }
+      ASSIGN_OR_RETURN(Manifest m, ParseManifest(it->second.bytes));
+      images.push_back(std::move(m));
+    }
+  } else {
+    images.push_back(std::move(top));
+  }
+  for (const Manifest& m : images) {
+    std::vector<const Descriptor*> blobs = {&m.config};
+    for (const auto& l : m.layers) blobs.push_back(&l);
+    for (const Descriptor* d : blobs) {
+      auto it = files_.find(std::string(DigestHex(d->digest)));
+      if (it != files_.end() && it->second.finished) continue;
+      if (at_registry_.count(d->digest)) continue;
+      if (it == files_.end()) {
+        // Not written here: the registry may have it already (the same image pushed again).
+        auto there = client_->BlobExists(repo_, d->digest);
+        if (there.ok() && *there) {
+          at_registry_.insert(d->digest);
+          continue;
+        }
+      }
+      missing.push_back(d->digest);
+    }
+  }
+  return missing;
+}
+
+Status StagingImage::Push() {
+  std::lock_guard<std::mutex> push_lock(push_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pushed_) return Ok();
+  }
+  CopyOptions options;
+  options.all = true;
+  auto pushed = CopyImage(*this, *dest_, options);
+  if (!pushed.ok())
+    return Annotate(pushed.error(), "pushing " + registry_ + "/" + repo_ + ":" + tag_);
+  std::lock_guard<std::mutex> lock(mu_);
+  pushed_ = true;
+  return Ok();
+}
+
+Result<RawManifest> StagingImage::GetManifest(const std::string& instance_digest) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string name = instance_digest.empty()
+                         ? "manifest.json"
+                         : std::string(DigestHex(instance_digest)) + ".manifest.json";
+  auto it = files_.find(name);
+  if (it == files_.end()) return MakeError(ENOENT, name + " is not staged");
+  RawManifest m;
+  m.bytes = it->second.bytes;
+  m.digest = DigestOf(m.bytes);
+  m.media_type = GuessManifestMediaType(m.bytes);
+  return m;
+}
+
+Status StagingImage::GetBlob(const BlobInfo& blob, const ByteSink& sink) {
+  std::string path;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(std::string(DigestHex(blob.digest)));
+    if (it == files_.end() || it->second.spill_path.empty() || it->second.adopted) {
+      return MakeError(ENOENT, "blob " + blob.digest + " is not staged");
+    }
+    path = it->second.spill_path;
+  }
+  return StreamFile(path, sink);
+}
+
+}  // namespace regfs
