@@ -74,6 +74,8 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Create(const MountOptions& optio
   http.stall_timeout_s = options.timeout;
   fs->http_ = std::make_shared<HttpClient>(http);
   ASSIGN_OR_RETURN(fs->cache_, BlobCache::Open(options.cache_dir, options.cache_size));
+  RETURN_IF_ERROR(RemoveAll(options.cache_dir + "/staging"));  // a previous mount's leftovers
+  RETURN_IF_ERROR(MakeDirs(options.cache_dir + "/staging", 0700));
   fs->pool_ = std::make_unique<FetchPool>(8);
   Filesystem* self = fs.get();
   fs->blobs_ = std::make_unique<BlobStore>(fs->cache_.get(), fs->pool_.get(), options.verify,
@@ -279,19 +281,68 @@ void Filesystem::Forget(uint64_t ino, uint64_t count) {
   nodes_.erase(it);
 }
 
-std::string Filesystem::ImageEntryKey(const Node& dir, const ImageEntry& e) {
+std::string Filesystem::ImageEntryKey(const std::string& registry, const std::string& repo,
+                                      const std::string& dir_ref, const ImageEntry& e) {
   switch (e.kind) {
     case Kind::kBlob:
       return "B|" + e.digest;
     case Kind::kInstanceManifest:
       return "X|" + e.digest;
     case Kind::kManifestFile:
-      // One inode per manifest digest: an open manifest.json keeps the image it was opened on,
-      // page cache included, however the tag moves.
-      return "M|" + dir.registry + "|" + dir.path + "|" + e.digest;
+      // One inode per directory and manifest digest: an open manifest.json keeps the image it
+      // was opened on, page cache included, however the tag moves.
+      return "M|" + registry + "|" + repo + "|" + dir_ref + "|" + e.digest;
     default:
-      return "V|" + dir.registry + "|" + dir.path + "|" + dir.ref;
+      return "V|" + registry + "|" + repo + "|" + dir_ref;
   }
+}
+
+bool Filesystem::ImageOf(const Node& dir, std::string* repo, std::string* tag) const {
+  if (dir.kind == Kind::kImage) {
+    *repo = dir.path;
+    *tag = dir.ref;
+    return true;
+  }
+  if (dir.kind != Kind::kLocalDir) return false;
+  size_t slash = dir.path.rfind('/');
+  if (slash == std::string::npos || !IsValidTag(dir.path.substr(slash + 1))) return false;
+  *repo = dir.path.substr(0, slash);
+  *tag = dir.path.substr(slash + 1);
+  return true;
+}
+
+Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::string& name,
+                                                   std::string* key) {
+  std::string repo, ref;
+  if (!ImageOf(dir, &repo, &ref)) return MakeError(ENOENT, "");
+  if (!IsSha256Digest(ref)) {
+    // While a staging image is there, the directory is what was written into it.
+    if (auto staging = StagingOf(dir, false)) {
+      if (!staging->Has(name)) return MakeError(ENOENT, "");
+      *key = "S|" + dir.registry + "|" + repo + "|" + ref + "|" + name;
+      Node n = MakeNode(Kind::kStagedFile, dir.registry, repo, ref);
+      n.target = name;
+      return n;
+    }
+  }
+  if (dir.kind == Kind::kLocalDir) {
+    // A directory made here names an image only once one is pushed under its tag.
+    auto tags = Tags(dir.registry, repo);
+    if (!tags.ok() || std::find(tags->begin(), tags->end(), ref) == tags->end()) {
+      return MakeError(ENOENT, "");
+    }
+  }
+  ASSIGN_OR_RETURN(auto view, View(dir.registry, repo, ref));
+  for (const ImageEntry& e : view->entries) {
+    if (e.name != name) continue;
+    Node n = MakeNode(e.kind, dir.registry, repo, ref, e.digest, e.media_type);
+    n.size = e.size;
+    n.target = ref;  // the directory's tag or digest, for writes
+    if (e.kind == Kind::kManifestFile) n.ref = e.digest;
+    *key = ImageEntryKey(dir.registry, repo, ref, e);
+    return n;
+  }
+  return MakeError(ENOENT, "");
 }
 
 Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::string& name,
@@ -316,9 +367,22 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
       }
       return MakeError(ENOENT, "");
     case Kind::kRegistry:
-    case Kind::kNamespace: {
+    case Kind::kNamespace:
+    case Kind::kLocalDir: {
       const std::string& reg = parent.registry;
       const std::string& path = parent.path;
+      {
+        // Directories made by mkdir come first.
+        std::lock_guard<std::mutex> lock(mu_);
+        if (local_dirs_.count(reg + "|" + Join(path, name))) {
+          *key = "D|" + reg + "|" + Join(path, name);
+          return MakeNode(Kind::kLocalDir, reg, Join(path, name));
+        }
+      }
+      if (parent.kind == Kind::kLocalDir) {
+        auto in_image = LookupInImage(parent, name, key);
+        if (in_image.ok() || in_image.error().errnum != ENOENT) return in_image;
+      }
       // Pasted references: repo:tag and repo@sha256:… are symlinks into the tree.
       size_t at = name.find('@');
       size_t colon = name.find(':');
@@ -390,18 +454,8 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
       }
       return MakeError(ENOENT, "");
     }
-    case Kind::kImage: {
-      ASSIGN_OR_RETURN(auto view, View(parent.registry, parent.path, parent.ref));
-      for (const ImageEntry& e : view->entries) {
-        if (e.name != name) continue;
-        Node n = MakeNode(e.kind, parent.registry, parent.path, parent.ref, e.digest, e.media_type);
-        n.size = e.size;
-        if (e.kind == Kind::kManifestFile) n.ref = e.digest;
-        *key = ImageEntryKey(parent, e);
-        return n;
-      }
-      return MakeError(ENOENT, "");
-    }
+    case Kind::kImage:
+      return LookupInImage(parent, name, key);
     default:
       return MakeError(ENOTDIR, "");
   }
@@ -418,7 +472,8 @@ Result<NodeAttr> Filesystem::Lookup(uint64_t parent_ino, const std::string& name
   uint64_t ino = Intern(key, *child);
   ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(ino, *child));
   // Which file a name in a tag's directory is changes when the tag moves.
-  if (parent.kind == Kind::kImage && !IsSha256Digest(parent.ref)) {
+  if ((parent.kind == Kind::kImage && !IsSha256Digest(parent.ref)) ||
+      parent.kind == Kind::kLocalDir) {
     attr.entry_timeout = std::min<double>(attr.entry_timeout, options_.tag_ttl);
   }
   return attr;
@@ -434,12 +489,28 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
   switch (node.kind) {
     case Kind::kRoot:
     case Kind::kControl:
+      break;
     case Kind::kRegistry:
     case Kind::kNamespace:
+      a.mode = DirMode();
       break;
     case Kind::kImage:
       a.timeout = by_digest ? kForever : options_.tag_ttl;
+      if (!by_digest) a.mode = DirMode();
       break;
+    case Kind::kLocalDir:
+      a.mode = DirMode();
+      a.timeout = 0;
+      break;
+    case Kind::kStagedFile: {
+      auto staging = StagingOf(node, false);
+      if (!staging || !staging->Has(node.target)) return MakeError(ENOENT, "");
+      a.mode = S_IFREG | 0644;
+      a.nlink = 1;
+      a.timeout = 0;
+      a.size = staging->Size(node.target);
+      break;
+    }
     case Kind::kStats:
     case Kind::kPid:
       a.mode = kFileMode;
@@ -517,7 +588,51 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
       out.push_back({"pid", ino_of("C|pid"), kFileMode});
       return out;
     case Kind::kRegistry:
-    case Kind::kNamespace: {
+    case Kind::kNamespace:
+    case Kind::kLocalDir:
+    case Kind::kImage: {
+      std::set<std::string> seen;
+      // An image directory (a tag's, or one made here): its staged files until pushed, then
+      // the image at the registry.
+      std::string repo, ref;
+      if (ImageOf(node, &repo, &ref)) {
+        auto staging = IsSha256Digest(ref) ? nullptr : StagingOf(node, false);
+        if (staging) {
+          for (const std::string& name : staging->Names()) {
+            out.push_back({name, ino_of("S|" + node.registry + "|" + repo + "|" + ref + "|" + name),
+                           S_IFREG});
+          }
+        } else {
+          // A directory made here shows the image once one is pushed under its tag.
+          bool at_registry = node.kind == Kind::kImage;
+          if (!at_registry) {
+            auto tags = Tags(node.registry, repo);
+            at_registry = tags.ok() && std::find(tags->begin(), tags->end(), ref) != tags->end();
+          }
+          if (at_registry) {
+            auto view = View(node.registry, repo, ref);
+            if (!view.ok()) return Logged(view.error());
+            for (const ImageEntry& e : (*view)->entries) {
+              out.push_back(
+                  {e.name, ino_of(ImageEntryKey(node.registry, repo, ref, e)), kFileMode});
+            }
+          }
+        }
+        for (const auto& e : out) seen.insert(e.name);
+      }
+      if (node.kind == Kind::kImage) return out;
+      // Namespace: directories made here, repositories from the catalog and the tags.
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        std::string prefix = node.registry + "|" + (node.path.empty() ? "" : node.path + "/");
+        for (auto it = local_dirs_.lower_bound(prefix);
+             it != local_dirs_.end() && StartsWith(*it, prefix); ++it) {
+          std::string rest = it->substr(prefix.size());
+          if (rest.find('/') == std::string::npos && seen.insert(rest).second) {
+            out.push_back({rest, 0, DirMode()});
+          }
+        }
+      }
       auto repos = Catalog(node.registry);
       if (!repos.ok()) return Logged(repos.error());
       std::vector<std::string> tags;
@@ -536,19 +651,12 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
         if (!tag_set.count(comp)) components.insert(comp);  // a tag wins over a component
       }
       for (const auto& c : components) {
-        out.push_back({c, ino_of("N|" + node.registry + "|" + Join(node.path, c)), kDirMode});
+        if (!seen.insert(c).second) continue;
+        out.push_back({c, ino_of("N|" + node.registry + "|" + Join(node.path, c)), DirMode()});
       }
       for (const auto& t : tags) {
-        out.push_back({t, ino_of("I|" + node.registry + "|" + node.path + "|" + t), kDirMode});
-      }
-      return out;
-    }
-    case Kind::kImage: {
-      auto view = View(node.registry, node.path, node.ref);
-      if (!view.ok()) return Logged(view.error());
-      for (const ImageEntry& e : (*view)->entries) {
-        std::string key = ImageEntryKey(node, e);
-        out.push_back({e.name, ino_of(key), kFileMode});
+        if (!seen.insert(t).second) continue;
+        out.push_back({t, ino_of("I|" + node.registry + "|" + node.path + "|" + t), DirMode()});
       }
       return out;
     }
@@ -565,10 +673,17 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
 
 Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
   ASSIGN_OR_RETURN(Node node, NodeOf(ino));
-  if ((flags & O_ACCMODE) != O_RDONLY) return MakeError(EROFS, "");
+  if ((flags & O_ACCMODE) != O_RDONLY) return OpenForWrite(node, flags);
   auto handle = std::make_shared<OpenHandle>();
   OpenedFile opened;
   switch (node.kind) {
+    case Kind::kStagedFile: {
+      auto staging = StagingOf(node, false);
+      if (!staging) return MakeError(ENOENT, "");
+      ASSIGN_OR_RETURN(handle->bytes, staging->ReadSmall(node.target));
+      opened.direct_io = true;
+      break;
+    }
     case Kind::kStats:
       handle->bytes = StatsJson();
       opened.direct_io = true;
@@ -612,6 +727,8 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       auto blob = blobs_->Open(node.digest, node.size, loc);
       if (!blob.ok()) return Logged(blob.error());
       handle->blob = std::move(blob).value();
+      handle->blob_info = BlobInfo{node.digest, node.size, node.media_type};
+      handle->location = loc;
       opened.keep_cache = true;
       break;
     }
@@ -620,10 +737,22 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
     default:
       return MakeError(EISDIR, "");
   }
-  std::lock_guard<std::mutex> lock(mu_);
-  opened.handle = next_handle_++;
-  handles_[opened.handle] = std::move(handle);
+  opened.handle = AddHandle(std::move(handle));
   return opened;
+}
+
+uint64_t Filesystem::AddHandle(std::shared_ptr<OpenHandle> handle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t id = next_handle_++;
+  handles_[id] = std::move(handle);
+  return id;
+}
+
+Result<std::shared_ptr<Filesystem::OpenHandle>> Filesystem::HandleOf(uint64_t id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = handles_.find(id);
+  if (it == handles_.end()) return MakeError(EBADF, "");
+  return it->second;
 }
 
 Result<size_t> Filesystem::Read(uint64_t fh, char* buf, size_t size, int64_t off) {
@@ -674,6 +803,8 @@ Result<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
   }
   return std::vector<std::string>{};
 }
+
+uint32_t Filesystem::DirMode() const { return options_.read_only ? kDirMode : (S_IFDIR | 0755); }
 
 std::string Filesystem::StatsJson() {
   nlohmann::ordered_json j = {{"requests", counters_->requests.load()},

@@ -22,6 +22,7 @@
 #include "fs/blob_store.h"
 #include "fs/fetch_pool.h"
 #include "fs/mount_options.h"
+#include "fs/staging_image.h"
 #include "transports/http_client.h"
 #include "transports/manifest.h"
 #include "transports/registry_client.h"
@@ -67,6 +68,23 @@ class Filesystem {
   Result<std::string> GetXattr(uint64_t ino, const std::string& name);
   Result<std::vector<std::string>> ListXattr(uint64_t ino);
 
+  // The write side (fs/filesystem_write.cc): writing is pushing, removing is deleting.
+  Result<NodeAttr> Mkdir(uint64_t parent, const std::string& name);
+  Result<std::pair<NodeAttr, OpenedFile>> Create(uint64_t parent, const std::string& name,
+                                                 int flags);
+  Result<size_t> Write(uint64_t handle, const char* data, size_t size, int64_t off);
+  // The close() of a file: a staged file is checked, and the image pushed when complete.
+  Status Flush(uint64_t handle);
+  // Truncation of a staged file; mode, owner and times are accepted and ignored (cp -a).
+  Result<NodeAttr> SetAttr(uint64_t ino, const int64_t* size);
+  Status Unlink(uint64_t parent, const std::string& name);
+  Status Rmdir(uint64_t parent, const std::string& name);
+  Status Rename(uint64_t parent, const std::string& name, uint64_t new_parent,
+                const std::string& new_name);
+  // copy_file_range from a blob of this mount into a staged blob: done at the registry.
+  Result<size_t> CopyFileRange(uint64_t in_handle, int64_t in_off, uint64_t out_handle,
+                               int64_t out_off, size_t len);
+
   // One line to the log (the log= file, else stderr).
   void Log(const std::string& line);
 
@@ -84,6 +102,8 @@ class Filesystem {
     kInstanceManifest,
     kBlob,
     kSymlink,
+    kLocalDir,    // made by mkdir: a namespace, repository or tag until pushed
+    kStagedFile,  // a file of a staging image
   };
   struct Node {
     Kind kind = Kind::kRoot;
@@ -92,7 +112,7 @@ class Filesystem {
     std::string ref;     // image: tag or digest
     std::string digest;  // instance manifest, blob
     std::string media_type;
-    std::string target;  // symlink
+    std::string target;  // symlink; staged file: its name; image files: the directory's ref
     int64_t size = 0;
     uint64_t lookups = 0;
   };
@@ -126,10 +146,22 @@ class Filesystem {
     T value;
   };
   struct OpenHandle {
+    ~OpenHandle() {
+      if (staging) staging->CloseFile();
+    }
     std::string bytes;           // small files, pinned at open
     std::shared_ptr<Blob> blob;  // blobs
+    BlobInfo blob_info;          // blobs
+    BlobLocation location;       // blobs
     ReadCursor cursor;
-    std::mutex mu;  // guards cursor
+    std::mutex mu;                          // guards cursor
+    std::shared_ptr<StagingImage> staging;  // staged files
+    std::string name;                       // staged files
+    bool dirty = false;                     // written since the last flush
+    // A file of a committed image opened for writing: the bytes are only checked against it.
+    std::unique_ptr<Sha256> check;
+    std::string check_digest;
+    int64_t check_next = 0;
   };
 
   explicit Filesystem(const MountOptions& options);
@@ -149,9 +181,23 @@ class Filesystem {
   // Adds (or finds) the node for `key` and counts one lookup.
   uint64_t Intern(const std::string& key, const Node& node);
   Result<NodeAttr> AttrOf(uint64_t ino, const Node& node);
-  static std::string ImageEntryKey(const Node& dir, const ImageEntry& e);
+  static std::string ImageEntryKey(const std::string& registry, const std::string& repo,
+                                   const std::string& dir_ref, const ImageEntry& e);
+  // A name in an image directory: a staged file, else a file of the image at the registry.
+  Result<Node> LookupInImage(const Node& dir, const std::string& name, std::string* key);
   Result<Node> LookupChild(const Node& parent, const std::string& name, std::string* key);
   std::string StatsJson();
+  uint32_t DirMode() const;
+  // The (registry, repository, tag) a directory stands for as an image, if it can.
+  bool ImageOf(const Node& dir, std::string* repo, std::string* tag) const;
+  // The staging image of a tag directory (created when `create`), or null. A settled one
+  // (pushed and idle) is dropped, and null returned.
+  std::shared_ptr<StagingImage> StagingOf(const Node& dir, bool create);
+  // Forgets what is cached about a tag (after a push or a delete).
+  void Invalidate(const std::string& registry, const std::string& repo, const std::string& tag);
+  Result<std::shared_ptr<OpenHandle>> HandleOf(uint64_t handle);
+  uint64_t AddHandle(std::shared_ptr<OpenHandle> handle);
+  Result<OpenedFile> OpenForWrite(const Node& node, int flags);
   std::chrono::steady_clock::time_point Expiry(int seconds) const;
   Error Logged(Error e);
 
@@ -178,6 +224,8 @@ class Filesystem {
   std::map<std::string, std::set<std::string>> blob_images_;         // guarded by mu_
   uint64_t next_handle_ = 1;                                         // guarded by mu_
   std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;          // guarded by mu_
+  std::set<std::string> local_dirs_;                                 // "reg|path", guarded by mu_
+  std::map<std::string, std::shared_ptr<StagingImage>> stagings_;    // "reg|repo|tag", by mu_
 };
 
 }  // namespace regfs

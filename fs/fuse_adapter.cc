@@ -43,6 +43,7 @@ int Errno(const Error& e) {
     case EBADF:
     case ELOOP:
     case ENAMETOOLONG:
+    case EXDEV:
       return e.errnum;
     default:
       return EIO;
@@ -217,7 +218,91 @@ void OnSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, in
 
 void OnRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, ENOTSUP); }
 
+void ReplyStatus(fuse_req_t req, const Status& s) {
+  fuse_reply_err(req, s.ok() ? 0 : Errno(s.error()));
+}
+
+void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
+  auto r = Ctx(req)->fs->Mkdir(parent, name);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  ReplyEntry(req, *r);
+}
+
+void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
+  auto r = Ctx(req)->fs->Create(parent, name, fi->flags);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  fuse_entry_param e{};
+  e.ino = r->first.ino;
+  e.attr = ToStat(Ctx(req), r->first);
+  fi->fh = r->second.handle;
+  fi->direct_io = r->second.direct_io;
+  if (fuse_reply_create(req, &e, fi) == -ENOENT) Ctx(req)->fs->Release(r->second.handle);
+}
+
+void OnWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  auto r = Ctx(req)->fs->Write(fi->fh, buf, size, off);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  fuse_reply_write(req, *r);
+}
+
+// close(): the kernel ignores release's result, so a staged file is checked, and a completed
+// image pushed, here.
+void OnFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  ReplyStatus(req, Ctx(req)->fs->Flush(fi->fh));
+}
+
+void OnFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  int64_t size = attr->st_size;
+  auto r = Ctx(req)->fs->SetAttr(ino, (to_set & FUSE_SET_ATTR_SIZE) ? &size : nullptr);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  struct stat st = ToStat(Ctx(req), *r);
+  fuse_reply_attr(req, &st, r->timeout);
+}
+
+void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, Ctx(req)->fs->Unlink(parent, name));
+}
+
+void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyStatus(req, Ctx(req)->fs->Rmdir(parent, name));
+}
+
+void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
+              const char* new_name, unsigned int flags) {
+  if (flags != 0) {
+    fuse_reply_err(req, EINVAL);  // RENAME_EXCHANGE and RENAME_NOREPLACE are not supported
+    return;
+  }
+  ReplyStatus(req, Ctx(req)->fs->Rename(parent, name, new_parent, new_name));
+}
+
+void OnCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
+                     off_t off_out, fuse_file_info* fi_out, size_t len, int) {
+  auto r = Ctx(req)->fs->CopyFileRange(fi_in->fh, off_in, fi_out->fh, off_out, len);
+  if (!r.ok()) {
+    fuse_reply_err(req, Errno(r.error()));
+    return;
+  }
+  fuse_reply_write(req, *r);
+}
+
 void OnInit(void*, fuse_conn_info* conn) {
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   conn->max_readahead = 8 << 20;
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
 }
@@ -243,6 +328,16 @@ Status ServeFuse(Filesystem& fs, const std::string& mountpoint, const MountOptio
   ops.listxattr = OnListxattr;
   ops.setxattr = OnSetxattr;
   ops.removexattr = OnRemovexattr;
+  ops.mkdir = OnMkdir;
+  ops.create = OnCreate;
+  ops.write = OnWrite;
+  ops.flush = OnFlush;
+  ops.fsync = OnFsync;
+  ops.setattr = OnSetattr;
+  ops.unlink = OnUnlink;
+  ops.rmdir = OnRmdir;
+  ops.rename = OnRename;
+  ops.copy_file_range = OnCopyFileRange;
 
   Context ctx{&fs, getuid(), getgid(), {}};
   clock_gettime(CLOCK_REALTIME, &ctx.start);

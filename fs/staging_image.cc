@@ -204,6 +204,24 @@ bool StagingImage::pushed() const {
   return pushed_;
 }
 
+bool StagingImage::Settled(int64_t idle_ms) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pushed_ && open_files_ == 0 &&
+         std::chrono::steady_clock::now() - touched_ > std::chrono::milliseconds(idle_ms);
+}
+
+void StagingImage::OpenFile() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++open_files_;
+  touched_ = std::chrono::steady_clock::now();
+}
+
+void StagingImage::CloseFile() {
+  std::lock_guard<std::mutex> lock(mu_);
+  --open_files_;
+  touched_ = std::chrono::steady_clock::now();
+}
+
 Status StagingImage::Finish(const std::string& name) {
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -10,6 +10,7 @@
 // of other staging images.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -57,6 +58,12 @@ class StagingImage final : public ImageSource {
   Result<std::string> ReadSmall(const std::string& name) const;
   // True once the current manifest.json has been pushed.
   bool pushed() const;
+  // Pushed, no file of it open, and untouched for `idle_ms`: its directory can show the image
+  // at the registry again. Until then the directory shows what was written, so that a copy
+  // still under way (cp, mv) finds its own files and none of the pushed image's.
+  bool Settled(int64_t idle_ms) const;
+  void OpenFile();
+  void CloseFile();
 
   const std::string& registry() const { return registry_; }
   const std::string& repo() const { return repo_; }
@@ -98,7 +105,9 @@ class StagingImage final : public ImageSource {
   std::map<std::string, File> files_;  // guarded by mu_
   std::set<std::string> at_registry_;  // digests seen at the registry, guarded by mu_
   bool pushed_ = false;                // guarded by mu_
-  std::mutex push_mu_;                 // one push at a time
+  int open_files_ = 0;                 // guarded by mu_
+  std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
+  std::mutex push_mu_;  // one push at a time
 };
 
 }  // namespace regfs

@@ -1,0 +1,366 @@
+// The write side of Filesystem (DESIGN §1, "Writing = pushing"): mkdir makes namespaces,
+// repositories and staging images; files written into a tag's directory are staged and pushed
+// through the copy pipeline once the image is complete; unlink and rmdir delete at the
+// registry; rename re-tags; copy_file_range between blobs happens at the registry.
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+
+#include "fs/filesystem.h"
+#include "transports/digest.h"
+#include "transports/docker_transport.h"
+#include "transports/image_delete.h"
+#include "transports/image_reference.h"
+
+namespace regfs {
+namespace {
+
+std::string Join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "/" + b; }
+
+Error ReadOnly() { return MakeError(EROFS, ""); }
+
+// How long a pushed staging image keeps showing what was written after its last file closed.
+constexpr int64_t kSettleMs = 2000;
+
+}  // namespace
+
+std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node, bool create) {
+  std::string repo, tag;
+  if (node.kind == Kind::kStagedFile) {
+    repo = node.path;
+    tag = node.ref;
+  } else if (!ImageOf(node, &repo, &tag) || IsSha256Digest(tag)) {
+    return nullptr;
+  }
+  std::string key = node.registry + "|" + repo + "|" + tag;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = stagings_.find(key);
+    if (it != stagings_.end() && it->second->Settled(kSettleMs)) {
+      stagings_.erase(it);  // the directory shows the pushed image now
+      it = stagings_.end();
+    }
+    if (it != stagings_.end() || !create) return it == stagings_.end() ? nullptr : it->second;
+  }
+  auto client = Client(node.registry);
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& staging = stagings_[key];
+  if (!staging) {
+    staging = std::make_shared<StagingImage>(node.registry, repo, tag, client,
+                                             options_.cache_dir + "/staging");
+  }
+  return staging;
+}
+
+void Filesystem::Invalidate(const std::string& registry, const std::string& repo,
+                            const std::string& tag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  catalogs_.erase(registry);
+  tags_.erase(registry + "/" + repo);
+  tag_digests_.erase(registry + "/" + repo + ":" + tag);
+}
+
+Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name) {
+  if (options_.read_only) return ReadOnly();
+  ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
+  if (parent.kind != Kind::kRegistry && parent.kind != Kind::kNamespace &&
+      parent.kind != Kind::kLocalDir) {
+    if (parent.kind == Kind::kImage) {
+      return Logged(MakeError(EINVAL, "mkdir " + name + ": an image directory holds files only"));
+    }
+    return MakeError(EPERM, "");
+  }
+  bool ok = IsValidRepositoryComponent(name) || (!parent.path.empty() && IsValidTag(name));
+  if (!ok) {
+    return Logged(MakeError(EINVAL, "mkdir " + name + ": not a repository name component or tag"));
+  }
+  std::string key;
+  if (LookupChild(parent, name, &key).ok()) return MakeError(EEXIST, "");
+  std::string path = Join(parent.path, name);
+  Node node = MakeNode(Kind::kLocalDir, parent.registry, path);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    local_dirs_.insert(parent.registry + "|" + path);
+  }
+  uint64_t ino = Intern("D|" + parent.registry + "|" + path, node);
+  return AttrOf(ino, node);
+}
+
+Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
+                                                           const std::string& name, int flags) {
+  if (options_.read_only) return ReadOnly();
+  ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
+  std::string repo, tag;
+  if (!ImageOf(parent, &repo, &tag) || IsSha256Digest(tag)) {
+    return Logged(MakeError(EINVAL, "creating " + name +
+                                        ": files go into an image directory, "
+                                        "<registry>/<repository>/<tag>/"));
+  }
+  if (Status s = StagingImage::CheckName(name); !s.ok()) {
+    return Logged(Annotate(s.error(), "creating " + repo + ":" + tag + "/" + name));
+  }
+  auto staging = StagingOf(parent, true);
+  RETURN_IF_ERROR(staging->Create(name));
+  Node node = MakeNode(Kind::kStagedFile, parent.registry, repo, tag);
+  node.target = name;
+  uint64_t ino = Intern("S|" + parent.registry + "|" + repo + "|" + tag + "|" + name, node);
+  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(ino, node));
+  auto handle = std::make_shared<OpenHandle>();
+  handle->staging = staging;
+  handle->staging->OpenFile();
+  handle->name = name;
+  handle->dirty = true;
+  OpenedFile opened;
+  opened.direct_io = true;
+  opened.handle = AddHandle(std::move(handle));
+  (void)flags;
+  return std::make_pair(attr, opened);
+}
+
+Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
+  if (options_.read_only) return ReadOnly();
+  auto handle = std::make_shared<OpenHandle>();
+  switch (node.kind) {
+    case Kind::kStagedFile: {
+      handle->staging = StagingOf(node, false);
+      if (!handle->staging) return MakeError(ENOENT, "");
+      handle->staging->OpenFile();
+      handle->name = node.target;
+      if (flags & O_TRUNC) {
+        RETURN_IF_ERROR(handle->staging->Create(node.target));
+        handle->dirty = true;
+      }
+      break;
+    }
+    case Kind::kManifestFile:
+    case Kind::kVersion: {
+      // Writing into a tag's directory stages a new image under that tag.
+      if (IsSha256Digest(node.target)) return MakeError(EROFS, "");
+      Node dir = MakeNode(Kind::kImage, node.registry, node.path, node.target);
+      handle->staging = StagingOf(dir, true);
+      handle->staging->OpenFile();
+      handle->name = node.kind == Kind::kManifestFile ? "manifest.json" : "version";
+      RETURN_IF_ERROR(handle->staging->Create(handle->name));
+      handle->dirty = true;
+      break;
+    }
+    case Kind::kBlob:
+    case Kind::kInstanceManifest:
+      // Content-addressed and at the registry already: what is written is only checked.
+      handle->check = std::make_unique<Sha256>();
+      handle->check_digest = node.digest;
+      handle->dirty = true;
+      break;
+    default:
+      return MakeError(EACCES, "");
+  }
+  OpenedFile opened;
+  opened.direct_io = true;
+  opened.handle = AddHandle(std::move(handle));
+  return opened;
+}
+
+Result<size_t> Filesystem::Write(uint64_t id, const char* data, size_t size, int64_t off) {
+  ASSIGN_OR_RETURN(auto h, HandleOf(id));
+  std::lock_guard<std::mutex> lock(h->mu);
+  if (h->staging) {
+    h->dirty = true;
+    auto n = h->staging->Write(h->name, data, size, off);
+    if (!n.ok()) return Logged(n.error());
+    return n;
+  }
+  if (h->check) {
+    if (off != h->check_next) {
+      return Logged(MakeError(EINVAL, h->check_digest + " is at the registry: rewriting it takes "
+                                                        "sequential writes"));
+    }
+    h->check->Update(data, size);
+    h->check_next += static_cast<int64_t>(size);
+    h->dirty = true;
+    return size;
+  }
+  return MakeError(EBADF, "");
+}
+
+Status Filesystem::Flush(uint64_t id) {
+  ASSIGN_OR_RETURN(auto h, HandleOf(id));
+  std::lock_guard<std::mutex> lock(h->mu);
+  if (!h->dirty) return Ok();
+  h->dirty = false;
+  if (h->staging) {
+    Status s = h->staging->Finish(h->name);
+    if (!s.ok()) return Logged(s.error());
+    if (h->staging->pushed()) {
+      Invalidate(h->staging->registry(), h->staging->repo(), h->staging->tag());
+    }
+    return s;
+  }
+  if (h->check) {
+    std::string got = h->check->Finish();
+    h->check = std::make_unique<Sha256>();
+    h->check_next = 0;
+    if (got != h->check_digest) {
+      return Logged(
+          MakeError(EIO, "content written has digest " + got + ", not " + h->check_digest));
+    }
+  }
+  return Ok();
+}
+
+Result<NodeAttr> Filesystem::SetAttr(uint64_t ino, const int64_t* size) {
+  ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  if (size) {
+    if (options_.read_only) return ReadOnly();
+    if (node.kind == Kind::kStagedFile) {
+      auto staging = StagingOf(node, false);
+      if (!staging) return MakeError(ENOENT, "");
+      if (*size == 0) {
+        RETURN_IF_ERROR(staging->Create(node.target));
+      } else if (*size != staging->Size(node.target)) {
+        return MakeError(EINVAL, "");
+      }
+    }
+    // A committed image's files: a truncation before a rewrite, which open() stages.
+  }
+  // Mode, owner and times are accepted and ignored, so that cp -a works.
+  return AttrOf(ino, node);
+}
+
+Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
+  if (options_.read_only) return ReadOnly();
+  ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
+  std::string key;
+  ASSIGN_OR_RETURN(Node node, LookupChild(parent, name, &key));
+  switch (node.kind) {
+    case Kind::kStagedFile: {
+      auto staging = StagingOf(node, false);
+      if (!staging) return Ok();
+      if (node.target == "manifest.json" && staging->pushed()) {
+        // Pushed already: the manifest's removal deletes the image.
+        Status s = DeleteImage(*Client(node.registry), node.path, node.ref, /*force=*/false);
+        Invalidate(node.registry, node.path, node.ref);
+        if (!s.ok()) return Logged(s.error());
+      }
+      return staging->Remove(node.target);
+    }
+    case Kind::kManifestFile: {
+      // Deleting the manifest deletes the image, by the rule of DeleteImage().
+      Status s = DeleteImage(*Client(node.registry), node.path, node.target, /*force=*/false);
+      Invalidate(node.registry, node.path, node.target);
+      if (!s.ok()) return Logged(s.error());
+      return Ok();
+    }
+    case Kind::kVersion:
+    case Kind::kBlob:
+    case Kind::kInstanceManifest:
+      return Ok();  // they go with the manifest
+    case Kind::kSymlink:
+      return MakeError(EPERM, "");
+    default:
+      return MakeError(EISDIR, "");
+  }
+}
+
+Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
+  if (options_.read_only) return ReadOnly();
+  ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
+  std::string key;
+  ASSIGN_OR_RETURN(Node node, LookupChild(parent, name, &key));
+  std::string repo, tag;
+  bool image = ImageOf(node, &repo, &tag);
+  if (node.kind == Kind::kLocalDir) {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string prefix = node.registry + "|" + node.path + "/";
+    auto sub = local_dirs_.lower_bound(prefix);
+    if (sub != local_dirs_.end() && sub->rfind(prefix, 0) == 0) return MakeError(ENOTEMPTY, "");
+  }
+  if (image && !IsSha256Digest(tag)) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stagings_.erase(node.registry + "|" + repo + "|" + tag);
+    }
+    Invalidate(node.registry, repo, tag);
+    auto tags = Tags(node.registry, repo);
+    if (tags.ok() && std::find(tags->begin(), tags->end(), tag) != tags->end()) {
+      Status s = DeleteImage(*Client(node.registry), repo, tag, /*force=*/false);
+      Invalidate(node.registry, repo, tag);
+      if (!s.ok() && s.error().errnum != ENOENT) return Logged(s.error());
+    }
+  } else if (node.kind == Kind::kNamespace || node.kind == Kind::kLocalDir) {
+    // Registries keep no empty repositories: a repository without tags is gone already.
+    Invalidate(node.registry, node.path, "");
+    auto tags = Tags(node.registry, node.path);
+    if (tags.ok() && !tags->empty()) return MakeError(ENOTEMPTY, "");
+  } else if (node.kind != Kind::kImage) {
+    return MakeError(ENOTDIR, "");
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  local_dirs_.erase(node.registry + "|" + node.path);
+  return Ok();
+}
+
+Status Filesystem::Rename(uint64_t parent_ino, const std::string& name, uint64_t new_parent_ino,
+                          const std::string& new_name) {
+  if (options_.read_only) return ReadOnly();
+  ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
+  std::string key;
+  ASSIGN_OR_RETURN(Node node, LookupChild(parent, name, &key));
+  // Re-tagging: a tag's directory renamed within its repository.
+  std::string repo, tag;
+  bool retag = ImageOf(node, &repo, &tag) && !IsSha256Digest(tag) && new_parent_ino == parent_ino &&
+               IsValidTag(new_name);
+  if (retag && node.kind == Kind::kLocalDir) {
+    auto tags = Tags(node.registry, repo);  // a directory made here: pushed yet?
+    retag = tags.ok() && std::find(tags->begin(), tags->end(), tag) != tags->end();
+  }
+  if (!retag) return MakeError(EXDEV, "");  // mv then copies and removes
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stagings_.erase(node.registry + "|" + repo + "|" + tag);
+  }
+  auto client = Client(node.registry);
+  auto manifest = client->GetManifest(repo, tag);
+  if (!manifest.ok()) return Logged(manifest.error());
+  Status put = client->PutManifest(repo, new_name, manifest->bytes, manifest->media_type);
+  Invalidate(node.registry, repo, new_name);
+  if (!put.ok()) return Logged(put.error());
+  Status removed = RemoveTag(*client, repo, tag);
+  Invalidate(node.registry, repo, tag);
+  if (!removed.ok()) {
+    // Never left under both names: take the new one back.
+    Status undo = RemoveTag(*client, repo, new_name);
+    Invalidate(node.registry, repo, new_name);
+    if (!undo.ok()) Log("renaming " + repo + ":" + tag + ": " + undo.error().message);
+    return Logged(Annotate(removed.error(), "renaming " + repo + ":" + tag + " to " + new_name));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  local_dirs_.erase(node.registry + "|" + node.path);
+  return Ok();
+}
+
+Result<size_t> Filesystem::CopyFileRange(uint64_t in_id, int64_t in_off, uint64_t out_id,
+                                         int64_t out_off, size_t len) {
+  ASSIGN_OR_RETURN(auto in, HandleOf(in_id));
+  ASSIGN_OR_RETURN(auto out, HandleOf(out_id));
+  // Only a whole blob into a staged file of its name; anything else the caller copies itself.
+  if (!in->blob || !out->staging || out->name != DigestHex(in->blob_info.digest)) {
+    return MakeError(EOPNOTSUPP, "");
+  }
+  if (in_off >= in->blob_info.size) return size_t{0};
+  if (in_off != 0 || out_off != 0 || len < static_cast<size_t>(in->blob_info.size)) {
+    return MakeError(EOPNOTSUPP, "");
+  }
+  DockerReference where;
+  where.registry = in->location.client->registry();
+  where.repository = in->location.repository;
+  where.digest = in->blob_info.digest;
+  auto src = NewDockerSource(where, in->location.client);
+  std::lock_guard<std::mutex> lock(out->mu);
+  Status s = out->staging->CopyFrom(out->name, *src, in->blob_info);
+  if (!s.ok()) return Logged(s.error());
+  out->dirty = true;
+  return static_cast<size_t>(in->blob_info.size);
+}
+
+}  // namespace regfs
