@@ -70,7 +70,15 @@ void Blob::RequestLocked(int64_t start, int64_t end) {
 // Writes [pos, pos + n) of the download into the partial file and publishes it to readers;
 // bytes that extend the hashed prefix are hashed from memory.
 Status Blob::Land(const char* data, size_t n, int64_t pos) {
-  RETURN_IF_ERROR(WriteAllAt(fd_.get(), data, n, pos, partial_path_));
+  size_t done = 0;
+  while (done < n) {
+    ssize_t w = pwrite(fd_.get(), data + done, n - done, pos + static_cast<int64_t>(done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return SysError("writing", partial_path_);
+    }
+    done += static_cast<size_t>(w);
+  }
   bool hash_here = false;
   {
     std::lock_guard<std::mutex> lock(mu_);

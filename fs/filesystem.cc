@@ -259,7 +259,6 @@ uint64_t Filesystem::Intern(const std::string& key, const Node& node) {
     ino = next_ino_++;
     inos_[key] = ino;
     nodes_[ino] = node;
-    nodes_[ino].key = key;
   }
   ++nodes_[ino].lookups;
   if (node.kind == Kind::kRegistry) registries_.insert(node.registry);
@@ -273,7 +272,12 @@ void Filesystem::Forget(uint64_t ino, uint64_t count) {
   if (it == nodes_.end()) return;
   it->second.lookups -= std::min(count, it->second.lookups);
   if (it->second.lookups > 0) return;
-  inos_.erase(it->second.key);
+  for (auto k = inos_.begin(); k != inos_.end(); ++k) {
+    if (k->second == ino) {
+      inos_.erase(k);
+      break;
+    }
+  }
   nodes_.erase(it);
 }
 

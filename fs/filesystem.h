@@ -115,7 +115,6 @@ class Filesystem {
     std::string target;  // symlink; staged file: its name; image files: the directory's ref
     int64_t size = 0;
     uint64_t lookups = 0;
-    std::string key;  // in inos_
   };
   static Node MakeNode(Kind kind, std::string registry = {}, std::string path = {},
                        std::string ref = {}, std::string digest = {}, std::string media_type = {}) {

@@ -99,6 +99,8 @@ std::vector<Flag> RegistryFlags(const std::string& prefix, bool with_authfile) {
       {prefix + "tls-verify", 0, FlagKind::kBool,
        "require HTTPS and verify certificates (loopback registries may use plain HTTP)", "true"},
       {prefix + "creds", 0, FlagKind::kString, "USERNAME:PASSWORD for the registry", ""},
+      {prefix + "cert-dir", 0, FlagKind::kString,
+       "use certificates at PATH (*.crt, *.cert, *.key) to connect to the registry", ""},
   };
   if (with_authfile) {
     flags.push_back({"authfile", 0, FlagKind::kString,
@@ -111,6 +113,9 @@ std::vector<Flag> RegistryFlags(const std::string& prefix, bool with_authfile) {
 Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix) {
   RegistryOptions o;
   o.tls_verify = args.Bool(prefix + "tls-verify");
+  o.tls_verify_set = args.Given(prefix + "tls-verify");
+  o.cert_dir = args.String(prefix + "cert-dir");
+  ASSIGN_OR_RETURN(o.registries_conf, LoadRegistriesConf());
   o.authfile = args.String("authfile");
   if (std::string creds = args.String(prefix + "creds"); !creds.empty()) {
     ASSIGN_OR_RETURN(Credentials c, ParseCredsFlag(creds));

@@ -22,9 +22,13 @@ int Run(const Command& self, const Args& args) {
   std::shared_ptr<RegistryClient> client;
   std::unique_ptr<ImageSource> src;
   if (ref->transport == Transport::kDocker) {
+    // Tags are listed at the origin; the image comes through registries.conf's mirrors if any.
     client = std::make_shared<RegistryClient>(ref->docker.registry, *opts, http);
-    src = NewDockerSource(ref->docker, client);
-  } else {
+    if (!opts->registries_conf || !opts->registries_conf->Find(ref->docker.Name())) {
+      src = NewDockerSource(ref->docker, client);
+    }
+  }
+  if (!src) {
     auto opened = OpenImageSource(*ref, *opts, http);
     if (!opened.ok()) return Fail(self, opened.error());
     src = std::move(opened).value();

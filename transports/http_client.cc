@@ -69,6 +69,12 @@ size_t OnRead(char* buf, size_t size, size_t n, void* user) {
 
 std::once_flag g_curl_init;
 
+// libcurl's CURLOPT_SSL_CTX_FUNCTION: runs before each new TLS connection's handshake.
+CURLcode ApplyTlsConfig(CURL*, void* ssl_ctx, void* config) {
+  bool ok = static_cast<const TlsConfig*>(config)->Apply(static_cast<SSL_CTX*>(ssl_ctx));
+  return ok ? CURLE_OK : CURLE_SSL_CERTPROBLEM;
+}
+
 }  // namespace
 
 std::string HttpResponse::Header(std::string_view name) const {
@@ -144,6 +150,10 @@ HttpResponse HttpClient::Perform(const HttpRequest& req) {
   if (req.timeout_s > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT, req.timeout_s);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, req.tls_verify ? 1L : 0L);
   curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, req.tls_verify ? 2L : 0L);
+  if (req.tls) {
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ApplyTlsConfig);
+    curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, const_cast<TlsConfig*>(req.tls.get()));
+  }
   curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
   curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, OnHeader);

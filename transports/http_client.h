@@ -10,12 +10,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "transports/result.h"
+#include "transports/tls_config.h"
 
 namespace regfs {
 
@@ -37,6 +39,8 @@ struct HttpRequest {
   // Whole-request limit in seconds; 0 means none (stalls are still detected).
   long timeout_s = 0;
   bool tls_verify = true;
+  // Extra CAs and a client certificate for this request's TLS connection (certs.d), or null.
+  std::shared_ptr<const TlsConfig> tls;
 
   static constexpr size_t kAbortUpload = CURL_READFUNC_ABORT;
 };

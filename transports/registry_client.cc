@@ -48,6 +48,11 @@ std::string UrlEscape(std::string_view s) {
   return out;
 }
 
+// A TLS alert from the server, such as a refused or missing client certificate.
+bool IsTlsAlert(const std::string& curl_error) {
+  return curl_error.find(" alert ") != std::string::npos;
+}
+
 bool IsRetryableStatus(long status) {
   return status == 429 || status == 502 || status == 503 || status == 504;
 }
@@ -75,6 +80,28 @@ std::string NextLink(const HttpResponse& resp) {
 }
 
 }  // namespace
+
+std::string RegistryClient::TlsFailureHint(const HttpResponse& resp,
+                                           const std::shared_ptr<const TlsConfig>& tls) const {
+  std::string where = tls ? tls->dir()
+                          : (options_.cert_dir.empty() ? "/etc/containers/certs.d/" + registry_ +
+                                                             "/ (containers-certs.d(5))"
+                                                       : options_.cert_dir);
+  if (resp.curl_code == CURLE_PEER_FAILED_VERIFICATION) {
+    return " (the registry's certificate is not trusted: put its CA certificate as a *.crt file "
+           "in " +
+           where + ", or pass --cert-dir; --tls-verify=false skips verification)";
+  }
+  if (IsTlsAlert(resp.curl_error)) {
+    if (tls && tls->has_client_certificate()) {
+      return " (the registry refused the TLS connection; is the client certificate in " + where +
+             " one it accepts?)";
+    }
+    return " (the registry may require a client certificate: put a *.cert/*.key pair in " + where +
+           ")";
+  }
+  return "";
+}
 
 std::string RegistryErrorText(const std::string& body) {
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
@@ -127,7 +154,11 @@ std::string UrlOrigin(const std::string& url) {
 
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options,
                                std::shared_ptr<HttpClient> http)
-    : registry_(std::move(registry)), options_(std::move(options)), http_(std::move(http)) {}
+    : registry_(std::move(registry)),
+      options_(std::move(options)),
+      http_(std::move(http)),
+      tls_verify_(options_.tls_verify && (options_.tls_verify_set || !options_.registries_conf ||
+                                          !options_.registries_conf->IsInsecure(registry_))) {}
 
 HttpResponse RegistryClient::Perform(const HttpRequest& req) {
   if (options_.counters) ++options_.counters->requests;
@@ -186,20 +217,27 @@ void RegistryClient::Learn(const HttpResponse& resp) {
 }
 
 // One GET /v2/ against `origin`, retried for 429/5xx and resets.
-HttpResponse RegistryClient::Ping(const std::string& origin) {
+HttpResponse RegistryClient::Ping(const std::string& origin,
+                                  const std::shared_ptr<const TlsConfig>& tls) {
   HttpResponse resp;
+  std::string alert;  // the server's TLS alert, clearer than what a retry may end with
   for (int attempt = 0;; ++attempt) {
     HttpRequest req;
     req.url = origin + "/v2/";
-    req.tls_verify = options_.tls_verify;
+    req.tls_verify = tls_verify_;
+    req.tls = tls;
     req.timeout_s = 30;
     req.max_body = kMaxErrorBody;
     resp = Perform(req);
     Log("GET " + req.url + " -> " +
         (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
+    if (!resp.transport_ok() && IsTlsAlert(resp.curl_error)) alert = resp.curl_error;
     bool retry = (resp.transport_ok() && IsRetryableStatus(resp.status)) ||
                  (!resp.transport_ok() && IsRetryableCurlCode(resp.curl_code));
-    if (!retry || attempt >= options_.retry_times) return resp;
+    if (!retry || attempt >= options_.retry_times) {
+      if (!resp.transport_ok() && !alert.empty()) resp.curl_error = alert;
+      return resp;
+    }
     std::this_thread::sleep_for(Backoff(attempt, &resp));
   }
 }
@@ -210,6 +248,9 @@ Status RegistryClient::EnsurePinged() {
     if (pinged_) return Ok();
   }
   std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
+  auto loaded = LoadTlsConfigFor(options_.cert_dir, registry_);
+  if (!loaded.ok()) return Annotate(loaded.error(), "TLS certificates for " + registry_);
+  const std::shared_ptr<const TlsConfig> tls = *loaded;
   auto is_registry = [](const HttpResponse& r) {
     return r.transport_ok() && (r.status == 200 || r.status == 401);
   };
@@ -218,27 +259,25 @@ Status RegistryClient::EnsurePinged() {
   if (IsLoopbackHost(registry_)) {
     // A loopback registry that answers /v2/ in plain HTTP is used so; a TLS server can't
     // answer a plain request with a registry's 200 or 401, so it is then tried with TLS.
-    resp = Ping("http://" + host);
+    resp = Ping("http://" + host, tls);
     if (is_registry(resp)) origin = "http://" + host;
   }
   if (origin.rfind("https://", 0) == 0) {
-    resp = Ping(origin);
-    if (!resp.transport_ok() && IsTlsHandshakeFailure(resp.curl_code) && !options_.tls_verify) {
+    resp = Ping(origin, tls);
+    if (!resp.transport_ok() && IsTlsHandshakeFailure(resp.curl_code) && !tls_verify_) {
       origin = "http://" + host;  // insecure: plain HTTP is allowed
-      resp = Ping(origin);
+      resp = Ping(origin, tls);
     }
   }
   if (!is_registry(resp)) {
     Error e = ErrorFromResponse(resp, "pinging registry " + registry_);
-    if (resp.curl_code == CURLE_PEER_FAILED_VERIFICATION) {
-      e.message +=
-          " (the registry's certificate is not trusted; add its CA or use --tls-verify=false)";
-    }
+    e.message += TlsFailureHint(resp, tls);
     return e;
   }
   Learn(resp);
   std::lock_guard<std::mutex> lock(mu_);
   origin_ = origin;
+  tls_ = tls;
   pinged_ = true;
   return Ok();
 }
@@ -282,7 +321,8 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
   for (const auto& scope : scopes) add("scope", scope);
   HttpRequest req;
   req.url = url;
-  req.tls_verify = options_.tls_verify;
+  req.tls_verify = tls_verify_;
+  req.tls = tls_;
   req.timeout_s = 60;
   req.max_body = kMaxTokenResponse;
   if (creds && !creds->username.empty()) {
@@ -346,7 +386,8 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
                                           Retry retry) {
   RETURN_IF_ERROR(EnsurePinged());
   if (!req.url.empty() && req.url.front() == '/') req.url = origin_ + req.url;
-  req.tls_verify = options_.tls_verify;
+  req.tls_verify = tls_verify_;
+  req.tls = tls_;
   const std::vector<std::string> base_headers = req.headers;
   bool auth_retried = false;
   int redirects = 0;

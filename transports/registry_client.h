@@ -22,7 +22,9 @@
 #include "transports/byte_sink.h"
 #include "transports/http_client.h"
 #include "transports/manifest.h"
+#include "transports/registries_conf.h"
 #include "transports/result.h"
+#include "transports/tls_config.h"
 #include "transports/www_authenticate.h"
 
 namespace regfs {
@@ -34,7 +36,14 @@ struct RegistryCounters {
 };
 
 struct RegistryOptions {
+  // false: no certificate verification, and plain HTTP is allowed (--tls-verify=false).
   bool tls_verify = true;
+  // Whether tls_verify was chosen explicitly; if not, registries.conf may mark the host insecure.
+  bool tls_verify_set = false;
+  // --cert-dir: the only certs.d-style directory used; empty: containers-certs.d(5) lookup.
+  std::string cert_dir;
+  // [[registry]] entries (insecure hosts, mirrors); null means none.
+  std::shared_ptr<const RegistriesConf> registries_conf;
   std::optional<Credentials> creds;  // --creds; when absent, auth.json is searched
   std::string authfile;              // --authfile
   int retry_times = 3;
@@ -85,7 +94,10 @@ class RegistryClient {
 
   Status EnsurePinged();
   HttpResponse Perform(const HttpRequest& req);
-  HttpResponse Ping(const std::string& origin);
+  HttpResponse Ping(const std::string& origin, const std::shared_ptr<const TlsConfig>& tls);
+  // What to do about a TLS failure, for the error message ("" when it was not one).
+  std::string TlsFailureHint(const HttpResponse& resp,
+                             const std::shared_ptr<const TlsConfig>& tls) const;
   Result<HttpResponse> Send(HttpRequest req, const std::vector<std::string>& scopes, Retry retry);
   Result<std::string> AuthorizationFor(const std::vector<std::string>& scopes);
   Result<std::string> FetchToken(const Challenge& bearer, const std::vector<std::string>& scopes,
@@ -101,12 +113,14 @@ class RegistryClient {
   const std::string registry_;
   const RegistryOptions options_;
   const std::shared_ptr<HttpClient> http_;
+  const bool tls_verify_;  // options_.tls_verify, or false for a registries.conf insecure host
 
   std::mutex mu_;
-  bool pinged_ = false;                  // guarded by mu_
-  std::string origin_;                   // "https://host:port", guarded by mu_ until pinged
-  std::optional<Challenge> challenge_;   // guarded by mu_
-  std::map<std::string, Token> tokens_;  // by scope list, guarded by mu_
+  bool pinged_ = false;                   // guarded by mu_
+  std::string origin_;                    // "https://host:port", guarded by mu_ until pinged
+  std::shared_ptr<const TlsConfig> tls_;  // certs.d material, set with origin_
+  std::optional<Challenge> challenge_;    // guarded by mu_
+  std::map<std::string, Token> tokens_;   // by scope list, guarded by mu_
   std::map<std::string, std::optional<Credentials>> creds_;  // by repository, guarded by mu_
 };
 

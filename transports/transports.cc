@@ -2,17 +2,40 @@
 
 #include "transports/dir_transport.h"
 #include "transports/docker_transport.h"
+#include "transports/mirrored_source.h"
 #include "transports/oci_transport.h"
 
 namespace regfs {
+namespace {
+
+// A registry image, read through the registries.conf mirrors of its entry (if any) before its
+// origin. Each place gets a client of its own, insecure where registries.conf says so.
+Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref,
+                                                      const RegistryOptions& options,
+                                                      std::shared_ptr<HttpClient> http) {
+  std::vector<PullSource> places = {PullSource{ref, false, false}};
+  if (options.registries_conf) {
+    ASSIGN_OR_RETURN(places, options.registries_conf->PullSources(ref));
+  }
+  std::vector<std::unique_ptr<ImageSource>> candidates;
+  for (const PullSource& place : places) {
+    RegistryOptions o = options;
+    if (place.insecure) o.tls_verify = false;
+    candidates.push_back(
+        NewDockerSource(place.ref, std::make_shared<RegistryClient>(place.ref.registry, o, http)));
+  }
+  if (candidates.size() == 1) return std::move(candidates.front());
+  return NewMirroredSource(std::move(candidates), options.log);
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
                                                      const RegistryOptions& options,
                                                      std::shared_ptr<HttpClient> http) {
   switch (ref.transport) {
     case Transport::kDocker:
-      return NewDockerSource(ref.docker, std::make_shared<RegistryClient>(
-                                             ref.docker.registry, options, std::move(http)));
+      return OpenDockerSource(ref.docker, options, std::move(http));
     case Transport::kDir:
       return NewDirSource(ref.path);
     case Transport::kOci:
@@ -26,6 +49,9 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
                                                                std::shared_ptr<HttpClient> http) {
   switch (ref.transport) {
     case Transport::kDocker:
+      // Pushes go to the origin, never to a mirror.
+      if (options.registries_conf)
+        RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker));
       return NewDockerDestination(ref.docker, std::make_shared<RegistryClient>(
                                                   ref.docker.registry, options, std::move(http)));
     case Transport::kDir:

@@ -6,6 +6,10 @@
         reg.tags("repo"), reg.manifest("repo", "tag"), reg.has_manifest(...)
 
     Registry(users={"alice": "secret"})      # htpasswd (bcrypt) basic auth
+    Registry(tls=RegistryTLS(...))           # https, optionally requiring client certificates
+    Registry(token={"realm": …, "service": …, "issuer": …, "rootcertbundle": …},
+             admin_token=lambda: "<jwt>")     # token auth; the harness's own requests use it
+    Registry(proxy_remote="http://127.0.0.1:PORT")   # a pull-through cache of that registry
 
 Each registry has its own temporary storage directory and generated config file. It is
 started on a free 127.0.0.1 port, ready once ``GET /v2/`` answers, and stopped
@@ -17,11 +21,13 @@ import base64
 import json
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -63,13 +69,37 @@ class HTTPResult:
         return json.loads(self.body)
 
 
+@dataclass
+class RegistryTLS:
+    """Files of a TLS registry: its certificate and key, the CA that signed it (for the
+    harness's own requests), client CAs to require (None: no client certificates), and the
+    client pair the harness uses when they are required."""
+    cert: Path
+    key: Path
+    ca: Path
+    client_cas: list = None
+    harness_client: object = None   # tlsca.Pair
+
+
 class Registry:
-    def __init__(self, users=None, name="registry"):
+    def __init__(self, users=None, name="registry", tls=None, token=None, admin_token=None,
+                 proxy_remote=None):
         self.users = dict(users or {})
         self.name = name
+        self.tls = tls
+        self.token = dict(token) if token else None
+        self.admin_token = admin_token
+        self.proxy_remote = proxy_remote
         self.port = None
         self.proc = None
         self.workdir = None
+        self._opener = _opener
+        if tls is not None:
+            ctx = ssl.create_default_context(cafile=str(tls.ca))
+            if tls.harness_client is not None:
+                ctx.load_cert_chain(str(tls.harness_client.cert), str(tls.harness_client.key))
+            self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
+                                                       urllib.request.HTTPSHandler(context=ctx))
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -82,6 +112,17 @@ class Registry:
                 "    realm: regfs-test\n"
                 f"    path: {self.workdir}/htpasswd\n"
             )
+        elif self.token:
+            auth = "auth:\n  token:\n" + "".join(
+                f"    {k}: {v}\n" for k, v in self.token.items())
+        tls = ""
+        if self.tls is not None:
+            tls = (f"  tls:\n    certificate: {self.tls.cert}\n    key: {self.tls.key}\n")
+            if self.tls.client_cas:
+                tls += "    clientcas:\n" + "".join(f"      - {c}\n" for c in self.tls.client_cas)
+        proxy = ""
+        if self.proxy_remote:
+            proxy = f"proxy:\n  remoteurl: {self.proxy_remote}\n"
         return (
             "version: 0.1\n"
             "log:\n"
@@ -100,7 +141,7 @@ class Registry:
             "  secret: regfs-integration-tests\n"
             "  headers:\n"
             "    X-Content-Type-Options: [nosniff]\n"
-            + auth
+            + tls + auth + proxy
         )
 
     def start(self, timeout=15):
@@ -195,7 +236,7 @@ class Registry:
 
     @property
     def url(self):
-        return f"http://{self.addr}"
+        return f"{'https' if self.tls else 'http'}://{self.addr}"
 
     def ref(self, repo, tag_or_digest="latest"):
         """docker:// reference; a value starting with 'sha256:' is used as a digest."""
@@ -218,8 +259,10 @@ class Registry:
         if auth and self.users:
             tok = base64.b64encode(self.creds.encode()).decode()
             req.add_header("Authorization", "Basic " + tok)
+        elif auth and self.admin_token:
+            req.add_header("Authorization", "Bearer " + self.admin_token())
         try:
-            with _opener.open(req, timeout=30) as r:
+            with self._opener.open(req, timeout=30) as r:
                 return HTTPResult(r.status, r.headers, r.read())
         except urllib.error.HTTPError as e:
             return HTTPResult(e.code, e.headers, e.read())
