@@ -10,6 +10,8 @@ const Command& InspectCommand();
 const Command& DeleteCommand();
 const Command& ListTagsCommand();
 const Command& ManifestDigestCommand();
+const Command& LoginCommand();
+const Command& LogoutCommand();
 const Command& MountCommand();
 const Command& UnmountCommand();
 

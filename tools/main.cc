@@ -14,7 +14,8 @@ const Command* const* AllCommands() {
       &regfs::cli::MountCommand(),          &regfs::cli::UnmountCommand(),
       &regfs::cli::CopyCommand(),           &regfs::cli::InspectCommand(),
       &regfs::cli::DeleteCommand(),         &regfs::cli::ListTagsCommand(),
-      &regfs::cli::ManifestDigestCommand(), nullptr};
+      &regfs::cli::ManifestDigestCommand(), &regfs::cli::LoginCommand(),
+      &regfs::cli::LogoutCommand(),         nullptr};
   return kCommands;
 }
 

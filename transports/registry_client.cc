@@ -284,8 +284,15 @@ Status RegistryClient::EnsurePinged() {
 
 Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const std::string& repo) {
   if (options_.creds) return options_.creds;
+  // A few stat()s per request: a long-lived client (a mount) sees a login or logout at once.
+  std::string stamp = AuthFilesStamp(options_.authfile);
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (stamp != auth_stamp_) {
+      auth_stamp_ = stamp;
+      creds_.clear();
+      tokens_.clear();  // they were granted to the old credentials
+    }
     if (auto it = creds_.find(repo); it != creds_.end()) return it->second;
   }
   ASSIGN_OR_RETURN(std::optional<Credentials> found,
@@ -303,34 +310,49 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
     return MakeError(EACCES, "registry " + registry_ + " asked for a Bearer token without a realm");
   }
   const std::string& realm = realm_it->second;
+  // Plain HTTP only between loopback hosts, and only for a registry spoken to in plain HTTP.
   bool realm_https = realm.rfind("https://", 0) == 0;
   bool realm_http = realm.rfind("http://", 0) == 0;
-  if (!realm_https &&
-      !(realm_http && origin_.rfind("http://", 0) == 0 && IsLoopbackHost(registry_))) {
+  if (!realm_https && !(realm_http && IsLoopbackHost(UrlOrigin(realm).substr(7)) &&
+                        origin_.rfind("http://", 0) == 0 && IsLoopbackHost(registry_))) {
     return MakeError(EACCES, "refusing token realm \"" + realm +
                                  "\": it must be HTTPS (plain HTTP only for a loopback registry)");
   }
-  std::string url = realm + (realm.find('?') == std::string::npos ? "?" : "&");
-  bool first = true;
+  // Query (GET) or form (POST) parameters.
+  std::string params;
   auto add = [&](const std::string& k, const std::string& v) {
-    if (!first) url += "&";
-    first = false;
-    url += k + "=" + UrlEscape(v);
+    if (!params.empty()) params += "&";
+    params += k + "=" + UrlEscape(v);
   };
   if (auto s = bearer.params.find("service"); s != bearer.params.end()) add("service", s->second);
   for (const auto& scope : scopes) add("scope", scope);
   HttpRequest req;
-  req.url = url;
   req.tls_verify = tls_verify_;
   req.tls = tls_;
   req.timeout_s = 60;
   req.max_body = kMaxTokenResponse;
-  if (creds && !creds->username.empty()) {
-    req.headers.push_back("Authorization: Basic " +
-                          Base64(creds->username + ":" + creds->password));
+  const bool refresh = creds && !creds->identity_token.empty();
+  if (refresh) {
+    // OAuth2 refresh-token grant: the identity token never travels in a URL.
+    add("grant_type", "refresh_token");
+    add("client_id", "regfs");
+    add("refresh_token", creds->identity_token);
+    req.method = "POST";
+    req.url = realm;
+    req.body = params;
+    req.headers.push_back("Content-Type: application/x-www-form-urlencoded");
+  } else {
+    if (creds && !creds->username.empty()) {
+      add("account", creds->username);
+      req.headers.push_back("Authorization: Basic " +
+                            Base64(creds->username + ":" + creds->password));
+    }
+    req.url =
+        realm + (params.empty() ? "" : (realm.find('?') == std::string::npos ? "?" : "&") + params);
   }
   HttpResponse resp = Perform(req);
-  Log("GET " + realm + " (token) -> " + std::to_string(resp.status));
+  Log(req.method + " " + realm + (refresh ? " (token, refresh grant) -> " : " (token) -> ") +
+      std::to_string(resp.status));
   if (resp.body_too_large) return MakeError(EFBIG, "token response over the 1 MiB limit");
   if (!resp.transport_ok() || resp.status != 200) {
     return ErrorFromResponse(resp, "getting a token from " + UrlOrigin(realm));
@@ -672,6 +694,18 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
   put.body_size = size;
   ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes, Retry::kNone));
   if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);
+  return Ok();
+}
+
+Status RegistryClient::CheckLogin() {
+  HttpRequest req;
+  req.url = "/v2/";
+  req.timeout_s = kSmallRequestTimeout;
+  req.max_body = kMaxErrorBody;
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {}, Retry::kAll));
+  if (!resp.transport_ok() || resp.status != 200) {
+    return ErrorFromResponse(resp, "checking credentials with " + registry_);
+  }
   return Ok();
 }
 

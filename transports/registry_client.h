@@ -83,6 +83,11 @@ class RegistryClient {
                  const std::function<size_t(char*, size_t)>& reader);
 
   Result<std::vector<std::string>> ListTags(const std::string& repo);
+
+  // GET /v2/ through the authentication handshake (Basic, or a Bearer token for no scope)
+  // with this client's credentials: what login checks before it writes them. EACCES when the
+  // registry or its token service refuses them.
+  Status CheckLogin();
   Result<std::vector<std::string>> Catalog();
 
  private:
@@ -122,6 +127,7 @@ class RegistryClient {
   std::optional<Challenge> challenge_;    // guarded by mu_
   std::map<std::string, Token> tokens_;   // by scope list, guarded by mu_
   std::map<std::string, std::optional<Credentials>> creds_;  // by repository, guarded by mu_
+  std::string auth_stamp_;  // AuthFilesStamp() creds_ was read at, guarded by mu_
 };
 
 // Builds the registry error text "CODE: message" from an OCI distribution error body.

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -326,6 +327,7 @@ TEST(AuthFileSearchPathTest, RegistryAuthFileAlone) {
 TEST(AuthFileSearchPathTest, DefaultOrder) {
   ScopedEnv env;
   env.Unset("REGISTRY_AUTH_FILE");
+  env.Unset("DOCKER_CONFIG");
   env.Unset("XDG_CONFIG_HOME");
   env.Set("XDG_RUNTIME_DIR", "/run/user/1000");
   env.Set("HOME", "/home/u");
@@ -340,6 +342,7 @@ TEST(AuthFileSearchPathTest, DefaultOrder) {
 TEST(AuthFileSearchPathTest, XdgConfigHome) {
   ScopedEnv env;
   env.Unset("REGISTRY_AUTH_FILE");
+  env.Unset("DOCKER_CONFIG");
   env.Set("XDG_RUNTIME_DIR", "/run/user/1000");
   env.Set("XDG_CONFIG_HOME", "/cfg");
   env.Set("HOME", "/home/u");
@@ -356,12 +359,15 @@ TEST(AuthFileSearchPathTest, NoXdgRuntimeDir) {
   env.Unset("REGISTRY_AUTH_FILE");
   env.Unset("XDG_RUNTIME_DIR");
   env.Unset("XDG_CONFIG_HOME");
+  env.Unset("DOCKER_CONFIG");
   env.Set("HOME", "/home/u");
-  EXPECT_EQ(AuthFileSearchPath(""), (std::vector<std::string>{
-                                        "/home/u/.config/containers/auth.json",
-                                        "/home/u/.docker/config.json",
-                                        "/home/u/.dockercfg",
-                                    }));
+  EXPECT_EQ(AuthFileSearchPath(""),
+            (std::vector<std::string>{
+                "/run/containers/" + std::to_string(getuid()) + "/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/home/u/.docker/config.json",
+                "/home/u/.dockercfg",
+            }));
 }
 
 TEST(AuthFileSearchPathTest, EmptyVariablesCountAsUnset) {
@@ -369,12 +375,65 @@ TEST(AuthFileSearchPathTest, EmptyVariablesCountAsUnset) {
   env.Set("REGISTRY_AUTH_FILE", "");
   env.Set("XDG_RUNTIME_DIR", "");
   env.Set("XDG_CONFIG_HOME", "");
+  env.Set("DOCKER_CONFIG", "");
+  env.Set("HOME", "/home/u");
+  EXPECT_EQ(AuthFileSearchPath(""),
+            (std::vector<std::string>{
+                "/run/containers/" + std::to_string(getuid()) + "/auth.json",
+                "/home/u/.config/containers/auth.json",
+                "/home/u/.docker/config.json",
+                "/home/u/.dockercfg",
+            }));
+}
+
+TEST(AuthFileSearchPathTest, DockerConfigNamesTheDockerDirectory) {
+  ScopedEnv env;
+  env.Unset("REGISTRY_AUTH_FILE");
+  env.Set("XDG_RUNTIME_DIR", "/run/user/1000");
+  env.Unset("XDG_CONFIG_HOME");
+  env.Set("DOCKER_CONFIG", "/dcfg");
   env.Set("HOME", "/home/u");
   EXPECT_EQ(AuthFileSearchPath(""), (std::vector<std::string>{
+                                        "/run/user/1000/containers/auth.json",
                                         "/home/u/.config/containers/auth.json",
-                                        "/home/u/.docker/config.json",
+                                        "/dcfg/config.json",
                                         "/home/u/.dockercfg",
                                     }));
+}
+
+TEST(AuthFileWritePathTest, Order) {
+  ScopedEnv env;
+  env.Set("REGISTRY_AUTH_FILE", "/env/auth.json");
+  env.Set("XDG_RUNTIME_DIR", "/run/user/1000");
+  EXPECT_EQ(AuthFileWritePath("/flag.json"), "/flag.json");
+  EXPECT_EQ(AuthFileWritePath(""), "/env/auth.json");
+  env.Unset("REGISTRY_AUTH_FILE");
+  EXPECT_EQ(AuthFileWritePath(""), "/run/user/1000/containers/auth.json");
+  env.Unset("XDG_RUNTIME_DIR");
+  EXPECT_EQ(AuthFileWritePath(""), "/run/containers/" + std::to_string(getuid()) + "/auth.json");
+}
+
+TEST(NormalizeLoginKeyTest, Forms) {
+  EXPECT_EQ(*NormalizeLoginKey("quay.io"), "quay.io");
+  EXPECT_EQ(*NormalizeLoginKey("https://Quay.IO/"), "quay.io");
+  EXPECT_EQ(*NormalizeLoginKey("127.0.0.1:5000/ns/app"), "127.0.0.1:5000/ns/app");
+  EXPECT_EQ(*NormalizeLoginKey("index.docker.io"), "docker.io");
+  EXPECT_EQ(*NormalizeLoginKey("[::1]:5000"), "[::1]:5000");
+  for (const char* bad : {"", "/ns", "bad host", "host/UPPER", "host//x", "host:port"}) {
+    EXPECT_FALSE(NormalizeLoginKey(bad).ok()) << bad;
+  }
+}
+
+TEST(CredentialHelperInTest, CredHelpersBeforeCredsStore) {
+  const char* text = R"({"credHelpers":{"a.io":"pass"},"credsStore":"secretservice"})";
+  HelperChoice a = CredentialHelperIn(text, "a.io");
+  EXPECT_EQ(a.helper, "pass");
+  EXPECT_FALSE(a.from_store);
+  HelperChoice b = CredentialHelperIn(text, "b.io");
+  EXPECT_EQ(b.helper, "secretservice");
+  EXPECT_TRUE(b.from_store);
+  EXPECT_EQ(CredentialHelperIn(R"({"auths":{}})", "a.io").helper, "");
+  EXPECT_EQ(CredentialHelperIn("not json", "a.io").helper, "");
 }
 
 // ---- Lookup over real files -----------------------------------------------------------------
@@ -489,6 +548,156 @@ TEST_F(LookupCredentialsTest, DirectoryInPlaceOfAFileIsAnError) {
   ASSERT_TRUE(MakeDirs(dir_ + "/" + ConfigAuth(), 0700).ok());
   auto r = LookupCredentials("", "quay.io", "ns/app");
   EXPECT_FALSE(r.ok());
+}
+
+// ---- Credential helpers (a stand-in runner; the real protocol is exercised by the
+// integration suite with a docker-credential-* program on $PATH) ----------------------------
+
+struct FakeHelper {
+  std::map<std::string, std::string> answers;  // "helper action input" → stdout
+  std::vector<std::string> calls;
+  HelperRunner Runner() {
+    return [this](const std::string& helper, const std::string& action,
+                  const std::string& input) -> Result<std::string> {
+      std::string call = helper + " " + action + " " + input;
+      calls.push_back(call);
+      auto it = answers.find(call);
+      if (it == answers.end()) {
+        return MakeError(ENODATA, "docker-credential-" + helper + " " + action +
+                                      " failed: credentials not found in native keychain");
+      }
+      return it->second;
+    };
+  }
+};
+
+TEST_F(LookupCredentialsTest, CredHelpersEntryAsksTheHelper) {
+  Write(RuntimeAuth(), R"({"auths":{"quay.io":{"auth":")" + std::string(kUserPass) +
+                           R"("}},"credHelpers":{"quay.io":"fake"}})");
+  FakeHelper fake;
+  fake.answers["fake get quay.io"] =
+      R"({"ServerURL":"quay.io","Username":"helped","Secret":"s3cret"})";
+  auto r = LookupCredentials("", "quay.io", "ns/app", fake.Runner());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->username, "helped");
+  EXPECT_EQ((*r)->password, "s3cret");
+}
+
+TEST_F(LookupCredentialsTest, HelperTokenUsernameMeansAnIdentityToken) {
+  Write(RuntimeAuth(), R"({"credHelpers":{"quay.io":"fake"}})");
+  FakeHelper fake;
+  fake.answers["fake get quay.io"] = R"({"Username":"<token>","Secret":"refresh-me"})";
+  auto r = LookupCredentials("", "quay.io", "ns/app", fake.Runner());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->username, "");
+  EXPECT_EQ((*r)->identity_token, "refresh-me");
+}
+
+TEST_F(LookupCredentialsTest, HelperWithoutCredentialsMovesOnToTheNextFile) {
+  Write(RuntimeAuth(), R"({"credHelpers":{"quay.io":"fake"}})");
+  Write(ConfigAuth(), AuthsFile({{"quay.io", AuthEntry(B64("config:x"))}}));
+  FakeHelper fake;
+  auto r = LookupCredentials("", "quay.io", "ns/app", fake.Runner());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->username, "config");
+  EXPECT_EQ(fake.calls, std::vector<std::string>{"fake get quay.io"});
+}
+
+TEST_F(LookupCredentialsTest, CredsStoreIsAskedWhenAuthsHasNothing) {
+  Write(DockerConfig(), R"({"auths":{"quay.io":{},"b.io":{"auth":")" + std::string(kUserPass) +
+                            R"("}},"credsStore":"store"})");
+  FakeHelper fake;
+  fake.answers["store get quay.io"] = R"({"Username":"stored","Secret":"pw"})";
+  auto r = LookupCredentials("", "quay.io", "x", fake.Runner());
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  ASSERT_TRUE(r->has_value());
+  EXPECT_EQ((*r)->username, "stored");
+  auto b = LookupCredentials("", "b.io", "x", fake.Runner());
+  ASSERT_TRUE(b.ok()) << b.error().message;
+  EXPECT_EQ((*b)->username, "user");  // an "auths" entry is used without asking the store
+  EXPECT_EQ(fake.calls, std::vector<std::string>{"store get quay.io"});
+}
+
+TEST_F(LookupCredentialsTest, AHelperThatFailsIsAnError) {
+  Write(RuntimeAuth(), R"({"credHelpers":{"quay.io":"broken"}})");
+  HelperRunner broken = [](const std::string&, const std::string&,
+                           const std::string&) -> Result<std::string> {
+    return MakeError(ENOENT, "cannot run credential helper docker-credential-broken");
+  };
+  auto r = LookupCredentials("", "quay.io", "x", broken);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("docker-credential-broken"), std::string::npos);
+}
+
+// ---- Writing ---------------------------------------------------------------------------------
+
+TEST_F(LookupCredentialsTest, StoreCreatesAPrivateFileAndKeepsOtherContents) {
+  const std::string path = dir_ + "/new/dir/auth.json";
+  FakeHelper fake;
+  ASSERT_TRUE(StoreCredentials(path, "quay.io/ns", {"u", "p:w", ""}, fake.Runner()).ok());
+  struct stat st {};
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat((dir_ + "/new/dir").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  auto text = ReadFileBounded(path, 1 << 20);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(*text, "{\n\t\"auths\": {\n\t\t\"quay.io/ns\": {\n\t\t\t\"auth\": \"" + B64("u:p:w") +
+                       "\"\n\t\t}\n\t}\n}");
+
+  Write("keep.json", R"({"auths":{"a.io":{"auth":"x"}},"credHelpers":{},"other":1})");
+  ASSERT_TRUE(StoreCredentials(dir_ + "/keep.json", "b.io", {"u", "p", ""}, fake.Runner()).ok());
+  auto kept = ReadFileBounded(dir_ + "/keep.json", 1 << 20);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_NE(kept->find("\"a.io\""), std::string::npos);
+  EXPECT_NE(kept->find("\"b.io\""), std::string::npos);
+  EXPECT_NE(kept->find("\"other\": 1"), std::string::npos);
+
+  auto got = CredentialsForKey(dir_ + "/keep.json", "b.io", fake.Runner());
+  ASSERT_TRUE(got.ok()) << got.error().message;
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->username, "u");
+}
+
+TEST_F(LookupCredentialsTest, StoreGoesToTheFilesCredHelper) {
+  Write("h.json", R"({"credHelpers":{"quay.io":"fake"}})");
+  FakeHelper fake;
+  fake.answers[R"(fake store {"Secret":"p","ServerURL":"quay.io","Username":"u"})"] = "";
+  ASSERT_TRUE(StoreCredentials(dir_ + "/h.json", "quay.io", {"u", "p", ""}, fake.Runner()).ok());
+  auto text = ReadFileBounded(dir_ + "/h.json", 1 << 20);
+  EXPECT_EQ(text->find("auths"), std::string::npos);  // the file is left alone
+}
+
+TEST_F(LookupCredentialsTest, RemoveOneAndAll) {
+  const std::string path = dir_ + "/auth.json";
+  FakeHelper fake;
+  ASSERT_TRUE(StoreCredentials(path, "a.io", {"u", "p", ""}, fake.Runner()).ok());
+  ASSERT_TRUE(StoreCredentials(path, "b.io", {"u", "p", ""}, fake.Runner()).ok());
+  auto removed = RemoveCredentials(path, "a.io", fake.Runner());
+  ASSERT_TRUE(removed.ok());
+  EXPECT_TRUE(*removed);
+  removed = RemoveCredentials(path, "a.io", fake.Runner());
+  ASSERT_TRUE(removed.ok());
+  EXPECT_FALSE(*removed);
+  ASSERT_TRUE(RemoveAllCredentials(path).ok());
+  EXPECT_EQ(*ReadFileBounded(path, 1 << 20), "{\n\t\"auths\": {}\n}");
+  EXPECT_TRUE(RemoveAllCredentials(dir_ + "/missing.json").ok());
+  EXPECT_FALSE(PathExists(dir_ + "/missing.json"));
+}
+
+TEST_F(LookupCredentialsTest, StampChangesWhenAFileIsReplaced) {
+  std::string before = AuthFilesStamp("");
+  EXPECT_EQ(before, AuthFilesStamp(""));
+  Write(ConfigAuth(), AuthsFile({{"quay.io", AuthEntry(kUserPass)}}));
+  std::string written = AuthFilesStamp("");
+  EXPECT_NE(before, written);
+  FakeHelper fake;
+  ASSERT_TRUE(
+      StoreCredentials(dir_ + "/" + ConfigAuth(), "quay.io", {"x", "y", ""}, fake.Runner()).ok());
+  EXPECT_NE(written, AuthFilesStamp(""));
 }
 
 }  // namespace
