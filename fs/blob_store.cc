@@ -14,6 +14,7 @@ constexpr int64_t kMaxWindow = 64 << 20;
 constexpr int64_t kMaxPiece = 16 << 20;  // one request; larger windows fetch in parallel
 constexpr size_t kLandBatch = 1 << 20;
 constexpr int64_t kReorder = 8 << 20;  // the kernel readahead (fuse_adapter.cc)
+constexpr int64_t kAlign = 1 << 20;
 
 }  // namespace
 
@@ -54,7 +55,9 @@ bool Blob::bad() const {
 }
 
 void Blob::RequestLocked(int64_t start, int64_t end) {
-  end = std::min(end, size_);
+  // Whole MiBs: overlapping windows then leave no slivers to fetch one request each.
+  start = start / kAlign * kAlign;
+  end = std::min(size_, (end + kAlign - 1) / kAlign * kAlign);
   for (auto [s, e] : present_.Missing(start, end)) {
     for (auto [ms, me] : inflight_.Missing(s, e)) {
       for (int64_t p = ms; p < me; p += kMaxPiece) {
@@ -70,15 +73,7 @@ void Blob::RequestLocked(int64_t start, int64_t end) {
 // Writes [pos, pos + n) of the download into the partial file and publishes it to readers;
 // bytes that extend the hashed prefix are hashed from memory.
 Status Blob::Land(const char* data, size_t n, int64_t pos) {
-  size_t done = 0;
-  while (done < n) {
-    ssize_t w = pwrite(fd_.get(), data + done, n - done, pos + static_cast<int64_t>(done));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return SysError("writing", partial_path_);
-    }
-    done += static_cast<size_t>(w);
-  }
+  RETURN_IF_ERROR(WriteAllAt(fd_.get(), data, n, pos, partial_path_));
   bool hash_here = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -178,6 +173,14 @@ void Blob::AdvanceHash() {
   if (!s.ok() && store_->log_) store_->log_("caching " + digest_ + ": " + s.error().message);
 }
 
+int64_t Blob::CoveredFromLocked(int64_t pos) const {
+  while (true) {
+    int64_t next = std::max(present_.ContiguousEnd(pos), inflight_.ContiguousEnd(pos));
+    if (next <= pos) return pos;
+    pos = next;
+  }
+}
+
 Result<size_t> Blob::Read(char* buf, size_t len, int64_t off, ReadCursor* cursor) {
   if (off >= size_ || len == 0) return size_t{0};
   int64_t end = std::min<int64_t>(size_, off + static_cast<int64_t>(len));
@@ -188,18 +191,21 @@ Result<size_t> Blob::Read(char* buf, size_t len, int64_t off, ReadCursor* cursor
       bool full = store_->verify_ == VerifyMode::kFull;
       // Sequential: at the end of the last read, give or take the kernel's readahead, whose
       // requests may arrive a little out of order.
-      bool sequential =
-          cursor->window > 0 && off >= cursor->next - kReorder && off <= cursor->next + kReorder;
+      bool sequential = cursor->window > 0 && off >= cursor->next - kReorder &&
+                        off <= cursor->next + 2 * kReorder;
       if (off == 0 && cursor->window == 0) sequential = true;
       if (full || end == size_) {
         RequestLocked(0, size_);  // the verdict needs every byte
       } else if (sequential) {
+        // Readahead: when less than half a window lies ahead (here or on its way), fetch up to
+        // a window ahead, and let the window double; one request then carries many reads.
         int64_t window = std::max(cursor->window, kFirstWindow);
-        if (!present_.Contains(off, std::min(size_, off + window / 2))) {
-          window = std::min(window * 2, kMaxWindow);
+        int64_t covered = CoveredFromLocked(off);
+        if (covered < std::min(size_, off + window / 2)) {
+          if (covered > off) window = std::min(window * 2, kMaxWindow);
+          RequestLocked(covered, std::max(end, off + window));
         }
         cursor->window = window;
-        RequestLocked(off, off + window);
       } else {
         int64_t start = off / kRandomChunk * kRandomChunk;
         int64_t stop =

@@ -78,6 +78,8 @@ class Blob : public std::enable_shared_from_this<Blob> {
   Blob(BlobStore* store, std::string digest, int64_t size)
       : store_(store), digest_(std::move(digest)), size_(size) {}
   void RequestLocked(int64_t start, int64_t end);
+  // The end of what, from `pos` on, is here or being fetched.
+  int64_t CoveredFromLocked(int64_t pos) const;
   void Fetch(int64_t start, int64_t end);
   Status Land(const char* data, size_t n, int64_t pos);
   void AdvanceHash();

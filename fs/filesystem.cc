@@ -115,6 +115,12 @@ std::shared_ptr<RegistryClient> Filesystem::Client(const std::string& registry) 
     o.counters = counters_;
     o.retry_times = 2;
     if (options_.debug) o.log = [this](const std::string& line) { Log(line); };
+    // registries.conf `insecure` hosts; certs.d and auth files are the client's own business.
+    if (auto conf = LoadRegistriesConf(); conf.ok()) {
+      o.registries_conf = *conf;
+    } else {
+      Log(conf.error().message);
+    }
     client = std::make_shared<RegistryClient>(registry, o, http_);
   }
   return client;
@@ -259,6 +265,7 @@ uint64_t Filesystem::Intern(const std::string& key, const Node& node) {
     ino = next_ino_++;
     inos_[key] = ino;
     nodes_[ino] = node;
+    nodes_[ino].key = key;
   }
   ++nodes_[ino].lookups;
   if (node.kind == Kind::kRegistry) registries_.insert(node.registry);
@@ -272,12 +279,7 @@ void Filesystem::Forget(uint64_t ino, uint64_t count) {
   if (it == nodes_.end()) return;
   it->second.lookups -= std::min(count, it->second.lookups);
   if (it->second.lookups > 0) return;
-  for (auto k = inos_.begin(); k != inos_.end(); ++k) {
-    if (k->second == ino) {
-      inos_.erase(k);
-      break;
-    }
-  }
+  inos_.erase(it->second.key);
   nodes_.erase(it);
 }
 
@@ -311,6 +313,31 @@ bool Filesystem::ImageOf(const Node& dir, std::string* repo, std::string* tag) c
   return true;
 }
 
+std::optional<Filesystem::Leftovers> Filesystem::LeftoversOf(const std::string& registry,
+                                                             const std::string& repo,
+                                                             const std::string& tag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = leftovers_.find(registry + "|" + repo + "|" + tag);
+  if (it == leftovers_.end()) return std::nullopt;
+  if (it->second.expires < std::chrono::steady_clock::now()) {
+    leftovers_.erase(it);
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+bool Filesystem::IsRemoved(const std::string& registry, const std::string& path) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!removed_.count(registry + "|" + path)) return false;
+  }
+  auto tags = Tags(registry, path);  // tagged again since?
+  if (!tags.ok() || tags->empty()) return true;
+  std::lock_guard<std::mutex> lock(mu_);
+  removed_.erase(registry + "|" + path);
+  return false;
+}
+
 Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::string& name,
                                                    std::string* key) {
   std::string repo, ref;
@@ -325,14 +352,21 @@ Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::s
       return n;
     }
   }
-  if (dir.kind == Kind::kLocalDir) {
+  std::shared_ptr<const ImageView> view;
+  if (auto left = LeftoversOf(dir.registry, repo, ref)) {
+    if (left->gone.count(name)) return MakeError(ENOENT, "");
+    view = left->view;
+  }
+  if (!view && dir.kind == Kind::kLocalDir) {
     // A directory made here names an image only once one is pushed under its tag.
     auto tags = Tags(dir.registry, repo);
     if (!tags.ok() || std::find(tags->begin(), tags->end(), ref) == tags->end()) {
       return MakeError(ENOENT, "");
     }
   }
-  ASSIGN_OR_RETURN(auto view, View(dir.registry, repo, ref));
+  if (!view) {
+    ASSIGN_OR_RETURN(view, View(dir.registry, repo, ref));
+  }
   for (const ImageEntry& e : view->entries) {
     if (e.name != name) continue;
     Node n = MakeNode(e.kind, dir.registry, repo, ref, e.digest, e.media_type);
@@ -423,6 +457,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           });
         };
         ASSIGN_OR_RETURN(bool listed, in_catalog());
+        if (listed && IsRemoved(reg, child)) listed = false;
         if (!listed && CatalogAge(reg) > std::chrono::seconds(1)) {
           // A miss in a cached catalog: the repository may be new. Ask again, once.
           {
@@ -602,6 +637,11 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
             out.push_back({name, ino_of("S|" + node.registry + "|" + repo + "|" + ref + "|" + name),
                            S_IFREG});
           }
+        } else if (auto left = LeftoversOf(node.registry, repo, ref)) {
+          for (const ImageEntry& e : left->view->entries) {
+            if (left->gone.count(e.name)) continue;
+            out.push_back({e.name, ino_of(ImageEntryKey(node.registry, repo, ref, e)), kFileMode});
+          }
         } else {
           // A directory made here shows the image once one is pushed under its tag.
           bool at_registry = node.kind == Kind::kImage;
@@ -651,7 +691,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
         if (!tag_set.count(comp)) components.insert(comp);  // a tag wins over a component
       }
       for (const auto& c : components) {
-        if (!seen.insert(c).second) continue;
+        if (IsRemoved(node.registry, Join(node.path, c)) || !seen.insert(c).second) continue;
         out.push_back({c, ino_of("N|" + node.registry + "|" + Join(node.path, c)), DirMode()});
       }
       for (const auto& t : tags) {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -115,6 +116,7 @@ class Filesystem {
     std::string target;  // symlink; staged file: its name; image files: the directory's ref
     int64_t size = 0;
     uint64_t lookups = 0;
+    std::string key;  // in inos_
   };
   static Node MakeNode(Kind kind, std::string registry = {}, std::string path = {},
                        std::string ref = {}, std::string digest = {}, std::string media_type = {}) {
@@ -139,6 +141,12 @@ class Filesystem {
     RawManifest top;
     std::vector<ImageEntry> entries;
     std::map<std::string, std::string> instance_bytes;  // digest → manifest bytes
+  };
+  // The files left in the directory of an image deleted by unlinking its manifest.json.
+  struct Leftovers {
+    std::shared_ptr<const ImageView> view;
+    std::set<std::string> gone;
+    std::chrono::steady_clock::time_point expires;
   };
   template <class T>
   struct Timed {
@@ -183,6 +191,11 @@ class Filesystem {
   Result<NodeAttr> AttrOf(uint64_t ino, const Node& node);
   static std::string ImageEntryKey(const std::string& registry, const std::string& repo,
                                    const std::string& dir_ref, const ImageEntry& e);
+  // A repository removed by rmdir here, and not tagged since.
+  bool IsRemoved(const std::string& registry, const std::string& path);
+  // What is left of the directory of a deleted image, while it is.
+  std::optional<Leftovers> LeftoversOf(const std::string& registry, const std::string& repo,
+                                       const std::string& tag);
   // A name in an image directory: a staged file, else a file of the image at the registry.
   Result<Node> LookupInImage(const Node& dir, const std::string& name, std::string* key);
   Result<Node> LookupChild(const Node& parent, const std::string& name, std::string* key);
@@ -226,6 +239,8 @@ class Filesystem {
   std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;          // guarded by mu_
   std::set<std::string> local_dirs_;                                 // "reg|path", guarded by mu_
   std::map<std::string, std::shared_ptr<StagingImage>> stagings_;    // "reg|repo|tag", by mu_
+  std::map<std::string, Leftovers> leftovers_;                       // "reg|repo|tag", by mu_
+  std::set<std::string> removed_;  // "reg|path" of repositories removed here, guarded by mu_
 };
 
 }  // namespace regfs

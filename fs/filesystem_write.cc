@@ -23,6 +23,9 @@ Error ReadOnly() { return MakeError(EROFS, ""); }
 // How long a pushed staging image keeps showing what was written after its last file closed.
 constexpr int64_t kSettleMs = 2000;
 
+// How long the files of an image deleted by unlinking its manifest.json stay to be removed.
+constexpr int kLeftoverSeconds = 60;
+
 }  // namespace
 
 std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node, bool create) {
@@ -45,6 +48,7 @@ std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node, bool creat
   }
   auto client = Client(node.registry);
   std::lock_guard<std::mutex> lock(mu_);
+  leftovers_.erase(key);
   auto& staging = stagings_[key];
   if (!staging) {
     staging = std::make_shared<StagingImage>(node.registry, repo, tag, client,
@@ -82,6 +86,7 @@ Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name)
   {
     std::lock_guard<std::mutex> lock(mu_);
     local_dirs_.insert(parent.registry + "|" + path);
+    removed_.erase(parent.registry + "|" + path);
   }
   uint64_t ino = Intern("D|" + parent.registry + "|" + path, node);
   return AttrOf(ino, node);
@@ -231,7 +236,10 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
   if (options_.read_only) return ReadOnly();
   ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
   std::string key;
-  ASSIGN_OR_RETURN(Node node, LookupChild(parent, name, &key));
+  auto found = LookupChild(parent, name, &key);
+  // The kernel had the name: gone since (the image deleted with its manifest.json) is done.
+  if (!found.ok()) return found.error().errnum == ENOENT ? Ok() : Status(found.error());
+  const Node& node = *found;
   switch (node.kind) {
     case Kind::kStagedFile: {
       auto staging = StagingOf(node, false);
@@ -246,15 +254,29 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
     }
     case Kind::kManifestFile: {
       // Deleting the manifest deletes the image, by the rule of DeleteImage().
+      auto view = View(node.registry, node.path, node.target);
       Status s = DeleteImage(*Client(node.registry), node.path, node.target, /*force=*/false);
       Invalidate(node.registry, node.path, node.target);
       if (!s.ok()) return Logged(s.error());
+      if (view.ok() && !IsSha256Digest(node.target)) {
+        // The rest of the directory stays until removed, so that rm -r can finish.
+        std::lock_guard<std::mutex> lock(mu_);
+        Leftovers& left = leftovers_[node.registry + "|" + node.path + "|" + node.target];
+        left.view = *view;
+        left.gone = {"manifest.json"};
+        left.expires = Expiry(kLeftoverSeconds);
+      }
       return Ok();
     }
     case Kind::kVersion:
     case Kind::kBlob:
-    case Kind::kInstanceManifest:
-      return Ok();  // they go with the manifest
+    case Kind::kInstanceManifest: {
+      // They go with the manifest; in a deleted image's directory they are removed here.
+      std::lock_guard<std::mutex> lock(mu_);
+      auto left = leftovers_.find(node.registry + "|" + node.path + "|" + node.target);
+      if (left != leftovers_.end()) left->second.gone.insert(name);
+      return Ok();
+    }
     case Kind::kSymlink:
       return MakeError(EPERM, "");
     default:
@@ -266,7 +288,9 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
   if (options_.read_only) return ReadOnly();
   ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
   std::string key;
-  ASSIGN_OR_RETURN(Node node, LookupChild(parent, name, &key));
+  auto found = LookupChild(parent, name, &key);
+  if (!found.ok()) return found.error().errnum == ENOENT ? Ok() : Status(found.error());
+  const Node& node = *found;
   std::string repo, tag;
   bool image = ImageOf(node, &repo, &tag);
   if (node.kind == Kind::kLocalDir) {
@@ -279,6 +303,7 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stagings_.erase(node.registry + "|" + repo + "|" + tag);
+      leftovers_.erase(node.registry + "|" + repo + "|" + tag);
     }
     Invalidate(node.registry, repo, tag);
     auto tags = Tags(node.registry, repo);
@@ -288,10 +313,13 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
       if (!s.ok() && s.error().errnum != ENOENT) return Logged(s.error());
     }
   } else if (node.kind == Kind::kNamespace || node.kind == Kind::kLocalDir) {
-    // Registries keep no empty repositories: a repository without tags is gone already.
+    // A repository without tags is gone as far as the tree goes, though the registry may keep
+    // listing it in its catalog: this mount stops showing it.
     Invalidate(node.registry, node.path, "");
     auto tags = Tags(node.registry, node.path);
     if (tags.ok() && !tags->empty()) return MakeError(ENOTEMPTY, "");
+    std::lock_guard<std::mutex> lock(mu_);
+    removed_.insert(node.registry + "|" + node.path);
   } else if (node.kind != Kind::kImage) {
     return MakeError(ENOTDIR, "");
   }
@@ -334,8 +362,21 @@ Status Filesystem::Rename(uint64_t parent_ino, const std::string& name, uint64_t
     if (!undo.ok()) Log("renaming " + repo + ":" + tag + ": " + undo.error().message);
     return Logged(Annotate(removed.error(), "renaming " + repo + ":" + tag + " to " + new_name));
   }
+  // The kernel keeps the directory's inode under its new name: it is now the new tag's.
   std::lock_guard<std::mutex> lock(mu_);
   local_dirs_.erase(node.registry + "|" + node.path);
+  auto old = inos_.find(key);
+  if (old != inos_.end()) {
+    uint64_t ino = old->second;
+    inos_.erase(old);
+    std::string new_key = "I|" + node.registry + "|" + repo + "|" + new_name;
+    Node& moved = nodes_[ino];
+    moved.kind = Kind::kImage;
+    moved.path = repo;
+    moved.ref = new_name;
+    moved.key = new_key;
+    inos_[new_key] = ino;
+  }
   return Ok();
 }
 

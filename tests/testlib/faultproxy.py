@@ -21,9 +21,11 @@ time); every matching armed fault fires on a request, in the order added:
                                      without forwarding; Retry-After when given
     Fault.flip_byte(offset=None)     invert one byte of the response body (default: the
                                      middle one)
+    Fault.upload_bandwidth(bps)      pace the request body (an upload) on its way upstream
 
 The log (``px.log``) has one LogEntry per request: start/end times (time.monotonic()),
-method, path, Range header, response status, body bytes sent, and the faults fired.
+method, path, Range header, response status, body bytes sent, request body bytes forwarded
+upstream (``request_bytes``, counted while the request runs), and the faults fired.
 """
 
 import http.client
@@ -76,6 +78,10 @@ class Fault:
     def flip_byte(cls, offset=None, **kw):
         return cls("flip", offset=offset, **kw)
 
+    @classmethod
+    def upload_bandwidth(cls, bytes_per_sec, **kw):
+        return cls("upload_bandwidth", rate=int(bytes_per_sec), **kw)
+
     def matches(self, method, path):
         if self.count is not None and self.fired >= self.count:
             return False
@@ -95,6 +101,7 @@ class LogEntry:
     end: float = 0.0
     faults: list = field(default_factory=list)
     error: str = ""
+    request_bytes: int = 0
 
     @property
     def range_start(self):
@@ -304,11 +311,21 @@ class _Handler(BaseHTTPRequestHandler):
                 conn.putheader(k, v)
             conn.endheaders()
             if body is not None:
+                rate = next((f.rate for f in faults if f.kind == "upload_bandwidth"), 0)
+                t0 = time.monotonic()
                 for piece in body:
-                    if chunked:
-                        conn.send(b"%x\r\n" % len(piece) + piece + b"\r\n")
-                    else:
-                        conn.send(piece)
+                    step = max(1, rate // 20) if rate else len(piece) or 1
+                    for i in range(0, len(piece), step):
+                        part = piece[i:i + step]
+                        if chunked:
+                            conn.send(b"%x\r\n" % len(part) + part + b"\r\n")
+                        else:
+                            conn.send(part)
+                        entry.request_bytes += len(part)
+                        if rate:
+                            delay = t0 + entry.request_bytes / rate - time.monotonic()
+                            if delay > 0:
+                                time.sleep(delay)
                 if chunked:
                     conn.send(b"0\r\n\r\n")
             resp = conn.getresponse()
@@ -495,4 +512,5 @@ class FaultProxy:
         """The log as text, for assertion messages."""
         return "\n".join(
             f"{e.start:.3f} {e.method} {e.path} range={e.range} -> {e.status} "
-            f"{e.body_bytes}B faults={e.faults} {e.error}" for e in self.requests())
+            f"{e.body_bytes}B req={e.request_bytes}B faults={e.faults} {e.error}"
+            for e in self.requests())

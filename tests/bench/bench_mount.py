@@ -1,0 +1,464 @@
+#!/usr/bin/python3
+"""regfs mount against skopeo (and curl), side by side in one run.
+
+Generates two random images (tests/testlib): a 256 MiB one in 4 gzip layers and one with a
+single 256 MiB uncompressed layer, pushes both to a throw-away docker-registry on loopback
+(registry A) and times, N times each (default 3), the tools alternating which goes first.
+Every regfs run gets a fresh mount with a fresh, empty cache_dir (the mount is not timed),
+of a copy of build/regfs taken at the start.
+
+  read side
+  (f) cp -r MNT/A/repo/tag OUT        vs skopeo copy docker:// dir:OUT          <= 0.5
+  (g) cat MNT/A/repo/tag/<layer> >/dev/null, the 256 MiB layer
+                                      vs curl -s …/blobs/sha256:… | openssl dgst  <= 1.4
+  (h) ls -l MNT/A/repo/tag, never listed before   vs skopeo inspect              <= 0.5
+  (i) cat of the same layer again, right after (g) and then after drop_caches (so that
+      it comes from the cache dir, not the page cache): MB/s, no target
+  write side (the `mkdir -p` of the destination repository is not timed)
+  (j) cp -r MNT/A/repo/tag MNT/A/other-N/tag vs skopeo copy within A, skopeo's blob-info
+      cache warm                                                                <= 1.0
+      and the same against skopeo with a cold blob-info cache                    (report)
+  (k) cp -r MNT/A/repo/tag MNT/B/repo/tag, B a fresh registry per run, vs skopeo copy A -> B
+                                                                                 <= 1.0
+  (l) cp -r LOCALDIR MNT/A/new-N/tag (the 4-layer image in dir: layout)
+      vs skopeo copy dir:LOCALDIR docker://A/new-N:tag (cold blob-info cache, so that skopeo
+      uploads as regfs does instead of mounting the blobs it saw in A)          <= 1.2
+
+skopeo's blob-info cache: a run's own directory, never the machine's. As root skopeo keeps
+it in /var/lib/containers/cache, so skopeo copies run in a private mount namespace with a
+directory bound there (unshare -m); otherwise XDG_DATA_HOME points at it. "Warm" is one
+directory kept for the whole benchmark and filled by one untimed copy first; "cold" is a
+new, empty one per run.
+
+Every copy is checked: a dir: has the source manifest's bytes and every blob at its size,
+a registry serves the source manifest's bytes (skopeo inspect --raw). Mounts are unmounted
+and registries stopped at the end of each run or on any failure or Ctrl-C.
+
+    /usr/bin/python3 tests/bench/bench_mount.py [--reps N] [--size-mib M] [--json FILE]
+
+Not a test: it measures and prints; it exits non-zero only when a command fails.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import COMMAND_TIMEOUT, SKOPEO, SKOPEO_COPY, SKOPEO_INSPECT, CommandFailed  # noqa: E402
+from bench import REGFS as BUILT_REGFS  # noqa: E402
+from testlib import images, tools  # noqa: E402
+from testlib.registry import Registry  # noqa: E402
+
+FUSERMOUNT = "/usr/bin/fusermount3"
+ROOT_BLOB_CACHE = Path("/var/lib/containers/cache")
+DROP_CACHES = Path("/proc/sys/vm/drop_caches")
+
+# (case, label, target or None)
+CASES = [
+    ("f", "cp -r tag dir out, cold  | skopeo copy to dir:", 0.5),
+    ("g", "cat big layer, cold      | curl | openssl dgst", 1.4),
+    ("h", "ls -l new tag dir        | skopeo inspect", 0.5),
+    ("i1", "cat layer again: page cache", None),
+    ("i2", "cat layer again: cache dir", None),
+    ("j", "cp -r repo -> repo       | skopeo, cache warm", 1.0),
+    ("j-cold", "cp -r repo -> repo       | skopeo, cache cold", None),
+    ("k", "cp -r reg A -> reg B     | skopeo copy A -> B", 1.0),
+    ("l", "cp -r dir: into mount    | skopeo dir: -> docker", 1.2),
+]
+
+
+def timed(argv, env=None):
+    """Runs argv (testlib: private HOME, no proxies); returns (wall seconds, stdout)."""
+    start = time.perf_counter()
+    p = tools.run(argv, timeout=COMMAND_TIMEOUT, env=env)
+    wall = time.perf_counter() - start
+    if p.returncode != 0:
+        raise CommandFailed(f"{' '.join(map(str, argv))}\n  exit {p.returncode}: "
+                            f"{p.stderr.strip()[-2000:]}")
+    return wall, p.stdout
+
+
+def is_mounted(path):
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4].replace("\\040", " ") == target for line in f)
+
+
+def alive(pid):
+    """pid runs and is not a zombie (the daemon's new parent may be slow to reap it)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+class Mount:
+    """`regfs mount` on a new mount point with a new, empty cache_dir; a context manager that
+    unmounts (regfs unmount, then fusermount3 -u / -uz, then kills the daemon by its pid) and
+    removes the cache whatever happened."""
+
+    def __init__(self, regfs, root):
+        self.regfs, self.root = regfs, root
+        self.mnt, self.cache = root / "mnt", root / "cache"
+        self.pid = None
+
+    def __enter__(self):
+        self.mnt.mkdir()
+        self.cache.mkdir()
+        opts = f"cache_dir={self.cache},log={self.root / 'regfs.log'}"
+        try:
+            with open(self.root / "mount.out", "wb") as out:
+                p = subprocess.run([self.regfs, "mount", "-o", opts, str(self.mnt)],
+                                   stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   env=tools._env(tools.private_home()), timeout=60)
+            if p.returncode != 0 or not is_mounted(self.mnt):
+                raise CommandFailed(f"regfs mount exited {p.returncode}: "
+                                    f"{(self.root / 'mount.out').read_text()[-2000:]}")
+            self.pid = int((self.mnt / ".regfs" / "pid").read_text())
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for argv in ([self.regfs, "unmount"], [FUSERMOUNT, "-u"], [FUSERMOUNT, "-uz"]):
+            if not is_mounted(self.mnt):
+                break
+            try:
+                subprocess.run([*argv, str(self.mnt)], capture_output=True, timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+        deadline = time.monotonic() + 5
+        while alive(self.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive(self.pid):
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not is_mounted(self.mnt):
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def path(self, registry, repo, tag=None):
+        p = self.mnt / registry.addr / repo
+        return p / tag if tag else p
+
+
+class MountBench:
+    def __init__(self, args, workdir):
+        self.args, self.workdir = args, workdir
+        self.results = {}  # case -> tool -> list of values, or an error string
+        self.registries = []
+        self.serial = 0
+        # One binary for the whole run, even if build/regfs is rebuilt meanwhile.
+        self.regfs = str(workdir / "regfs")
+        shutil.copy2(BUILT_REGFS, self.regfs)
+        self.warm_cache = self.new_dir("skopeo-cache-warm")
+
+    def new_dir(self, prefix):
+        self.serial += 1
+        d = self.workdir / f"{prefix}-{self.serial}"
+        d.mkdir()
+        return d
+
+    def mount(self):
+        return Mount(self.regfs, self.new_dir("mount"))
+
+    def registry(self):
+        r = Registry(name="bench").start()
+        self.registries.append(r)
+        return r
+
+    def drop(self, r):
+        r.stop()
+        self.registries.remove(r)
+
+    def skopeo_copy(self, src, dst, cache=None):
+        """skopeo copy with its blob-info cache in `cache` (default: the warm one)."""
+        cache = str(cache or self.warm_cache)
+        argv = [*SKOPEO_COPY, src, dst]
+        if os.geteuid() == 0:
+            ROOT_BLOB_CACHE.mkdir(parents=True, exist_ok=True)
+            return timed(["unshare", "--mount", "sh", "-c",
+                          f'mount --bind "$0" {ROOT_BLOB_CACHE} && exec "$@"', cache, *argv])
+        return timed(argv, env={"XDG_DATA_HOME": cache})
+
+    def record(self, case, tool, fn):
+        slot = self.results.setdefault(case, {}).setdefault(tool, [])
+        if isinstance(slot, str):
+            return None
+        try:
+            value = fn()
+        except (CommandFailed, subprocess.TimeoutExpired, OSError) as e:
+            self.results[case][tool] = f"failed: {e}"
+            print(f"  {case} {tool}: {e}", file=sys.stderr)
+            return None
+        slot.append(value)
+        return value
+
+    # ---- checks ----------------------------------------------------------------------------
+
+    def check_dir(self, out, img):
+        got = tools.sha256_file(out / "manifest.json")
+        if got != img.digest:
+            raise CommandFailed(f"{out}: manifest digest {got}, expected {img.digest}")
+        for blob in [img.config, *img.layers]:
+            f = out / blob.digest.split(":", 1)[1]
+            if not f.is_file() or f.stat().st_size != blob.size:
+                raise CommandFailed(f"{out}: blob {blob.digest} missing or of the wrong size")
+
+    def check_pushed(self, registry, repo, tag, img):
+        p = tools.run([*SKOPEO_INSPECT, "--raw", registry.ref(repo, tag)], binary=True)
+        got = tools.sha256_bytes(p.stdout) if p.returncode == 0 else p.stderr.decode()[-500:]
+        if got != img.digest:
+            raise CommandFailed(f"{registry.ref(repo, tag)}: manifest {got}, "
+                                f"expected {img.digest}")
+
+    # ---- the run ---------------------------------------------------------------------------
+
+    def run(self):
+        a = self.args
+        size = a.size_mib << 20
+        print(f"generating a {a.size_mib} MiB image in 4 gzip layers and one with a single "
+              f"{a.size_mib} MiB layer ...", flush=True)
+        started = time.perf_counter()
+        local = self.workdir / "image"   # also the dir: source of (l)
+        img = images.make_image(local, seed=1, fmt="oci", layers=["gzip"] * 4,
+                                layer_size=size // 4)
+        # (a tar of size - 4 KiB of payload: random.randbytes cannot make 256 MiB at once)
+        big = images.make_image(self.workdir / "big", seed=2, fmt="oci", layers=["tar"],
+                                layer_size=size - 4096)
+        reg = self.registry()
+        images.push(local, reg.addr, "bench/image", "1")
+        images.push(big.path, reg.addr, "bench/big", "1")
+        shutil.rmtree(big.path)
+        layer = big.layers[0]
+        print(f"  done in {time.perf_counter() - started:.1f} s; registry A is {reg.addr}",
+              flush=True)
+
+        # Untimed: skopeo's warm cache learns where the blobs are (as after any earlier pull
+        # or push), and both binaries and the registry's files are in the page cache.
+        self.skopeo_copy(reg.ref("bench/image", "1"), reg.ref("bench/warm", "1"))
+        timed([*SKOPEO_INSPECT, reg.ref("bench/image", "1")])
+        with self.mount() as m:
+            timed(["ls", "-l", m.path(reg, "bench/image", "1")])
+
+        for rep in range(a.reps):
+            print(f"repetition {rep + 1}/{a.reps}", flush=True)
+
+            def order(*names):   # the tools take turns going first
+                return names[rep % len(names):] + names[:rep % len(names)]
+            for tool in order("regfs", "skopeo"):
+                self.record("f", tool, lambda: self.case_f(tool, reg, img))
+            for tool in order("regfs", "curl"):
+                self.record("g", tool, lambda: self.case_g(tool, reg, layer))
+            for tool in order("regfs", "skopeo"):
+                self.record("h", tool, lambda: self.case_h(tool, reg, img))
+            for tool in order("regfs", "skopeo", "skopeo-cold"):
+                case = "j-cold" if tool == "skopeo-cold" else "j"
+                self.record(case, tool.split("-")[0], lambda: self.case_j(tool, reg, img, rep))
+            for tool in order("regfs", "skopeo"):
+                self.record("k", tool, lambda: self.case_k(tool, reg, img))
+            for tool in order("regfs", "skopeo"):
+                self.record("l", tool, lambda: self.case_l(tool, reg, img, local, rep))
+        # the regfs runs of (j) serve both rows
+        if "regfs" in self.results.get("j", {}):
+            self.results.setdefault("j-cold", {})["regfs"] = self.results["j"]["regfs"]
+
+        return [f"{case} {tool}" for case, per_tool in self.results.items()
+                for tool, v in per_tool.items() if isinstance(v, str)]
+
+    def case_f(self, tool, reg, img):
+        out = self.workdir / "f-out"
+        try:
+            if tool == "regfs":
+                with self.mount() as m:
+                    wall, _ = timed(["cp", "-r", m.path(reg, "bench/image", "1"), out])
+            else:
+                wall, _ = self.skopeo_copy(reg.ref("bench/image", "1"), f"dir:{out}")
+            self.check_dir(out, img)
+            return wall
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def case_g(self, tool, reg, layer):
+        hex_ = layer.digest.split(":", 1)[1]
+        if tool == "curl":
+            url = f"{reg.url}/v2/bench/big/blobs/{layer.digest}"
+            wall, out = timed(["sh", "-c", 'curl -s "$1" | openssl dgst -sha256', "sh", url])
+            if hex_ not in out:
+                raise CommandFailed(f"curl | openssl dgst printed {out.strip()!r}")
+            return wall
+        cat = ["sh", "-c", 'cat "$1" > /dev/null', "sh"]
+        with self.mount() as m:
+            blob = m.path(reg, "bench/big", "1") / hex_
+            wall, _ = timed([*cat, blob])
+            # (i): read it again, from the page cache, then from the cache dir
+            mb = layer.size / 1e6
+            self.record("i1", "regfs", lambda: mb / timed([*cat, blob])[0])
+
+            def from_cache_dir():
+                subprocess.run(["sync"], timeout=120)
+                DROP_CACHES.write_text("3\n")
+                return mb / timed([*cat, blob])[0]
+            if os.access(DROP_CACHES, os.W_OK):   # root only
+                self.record("i2", "regfs", from_cache_dir)
+        return wall
+
+    def case_h(self, tool, reg, img):
+        if tool == "regfs":
+            with self.mount() as m:
+                wall, out = timed(["ls", "-l", m.path(reg, "bench/image", "1")])
+            want = [b.digest.split(":", 1)[1] for b in [img.config, *img.layers]]
+        else:
+            wall, out = timed([*SKOPEO_INSPECT, reg.ref("bench/image", "1")])
+            want = [img.digest]
+        missing = [w for w in want if w not in out]
+        if missing:
+            raise CommandFailed(f"{tool} (h) printed no {missing[0]}:\n{out[-1000:]}")
+        return wall
+
+    def case_j(self, tool, reg, img, rep):
+        repo = f"bench/j-{tool}-{rep}"
+        if tool == "regfs":
+            with self.mount() as m:
+                m.path(reg, repo).mkdir(parents=True)
+                wall, _ = timed(["cp", "-r", m.path(reg, "bench/image", "1"),
+                                 m.path(reg, repo, "1")])
+        else:
+            cache = self.new_dir("skopeo-cache-cold") if tool == "skopeo-cold" else None
+            wall, _ = self.skopeo_copy(reg.ref("bench/image", "1"), reg.ref(repo, "1"), cache)
+        self.check_pushed(reg, repo, "1", img)
+        return wall
+
+    def case_k(self, tool, reg, img):
+        dest = self.registry()
+        try:
+            if tool == "regfs":
+                with self.mount() as m:
+                    m.path(dest, "bench/image").mkdir(parents=True)
+                    wall, _ = timed(["cp", "-r", m.path(reg, "bench/image", "1"),
+                                     m.path(dest, "bench/image", "1")])
+            else:
+                wall, _ = self.skopeo_copy(reg.ref("bench/image", "1"),
+                                           dest.ref("bench/image", "1"))
+            self.check_pushed(dest, "bench/image", "1", img)
+            return wall
+        finally:
+            self.drop(dest)
+
+    def case_l(self, tool, reg, img, local, rep):
+        repo = f"bench/l-{tool}-{rep}"
+        if tool == "regfs":
+            with self.mount() as m:
+                m.path(reg, repo).mkdir(parents=True)
+                wall, _ = timed(["cp", "-r", local, m.path(reg, repo, "1")])
+        else:
+            wall, _ = self.skopeo_copy(f"dir:{local}", reg.ref(repo, "1"),
+                                       self.new_dir("skopeo-cache-cold"))
+        self.check_pushed(reg, repo, "1", img)
+        return wall
+
+    def cleanup(self):
+        for r in self.registries:
+            r.stop()
+        self.registries.clear()
+        # Mount.__exit__ has unmounted everything; should one be left, detach it before
+        # the work directory goes, so that removing it cannot reach through the mount.
+        with open("/proc/self/mountinfo") as f:
+            left = [line.split()[4] for line in f
+                    if line.split()[4].startswith(str(self.workdir) + "/")]
+        for mnt in left:
+            subprocess.run([FUSERMOUNT, "-uz", mnt], capture_output=True, timeout=30)
+
+    # ---- the report ------------------------------------------------------------------------
+
+    def summary(self):
+        rows = []
+        for case, label, target in CASES:
+            per_tool = self.results.get(case, {})
+            medians = {}
+            for tool, values in per_tool.items():
+                ok = isinstance(values, list) and values
+                medians[tool] = statistics.median(values) if ok else None
+            other = next((t for t in per_tool if t != "regfs"), None)
+            mine, theirs = medians.get("regfs"), medians.get(other)
+            ratio = mine / theirs if mine is not None and theirs else None
+            rows.append({"case": case, "label": label, "regfs": mine, "other": other,
+                         "other_value": theirs, "ratio": ratio, "target": target,
+                         "met": None if target is None or ratio is None else ratio <= target,
+                         "runs": per_tool})
+        return rows
+
+
+def print_table(rows, args):
+    print()
+    print(f"regfs mount vs skopeo / curl: {args.size_mib} MiB images, median of {args.reps} "
+          "runs each; the (i) rows are MB/s")
+    header = (f"{'case':<8} {'regfs does':<25}| {'other does':<23} {'regfs':>9} {'other':>9} "
+              f"{'ratio':>6} {'target':>7}  result")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        speed = r["case"].startswith("i")
+        value = (lambda v: "—" if v is None else (f"{v:.0f} MB/s" if speed else f"{v:.3f} s"))
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        target = "—" if r["target"] is None else f"<= {r['target']}"
+        if r["target"] is None:
+            result = "" if r["regfs"] is not None else "no data"
+        else:
+            result = {True: "met", False: "MISSED", None: "no data"}[r["met"]]
+        print(f"({r['case']})".ljust(8) + f" {r['label']:<50} {value(r['regfs']):>9} "
+              f"{value(r['other_value']):>9} {ratio:>6} {target:>7}  {result}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3, help="repetitions per tool (3)")
+    parser.add_argument("--size-mib", type=int, default=256, help="image size in MiB (256)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args()
+
+    for path, hint in ((BUILT_REGFS, "build it: tools/test --build-only"),
+                       (SKOPEO, "apt-get install skopeo"), (FUSERMOUNT, "apt-get install fuse3"),
+                       ("/usr/bin/curl", "apt-get install curl"),
+                       ("/usr/bin/openssl", "apt-get install openssl"),
+                       ("/usr/bin/docker-registry", "apt-get install docker-registry")):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"bench_mount: {path} is missing ({hint})")
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    workdir = Path(tempfile.mkdtemp(prefix="regfs-bench-mount-"))
+    (workdir / "home").mkdir()
+    tools._HOME = str(workdir / "home")
+    bench = MountBench(args, workdir)
+    try:
+        failed = bench.run()
+        rows = bench.summary()
+    except CommandFailed as e:
+        sys.exit(f"bench_mount: {e}")
+    finally:
+        bench.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print_table(rows, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2)
+                                   + "\n")
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,428 @@
+"""The write side of the mount: writing a dir: image into MNT/<registry>/<repo>/<tag>/ pushes
+it (DESIGN §1 "Writing = pushing", issue #4). skopeo is the oracle: what it reads back from
+the registry is compared with what was written; the fault proxy's request log shows what
+went over the network and when."""
+
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from mountlib import (MiB, cache_entries, cache_listing, expect_errno, hexof, make_big_image,
+                      wait_until)
+from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
+from testlib import images, tools
+from testlib.faultproxy import Fault
+from testlib.standard import ALL_IMAGES
+
+
+# ---- helpers ------------------------------------------------------------------------------------
+
+def run(*argv, timeout=120):
+    return subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def run_ok(*argv, timeout=120, m=None):
+    p = run(*argv, timeout=timeout)
+    assert p.returncode == 0, (f"{' '.join(map(str, argv))} exited {p.returncode}:\n"
+                               f"{p.stdout}{p.stderr}" + (m.diag() if m else ""))
+    return p
+
+
+def skopeo_dir(oracle, ref, dest, multi):
+    """A skopeo-made dir: image of ref (--all for a multi-platform one)."""
+    oracle.copy(ref, f"dir:{dest}", *(["--all"] if multi else []))
+    return dest
+
+
+def raw_manifest(oracle, ref):
+    return oracle.inspect(ref, "--raw", binary=True).stdout
+
+
+def tag_absent(oracle, registry, repo, tag, why=""):
+    """skopeo cannot inspect repo:tag, and list-tags either fails (no such repository) or
+    does not list it."""
+    r = oracle.inspect(registry.ref(repo, tag), "--raw", check=False)
+    assert r.returncode != 0, f"{repo}:{tag} exists at the registry {why}"
+    lt = oracle.list_tags(f"docker://{registry.addr}/{repo}", check=False)
+    if lt.returncode == 0:
+        tags = json.loads(lt.stdout).get("Tags") or []
+        assert tag not in tags, f"skopeo list-tags shows {tag} {why}: {tags}"
+
+
+def write_file(path, data, chunk=None):
+    """open()/write()/close() of a new file; close() returns the push's result."""
+    with open(path, "wb") as f:
+        if chunk is None:
+            f.write(data)
+        else:
+            for i in range(0, len(data), chunk):
+                f.write(data[i:i + chunk])
+
+
+def manifest_puts(proxy, ref=None):
+    return proxy.requests("PUT", f"/manifests/{ref}$" if ref else r"/manifests/")
+
+
+def blob_files(img):
+    """(name, bytes) of every blob of an images.Image, config first, in manifest order."""
+    out = []
+    for im in (img.instances or [img]):
+        for b in [im.config] + im.layers:
+            out.append((hexof(b.digest), b.data))
+    return out
+
+
+def assert_pushed(oracle, registry, repo, tag, src_dir, work, m=None):
+    """skopeo reads back exactly the dir: image src_dir: the manifest bytes under the tag, and
+    with copy --all every instance manifest and blob, byte for byte."""
+    want = (src_dir / "manifest.json").read_bytes()
+    got = raw_manifest(oracle, registry.ref(repo, tag))
+    assert got == want, (f"{repo}:{tag}: skopeo reads {tools.sha256_bytes(got)}, "
+                         f"the dir has {tools.sha256_bytes(want)}" + (m.diag() if m else ""))
+    back = work / f"back-{repo.replace('/', '_')}-{tag}"
+    oracle.copy(registry.ref(repo, tag), f"dir:{back}", "--all")
+    assert tools.tree_diff(back, src_dir) == ""
+
+
+# ---- cp -r of a dir: image pushes it ------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ALL_IMAGES)
+def test_cp_r_of_a_skopeo_dir_pushes_the_same_digest(name, imgs, registry2, mounts, oracle,
+                                                     work, repo_name):
+    it = getattr(imgs, name)
+    src = skopeo_dir(oracle, it.ref, work / "src", it.image.is_index)
+    m = mounts()
+    repo = repo_name("write-cp")
+    parent = m.reg(registry2.addr) / repo
+    run_ok("mkdir", "-p", parent, m=m)
+    run_ok("cp", "-r", src, parent / "tag", m=m)
+    assert_pushed(oracle, registry2, repo, "tag", src, work, m)
+    assert oracle.digest_of(registry2.ref(repo, "tag")) == it.digest
+    # and the mount shows it there (a fresh lookup, past the staging image)
+    d = m.image(registry2.addr, repo, "tag")
+    assert (d / "manifest.json").read_bytes() == it.image.manifest
+    config = (it.image.instances or [it.image])[0].config
+    assert (d / hexof(config.digest)).read_bytes() == config.data
+
+
+def test_cp_r_into_a_second_tag_uploads_no_blob(imgs, registry, proxy, mounts, oracle, work,
+                                                repo_name):
+    """A blob the repository has already is checked, not uploaded again."""
+    it = imgs.oci
+    repo = repo_name("write-again")
+    images.push(it.dir, registry.addr, repo, "first")
+    m = mounts()
+    proxy.clear_log()
+    run_ok("cp", "-r", it.dir, m.reg(proxy.addr) / repo / "second", m=m)
+    assert registry.manifest_digest(repo, "second") == it.digest
+    assert oracle.digest_of(registry.ref(repo, "second")) == it.digest
+    uploads = proxy.requests(path=r"/blobs/uploads/")
+    assert uploads == [], "blobs uploaded again:\n" + proxy.dump()
+    assert len(manifest_puts(proxy, "second")) == 1, proxy.dump()
+
+
+# ---- any order of arrival, pushed once --------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["oci", "docker_list"])
+def test_reverse_order_pushes_once_after_the_last_blob(name, imgs, registry, proxy, mounts,
+                                                      oracle, work, repo_name):
+    """manifest.json first, then instance manifests, then the blobs last to first, version
+    last: no tag and no manifest PUT until the last blob's close(), which pushes; exactly
+    one PUT under the tag."""
+    it = getattr(imgs, name)
+    src = skopeo_dir(oracle, it.ref, work / "src", it.image.is_index)
+    repo = repo_name("write-reverse")
+    m = mounts()
+    d = m.reg(proxy.addr) / repo / "rev"
+    os.makedirs(d)
+    order = [("manifest.json", (src / "manifest.json").read_bytes())]
+    order += [(hexof(im.digest) + ".manifest.json", im.manifest) for im in it.image.instances]
+    blobs = list(reversed(blob_files(it.image)))
+    order += blobs
+    last_blob = blobs[-1][0]
+    proxy.clear_log()
+    for name_, data in order:
+        write_file(d / name_, data, chunk=16 * 1024)
+        if name_ == last_blob:
+            break
+        assert manifest_puts(proxy) == [], f"a manifest PUT after {name_}:\n" + proxy.dump()
+        tag_absent(oracle, registry, repo, "rev", f"after writing only up to {name_}")
+    puts = manifest_puts(proxy, "rev")
+    assert len(puts) == 1, "expected one manifest PUT under the tag:\n" + proxy.dump()
+    # the push is the close() of the last blob: done when it returned
+    assert raw_manifest(oracle, registry.ref(repo, "rev")) == it.image.manifest
+    write_file(d / "version", images.DIR_VERSION)
+    time.sleep(0.3)
+    assert len(manifest_puts(proxy, "rev")) == 1, "pushed again:\n" + proxy.dump()
+    # instance manifests went by digest, once each, before the index
+    inst_puts = [e for e in manifest_puts(proxy) if "/manifests/sha256:" in e.path]
+    assert len(inst_puts) == len(it.image.instances), proxy.dump()
+    assert all(e.start < puts[0].start for e in inst_puts), proxy.dump()
+    assert_pushed(oracle, registry, repo, "rev", src, work, m)
+
+
+def test_out_of_order_writes_of_a_blob_are_staged_and_pushed(imgs, registry, mounts, oracle,
+                                                            work, repo_name):
+    """A blob written back to front (pwrite at descending offsets) is staged on disk,
+    checked when closed, and uploaded by the push."""
+    it = imgs.docker
+    repo = repo_name("write-ooo")
+    m = mounts()
+    d = m.reg(registry.addr) / repo / "ooo"
+    os.makedirs(d)
+    write_file(d / "version", images.DIR_VERSION)
+    write_file(d / "manifest.json", it.image.manifest)
+    big = max(it.image.layers, key=lambda b: b.size)
+    for name_, data in blob_files(it.image):
+        if name_ != hexof(big.digest):
+            write_file(d / name_, data)
+    tag_absent(oracle, registry, repo, "ooo", "before the last blob")
+    fd = os.open(d / hexof(big.digest), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        step = 8 * 1024
+        offsets = list(range(0, len(big.data), step))
+        for off in reversed(offsets):
+            assert os.pwrite(fd, big.data[off:off + step], off) == len(big.data[off:off + step])
+    finally:
+        os.close(fd)
+    assert oracle.digest_of(registry.ref(repo, "ooo")) == it.digest, m.diag()
+    assert_pushed(oracle, registry, repo, "ooo", it.dir, work, m)
+
+
+# ---- copies inside the mount happen at the registry ------------------------------------------
+
+@pytest.mark.parametrize("name", ["oci", "docker_list"])
+def test_cp_r_within_one_registry_moves_no_blob_bytes(name, imgs, registry, proxy, mounts,
+                                                     oracle, repo_name):
+    """cp -r MNT/A/repo/v1 MNT/A/other/v1: every blob is a cross-repository mount (POST
+    /blobs/uploads/?mount=…); no blob is read (GET) or uploaded (PATCH, PUT with bytes)."""
+    it = getattr(imgs, name)
+    src_repo, dst_repo = repo_name("write-src"), repo_name("write-dst")
+    images.push(it.dir, registry.addr, src_repo, "v1")
+    m = mounts()
+    a = m.reg(proxy.addr)
+    os.makedirs(a / dst_repo)
+    proxy.clear_log()
+    run_ok("cp", "-r", a / src_repo / "v1", a / dst_repo / "v1", m=m)
+    assert oracle.digest_of(registry.ref(dst_repo, "v1")) == it.digest
+    assert registry.manifest_digest(dst_repo, "v1") == it.digest
+    log = proxy.dump()
+    assert proxy.requests("GET", r"/blobs/") == [], "blob bytes were read:\n" + log
+    assert proxy.requests("PATCH") == [], "blob bytes were uploaded:\n" + log
+    sent = [e for e in proxy.requests(path=r"/blobs/") if e.request_bytes > 0]
+    assert sent == [], "blob bytes were uploaded:\n" + log
+    mounted = {re.search(r"mount=([^&]+)", e.path).group(1).replace("%3A", ":").replace(
+        "%3a", ":") for e in proxy.requests("POST", r"/blobs/uploads/\?.*mount=")}
+    assert mounted == set(it.image.blobs()), "blobs not mounted from the source:\n" + log
+    for digest in it.image.blobs():
+        assert registry.has_blob(dst_repo, digest)
+
+
+def test_cp_r_between_registries_goes_through_copy_file_range(imgs, registry, registry2,
+                                                              mounts, oracle, work, repo_name):
+    """cp -r MNT/A/repo/v1 MNT/B/repo/v1: cp's copy_file_range calls for the blobs succeed
+    whole (strace), the daemon streams them registry to registry (none lands in the mount's
+    cache, as a read through the mount would), and the digest is preserved."""
+    it = imgs.oci
+    repo = repo_name("write-x")
+    images.push(it.dir, registry.addr, repo, "v1")
+    m = mounts()
+    os.makedirs(m.reg(registry2.addr) / repo)
+    trace = work / "strace.txt"
+    run_ok("strace", "-f", "-o", trace, "-e", "trace=copy_file_range",
+           "cp", "-r", m.image(registry.addr, repo, "v1"), m.image(registry2.addr, repo, "v1"),
+           m=m)
+    assert oracle.digest_of(registry2.ref(repo, "v1")) == it.digest
+    assert_pushed(oracle, registry2, repo, "v1", it.dir, work, m)
+    calls = re.findall(r"copy_file_range\((\d+), NULL, (\d+), NULL, (\d+), \d+\) = (-?\d+)",
+                       trace.read_text())
+    returned = [int(c[3]) for c in calls]
+    sizes = [b.size for b in it.image.blobs().values()]
+    for size in sizes:
+        assert size in returned, (f"no copy_file_range returned a blob's size {size}:\n"
+                                  + trace.read_text())
+    # A blob read through the mount lands in its cache (committed just after the reader has
+    # its bytes): read one now, and once it is there, none of the others may be.
+    layer = it.image.layers[0]
+    assert tools.sha256_file(m.image(registry.addr, repo, "v1") / hexof(layer.digest)) == \
+        layer.digest
+    assert wait_until(lambda: hexof(layer.digest) in cache_entries(m.cache_dir), 5), \
+        cache_listing(m.cache_dir)
+    cached = set(cache_entries(m.cache_dir)) & {hexof(d) for d in it.image.blobs()}
+    assert cached == {hexof(layer.digest)}, \
+        f"blobs went through the mount (its cache has them): {cached}\n" + m.diag()
+
+
+# ---- incomplete and corrupt images never appear ---------------------------------------------
+
+def test_missing_blob_means_no_tag_until_it_arrives(imgs, registry, mounts, oracle, work,
+                                                    repo_name):
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    missing = it.image.layers[1]
+    (src / hexof(missing.digest)).rename(work / "held-back")
+    repo = repo_name("write-missing")
+    m = mounts()
+    os.makedirs(m.reg(registry.addr) / repo)
+    d = m.image(registry.addr, repo, "t")
+    run("cp", "-r", src, d)  # its exit status is not the point: the tag is
+    tag_absent(oracle, registry, repo, "t", "without one of its blobs")
+    time.sleep(2.5)  # past the staging image's settling: still nothing
+    tag_absent(oracle, registry, repo, "t", "without one of its blobs (later)")
+    assert not registry.has_manifest(repo, it.digest)
+    # the blob arriving completes the image: pushed then
+    write_file(d / hexof(missing.digest), (work / "held-back").read_bytes())
+    assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
+
+
+def test_blob_not_matching_its_name_fails_cp_and_no_tag(imgs, registry, mounts, oracle, work,
+                                                        repo_name):
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    bad = max(it.image.layers, key=lambda b: b.size)
+    p = src / hexof(bad.digest)
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+    repo = repo_name("write-corrupt")
+    m = mounts()
+    os.makedirs(m.reg(registry.addr) / repo)
+    r = run("cp", "-r", src, m.image(registry.addr, repo, "t"))
+    assert r.returncode != 0, "cp of a corrupt blob succeeded\n" + m.diag()
+    assert "Input/output error" in r.stderr and hexof(bad.digest) in r.stderr, r.stderr
+    tag_absent(oracle, registry, repo, "t", "with a corrupt blob")
+    assert not registry.has_blob(repo, bad.digest), "the corrupt upload was completed"
+    assert re.search(f"{hexof(bad.digest)}.*digest", m.log_text()), \
+        "the log does not say why:\n" + m.diag()
+
+
+def test_failed_push_fails_the_completing_close(imgs, registry, proxy, mounts, oracle, work,
+                                                repo_name):
+    """The registry refuses the manifest: the close() that completed the image reports it, so
+    cp exits non-zero, and the registry's message is in the log."""
+    it = imgs.docker
+    repo = repo_name("write-refused")
+    proxy.add(Fault.status(403), method="PUT", path=r"/manifests/", forever=True)
+    m = mounts("timeout=5")
+    os.makedirs(m.reg(proxy.addr) / repo)
+    t0 = time.monotonic()
+    r = run("cp", "-r", it.dir, m.image(proxy.addr, repo, "t"))
+    assert r.returncode != 0, "cp succeeded although the push failed\n" + m.diag()
+    assert time.monotonic() - t0 < 30
+    assert manifest_puts(proxy), proxy.dump()
+    tag_absent(oracle, registry, repo, "t", "after a refused push")
+    assert "injected by faultproxy (403)" in m.log_text(), m.diag()
+
+
+# ---- names ----------------------------------------------------------------------------------
+
+def test_non_layout_names_are_einval_and_logged(imgs, registry, mounts, oracle, repo_name):
+    repo = repo_name("write-names")
+    images.push(imgs.docker.dir, registry.addr, repo, "pushed")
+    m = mounts()
+    new = m.reg(registry.addr) / repo / "new"
+    os.mkdir(new)
+    pushed = m.image(registry.addr, repo, "pushed")
+    for d, name in [(new, "notes.txt"), (new, "signature-0"), (new, "ABCD" * 16),
+                    (new, "manifest.json.tmp"), (pushed, "README")]:
+        expect_errno(errno.EINVAL, write_file, d / name, b"x")
+        assert name in m.log_text() and "dir: layout" in m.log_text(), \
+            f"no log line says why {name} was refused:\n" + m.diag()
+    # nothing came of it
+    assert "README" not in os.listdir(pushed)
+    assert oracle.digest_of(registry.ref(repo, "pushed")) == imgs.docker.digest
+    # an image directory holds files only
+    expect_errno(errno.EINVAL, os.mkdir, pushed / "sub")
+    # version's content is checked
+    expect_errno(errno.EINVAL, write_file, new / "version", b"Directory Transport Version: 9\n")
+
+
+# ---- a new manifest moves the tag ------------------------------------------------------------
+
+def test_new_manifest_into_an_existing_tag_moves_it(imgs, registry, mounts, oracle, work,
+                                                    repo_name):
+    repo = repo_name("write-move")
+    images.push(imgs.oci.dir, registry.addr, repo, "t")
+    m = mounts()
+    d = m.image(registry.addr, repo, "t")
+    assert (d / "manifest.json").read_bytes() == imgs.oci.image.manifest
+    new = imgs.docker
+    for name_, data in blob_files(new.image):
+        write_file(d / name_, data)
+    write_file(d / "version", images.DIR_VERSION)
+    before = oracle.digest_of(registry.ref(repo, "t"))
+    assert before == imgs.oci.digest, "the tag moved before the new manifest was written"
+    write_file(d / "manifest.json", new.image.manifest)
+    assert oracle.digest_of(registry.ref(repo, "t")) == new.digest, m.diag()
+    assert_pushed(oracle, registry, repo, "t", new.dir, work, m)
+
+
+# ---- cp -a ----------------------------------------------------------------------------------
+
+def test_cp_a_into_the_mount(imgs, registry, mounts, oracle, work, repo_name):
+    """cp -a sets modes, owners and times, which a staging image accepts."""
+    it = imgs.docker_list
+    repo = repo_name("write-cpa")
+    m = mounts()
+    os.makedirs(m.reg(registry.addr) / repo)
+    d = m.image(registry.addr, repo, "t")
+    r = run("cp", "-a", it.dir, d)
+    assert r.returncode == 0 and r.stderr == "", f"cp -a: {r.returncode} {r.stderr}\n" + m.diag()
+    assert oracle.digest_of(registry.ref(repo, "t")) == it.digest
+    # and directly, on a staged file
+    d2 = m.reg(registry.addr) / repo / "direct"
+    os.mkdir(d2)
+    f = d2 / "version"
+    write_file(f, images.DIR_VERSION)
+    os.chmod(f, 0o600)
+    os.chown(f, os.getuid(), os.getgid())
+    os.utime(f, (1_000_000_000, 1_000_000_000))
+
+
+# ---- SIGKILL in the middle of a push ----------------------------------------------------------
+
+def test_sigkill_during_a_push_leaves_no_tag(registry, proxy, mounts, oracle, work, repo_name):
+    big = make_big_image(work / "big", 24 * MiB, seed=404)
+    repo = repo_name("write-kill")
+    # uploads crawl at 4 MiB/s through the proxy
+    proxy.add(Fault.upload_bandwidth(4 * MiB), path=r"/blobs/uploads/", forever=True)
+    m = mounts()
+    os.makedirs(m.reg(proxy.addr) / repo)
+    d = m.image(proxy.addr, repo, "t")
+    # manifest.json and config first, so that only the big layer is left
+    os.mkdir(d)
+    write_file(d / "manifest.json", big.manifest)
+    write_file(d / hexof(big.config.digest), big.config.file.read_bytes())
+    cp = subprocess.Popen(["cp", str(big.layer.file), str(d / hexof(big.layer.digest))],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    try:
+        def uploading():
+            return any(e.request_bytes >= 2 * MiB
+                       for e in proxy.requests(path=r"/blobs/uploads/"))
+        assert wait_until(uploading, 30), "the big blob's upload never started:\n" + \
+            proxy.dump() + m.diag()
+        assert cp.poll() is None, "cp finished before the kill: the upload was not throttled"
+        m.kill(signal.SIGKILL)
+        _, err = cp.communicate(timeout=30)
+    finally:
+        if cp.poll() is None:
+            cp.kill()
+            cp.wait()
+    assert cp.returncode != 0, "cp succeeded although the daemon was killed"
+    assert wait_until(lambda: not os.path.exists(f"/proc/{m.pid}"), 10)
+    uploaded = max(e.request_bytes for e in proxy.requests(path=r"/blobs/uploads/"))
+    assert 0 < uploaded < big.layer.size, proxy.dump()
+    assert manifest_puts(proxy) == [], proxy.dump()
+    tag_absent(oracle, registry, repo, "t", "after the daemon was killed mid-push")
+    assert not registry.has_blob(repo, big.layer.digest)
+    # the dead mount goes away
+    m.unmount()
+    assert m.gone()
