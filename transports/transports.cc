@@ -9,7 +9,7 @@ namespace regfs {
 namespace {
 
 // A registry image, read through the registries.conf mirrors of its entry (if any) before its
-// origin. Each place gets a client of its own, insecure where registries.conf says so.
+// origin. Each place gets a client of its own.
 Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref,
                                                       const RegistryOptions& options,
                                                       std::shared_ptr<HttpClient> http) {
@@ -20,7 +20,9 @@ Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref
   std::vector<std::unique_ptr<ImageSource>> candidates;
   for (const PullSource& place : places) {
     RegistryOptions o = options;
-    if (place.insecure) o.tls_verify = false;
+    // --creds name the origin's account: a mirror on another host must not see them. (Its
+    // `insecure` comes from registries.conf in RegistryClient, unless --tls-verify was given.)
+    if (place.ref.registry != ref.registry) o.creds.reset();
     candidates.push_back(
         NewDockerSource(place.ref, std::make_shared<RegistryClient>(place.ref.registry, o, http)));
   }

@@ -161,3 +161,16 @@ def test_mount_uses_certs_d(mounts, ca, tls_registry, tls_image):
             assert (img / blob).read_bytes() == (tls_image / blob).read_bytes()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_registries_conf_insecure_skips_verification(regfs, tls_registry, tls_image, work):
+    conf = work / "registries.conf"
+    conf.write_text(f'[[registry]]\nlocation = "{tls_registry.addr}"\ninsecure = true\n')
+    env = {"CONTAINERS_REGISTRIES_CONF": str(conf)}
+    ref = tls_registry.ref("tls/img", "v1")
+    p = regfs("inspect", "--raw", ref, env=env)
+    assert p.returncode == 0, p.stderr
+    # An explicit --tls-verify wins over registries.conf.
+    p = regfs("inspect", "--raw", "--tls-verify=true", ref, env=env)
+    assert p.returncode == 1
+    assert "not trusted" in tools.one_line_error(p)

@@ -8,7 +8,7 @@
     Registry(users={"alice": "secret"})      # htpasswd (bcrypt) basic auth
     Registry(tls=RegistryTLS(...))           # https, optionally requiring client certificates
     Registry(token={"realm": …, "service": …, "issuer": …, "rootcertbundle": …},
-             admin_token=lambda: "<jwt>")     # token auth; the harness's own requests use it
+             admin_token=lambda path: "<jwt>")   # token auth; the harness signs its own requests
     Registry(proxy_remote="http://127.0.0.1:PORT")   # a pull-through cache of that registry
 
 Each registry has its own temporary storage directory and generated config file. It is
@@ -260,7 +260,7 @@ class Registry:
             tok = base64.b64encode(self.creds.encode()).decode()
             req.add_header("Authorization", "Basic " + tok)
         elif auth and self.admin_token:
-            req.add_header("Authorization", "Bearer " + self.admin_token())
+            req.add_header("Authorization", "Bearer " + self.admin_token(path))
         try:
             with self._opener.open(req, timeout=30) as r:
                 return HTTPResult(r.status, r.headers, r.read())
