@@ -19,6 +19,8 @@ namespace regfs {
 namespace {
 
 constexpr double kForever = 3600;
+// A name missing from a cached list younger than this is not asked about again.
+constexpr auto kRecheckAfter = std::chrono::seconds(1);
 constexpr uint32_t kDirMode = S_IFDIR | 0555;
 constexpr uint32_t kFileMode = S_IFREG | 0444;
 
@@ -145,12 +147,13 @@ Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry
   return *repos;
 }
 
-std::chrono::steady_clock::duration Filesystem::CatalogAge(const std::string& registry) {
+std::chrono::steady_clock::duration Filesystem::ListAge(
+    const std::map<std::string, Timed<std::vector<std::string>>>& lists, const std::string& key,
+    int ttl) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = catalogs_.find(registry);
-  if (it == catalogs_.end()) return {};
-  return std::chrono::steady_clock::now() -
-         (it->second.expires - std::chrono::seconds(options_.list_ttl));
+  auto it = lists.find(key);
+  if (it == lists.end()) return std::chrono::steady_clock::duration::max();
+  return std::chrono::steady_clock::now() - (it->second.expires - std::chrono::seconds(ttl));
 }
 
 Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
@@ -416,6 +419,8 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
       if (parent.kind == Kind::kLocalDir) {
         auto in_image = LookupInImage(parent, name, key);
         if (in_image.ok() || in_image.error().errnum != ENOENT) return in_image;
+        // Files written here make it an image directory: nothing else is in it.
+        if (StagingOf(parent, false)) return MakeError(ENOENT, "");
       }
       // Pasted references: repo:tag and repo@sha256:… are symlinks into the tree.
       size_t at = name.find('@');
@@ -458,7 +463,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         };
         ASSIGN_OR_RETURN(bool listed, in_catalog());
         if (listed && IsRemoved(reg, child)) listed = false;
-        if (!listed && CatalogAge(reg) > std::chrono::seconds(1)) {
+        if (!listed && ListAge(catalogs_, reg, options_.list_ttl) > kRecheckAfter) {
           // A miss in a cached catalog: the repository may be new. Ask again, once.
           {
             std::lock_guard<std::mutex> lock(mu_);
@@ -476,7 +481,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           return MakeNode(Kind::kNamespace, reg, child);
         }
       }
-      if (tag_like) {
+      if (tag_like && ListAge(tags_, reg + "/" + path, options_.list_ttl) > kRecheckAfter) {
         // A tag pushed since the list was cached.
         auto digest = Client(reg)->ResolveDigest(path, name);
         if (digest.ok()) {

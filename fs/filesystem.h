@@ -176,8 +176,10 @@ class Filesystem {
 
   std::shared_ptr<RegistryClient> Client(const std::string& registry);
   Result<std::vector<std::string>> Catalog(const std::string& registry);
-  // How long ago the cached catalog was fetched (zero when none is cached).
-  std::chrono::steady_clock::duration CatalogAge(const std::string& registry);
+  // How long ago a cached catalog or tag list was fetched (max when none is cached).
+  std::chrono::steady_clock::duration ListAge(
+      const std::map<std::string, Timed<std::vector<std::string>>>& lists, const std::string& key,
+      int ttl);
   // Tags of a repository; an empty list when it is not one.
   Result<std::vector<std::string>> Tags(const std::string& registry, const std::string& repo);
   Result<std::shared_ptr<const ImageView>> View(const std::string& registry,

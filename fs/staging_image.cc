@@ -25,6 +25,30 @@ bool IsSignatureName(const std::string& name) {
   return n.substr(10).find_first_not_of("0123456789") == std::string_view::npos;
 }
 
+// The push's destination: the registry, where the blobs this staging image uploaded or mounted
+// are known to be, so that the pipeline does not ask for them again.
+class KnownBlobsDestination final : public ImageDestination {
+ public:
+  KnownBlobsDestination(ImageDestination& inner, std::set<std::string> known)
+      : inner_(inner), known_(std::move(known)) {}
+  std::string Describe() const override { return inner_.Describe(); }
+  Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
+    if (known_.count(blob.digest)) return true;
+    return inner_.TryReuseBlob(blob, source);
+  }
+  Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
+    return inner_.NewBlobWriter(blob);
+  }
+  Status PutManifest(const RawManifest& m, bool is_instance) override {
+    return inner_.PutManifest(m, is_instance);
+  }
+  Status Commit() override { return inner_.Commit(); }
+
+ private:
+  ImageDestination& inner_;
+  const std::set<std::string> known_;
+};
+
 }  // namespace
 
 StagingImage::StagingImage(std::string registry, std::string repo, std::string tag,
@@ -81,7 +105,10 @@ Status StagingImage::Create(const std::string& name) {
     files_.erase(it);
   }
   File& f = files_[name];
-  if (name == "manifest.json") pushed_ = false;  // a new manifest: a new push, moving the tag
+  if (name == "manifest.json") {
+    pushed_ = false;  // a new manifest: a new push, moving the tag
+    not_at_registry_.clear();
+  }
   if (IsHex64(name)) {
     f.is_blob = true;
     f.digest = "sha256:" + name;
@@ -300,13 +327,15 @@ Result<std::vector<std::string>> StagingImage::MissingLocked() {
       auto it = files_.find(std::string(DigestHex(d->digest)));
       if (it != files_.end() && it->second.finished) continue;
       if (at_registry_.count(d->digest)) continue;
-      if (it == files_.end()) {
+      if (it == files_.end() && !not_at_registry_.count(d->digest)) {
         // Not written here: the registry may have it already (the same image pushed again).
+        // Asked once per manifest: a blob it lacks now comes by a write here, if at all.
         auto there = client_->BlobExists(repo_, d->digest);
         if (there.ok() && *there) {
           at_registry_.insert(d->digest);
           continue;
         }
+        not_at_registry_.insert(d->digest);
       }
       missing.push_back(d->digest);
     }
@@ -320,9 +349,15 @@ Status StagingImage::Push() {
     std::lock_guard<std::mutex> lock(mu_);
     if (pushed_) return Ok();
   }
+  std::set<std::string> known;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    known = at_registry_;
+  }
+  KnownBlobsDestination dest(*dest_, std::move(known));
   CopyOptions options;
   options.all = true;
-  auto pushed = CopyImage(*this, *dest_, options);
+  auto pushed = CopyImage(*this, dest, options);
   if (!pushed.ok())
     return Annotate(pushed.error(), "pushing " + registry_ + "/" + repo_ + ":" + tag_);
   std::lock_guard<std::mutex> lock(mu_);

@@ -102,10 +102,11 @@ class StagingImage final : public ImageSource {
   std::unique_ptr<ImageDestination> dest_;
 
   mutable std::mutex mu_;
-  std::map<std::string, File> files_;  // guarded by mu_
-  std::set<std::string> at_registry_;  // digests seen at the registry, guarded by mu_
-  bool pushed_ = false;                // guarded by mu_
-  int open_files_ = 0;                 // guarded by mu_
+  std::map<std::string, File> files_;      // guarded by mu_
+  std::set<std::string> at_registry_;      // digests seen at the registry, guarded by mu_
+  std::set<std::string> not_at_registry_;  // … and not, for this manifest, guarded by mu_
+  bool pushed_ = false;                    // guarded by mu_
+  int open_files_ = 0;                     // guarded by mu_
   std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
   std::mutex push_mu_;  // one push at a time
 };
