@@ -291,7 +291,7 @@ Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const std::str
     if (stamp != auth_stamp_) {
       auth_stamp_ = stamp;
       creds_.clear();
-      tokens_.clear();  // they were granted to the old credentials
+      tokens_.Clear();  // they were granted to the old credentials
     }
     if (auto it = creds_.find(repo); it != creds_.end()) return it->second;
   }
@@ -362,13 +362,9 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
   std::string token = JsonString(j, "token");
   if (token.empty()) token = JsonString(j, "access_token");
   if (token.empty()) return MakeError(EACCES, "token response holds no token");
-  int64_t expires_in = 60;
-  if (j.contains("expires_in") && j["expires_in"].is_number_integer()) {
-    expires_in = std::max<int64_t>(j["expires_in"].get<int64_t>(), 60);
-  }
+  int64_t expires_in = JsonInt(j, "expires_in").value_or(60);
   std::lock_guard<std::mutex> lock(mu_);
-  tokens_[ScopeKey(scopes)] =
-      Token{token, std::chrono::steady_clock::now() + std::chrono::seconds(expires_in - 10)};
+  tokens_.Put(ScopeKey(scopes), token, expires_in, std::chrono::steady_clock::now());
   return token;
 }
 
@@ -395,9 +391,8 @@ Result<std::string> RegistryClient::AuthorizationFor(const std::vector<std::stri
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = tokens_.find(ScopeKey(scopes));
-    if (it != tokens_.end() && it->second.expires > std::chrono::steady_clock::now()) {
-      return "Bearer " + it->second.value;
+    if (auto cached = tokens_.Get(ScopeKey(scopes), std::chrono::steady_clock::now())) {
+      return "Bearer " + *cached;
     }
   }
   ASSIGN_OR_RETURN(std::string token, FetchToken(*challenge, scopes, creds));
@@ -437,7 +432,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
       auth_retried = true;
       Learn(resp);
       std::lock_guard<std::mutex> lock(mu_);
-      tokens_.erase(ScopeKey(scopes));
+      tokens_.Erase(ScopeKey(scopes));
       continue;
     }
     if (IsRetryableStatus(resp.status) && retry != Retry::kNone && attempt < options_.retry_times) {

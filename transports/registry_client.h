@@ -25,6 +25,7 @@
 #include "transports/registries_conf.h"
 #include "transports/result.h"
 #include "transports/tls_config.h"
+#include "transports/token_cache.h"
 #include "transports/www_authenticate.h"
 
 namespace regfs {
@@ -92,10 +93,6 @@ class RegistryClient {
 
  private:
   enum class Retry { kAll, kStatusOnly, kNone };
-  struct Token {
-    std::string value;
-    std::chrono::steady_clock::time_point expires;
-  };
 
   Status EnsurePinged();
   HttpResponse Perform(const HttpRequest& req);
@@ -125,7 +122,7 @@ class RegistryClient {
   std::string origin_;                    // "https://host:port", guarded by mu_ until pinged
   std::shared_ptr<const TlsConfig> tls_;  // certs.d material, set with origin_
   std::optional<Challenge> challenge_;    // guarded by mu_
-  std::map<std::string, Token> tokens_;   // by scope list, guarded by mu_
+  TokenCache tokens_;                     // by scope list, guarded by mu_
   std::map<std::string, std::optional<Credentials>> creds_;  // by repository, guarded by mu_
   std::string auth_stamp_;  // AuthFilesStamp() creds_ was read at, guarded by mu_
 };

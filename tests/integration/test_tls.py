@@ -174,3 +174,16 @@ def test_registries_conf_insecure_skips_verification(regfs, tls_registry, tls_im
     p = regfs("inspect", "--raw", "--tls-verify=true", ref, env=env)
     assert p.returncode == 1
     assert "not trusted" in tools.one_line_error(p)
+
+
+def test_login_verifies_tls_too(regfs, tls_registry, cert_dir, work):
+    af = work / "auth.json"
+    args = ["login", "-u", "someone", "--password-stdin", "--authfile", af]
+    p = regfs(*args, tls_registry.addr, input="pw\n")
+    assert p.returncode == 1
+    assert "not trusted" in tools.one_line_error(p)
+    assert not af.exists()
+    # This registry asks for no credentials, so any are accepted once TLS is.
+    p = regfs(*args, "--cert-dir", cert_dir, tls_registry.addr, input="pw\n")
+    assert p.returncode == 0, p.stderr
+    assert af.exists()
