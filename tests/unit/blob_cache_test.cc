@@ -1,0 +1,132 @@
+#include "fs/blob_cache.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "transports/digest.h"
+
+namespace regfs {
+namespace {
+
+class BlobCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/regfs-cache-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { (void)RemoveAll(dir_); }
+
+  // Stages `content` as a download and commits it, as a verified blob would be.
+  std::string Put(BlobCache& cache, const std::string& content) {
+    std::string digest = DigestOf(content);
+    std::string partial;
+    auto fd = cache.CreatePartial(digest, &partial);
+    EXPECT_TRUE(fd.ok());
+    EXPECT_TRUE(WriteAll(fd->get(), content.data(), content.size(), partial).ok());
+    EXPECT_TRUE(
+        cache.Commit(partial, fd->get(), digest, static_cast<int64_t>(content.size())).ok());
+    cache.Unpin(digest);
+    return digest;
+  }
+
+  std::string EntryPath(const std::string& digest) {
+    return dir_ + "/blobs/sha256/" + std::string(DigestHex(digest));
+  }
+
+  std::string dir_;
+};
+
+TEST_F(BlobCacheTest, CommittedEntriesSurviveAReopen) {
+  std::string digest;
+  {
+    auto cache = BlobCache::Open(dir_, 1 << 20);
+    ASSERT_TRUE(cache.ok());
+    digest = Put(**cache, "hello");
+    EXPECT_EQ((*cache)->bytes(), 5);
+  }
+  auto cache = BlobCache::Open(dir_, 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  EXPECT_EQ((*cache)->bytes(), 5);
+  auto fd = (*cache)->OpenEntry(digest);
+  ASSERT_TRUE(fd.ok());
+  char buf[16];
+  EXPECT_EQ(pread(fd->get(), buf, sizeof buf, 0), 5);
+  EXPECT_EQ(std::string(buf, 5), "hello");
+}
+
+TEST_F(BlobCacheTest, AnUncommittedDownloadNeverBecomesAnEntry) {
+  std::string digest = DigestOf("partial");
+  {
+    auto cache = BlobCache::Open(dir_, 1 << 20);
+    ASSERT_TRUE(cache.ok());
+    std::string partial;
+    auto fd = (*cache)->CreatePartial(digest, &partial);
+    ASSERT_TRUE(fd.ok());
+    ASSERT_TRUE(WriteAll(fd->get(), "partial", 7, partial).ok());
+    // The daemon dies here: no Commit.
+  }
+  auto cache = BlobCache::Open(dir_, 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  EXPECT_EQ((*cache)->OpenEntry(digest).error().errnum, ENOENT);
+  EXPECT_FALSE(PathExists(EntryPath(digest)));
+  EXPECT_TRUE(IsDirectory(dir_ + "/partial"));
+  EXPECT_EQ(rmdir((dir_ + "/partial").c_str()), 0) << "partial/ was not emptied";
+}
+
+TEST_F(BlobCacheTest, StrangersInTheBlobStoreAreRemovedOnOpen) {
+  ASSERT_TRUE(MakeDirs(dir_ + "/blobs/sha256", 0700).ok());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/blobs/sha256/not-a-digest", "x", 0600).ok());
+  auto cache = BlobCache::Open(dir_, 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  EXPECT_FALSE(PathExists(dir_ + "/blobs/sha256/not-a-digest"));
+  EXPECT_EQ((*cache)->bytes(), 0);
+}
+
+TEST_F(BlobCacheTest, EvictsLeastRecentlyUsedToTheLimit) {
+  auto cache = BlobCache::Open(dir_, 10);
+  ASSERT_TRUE(cache.ok());
+  std::string a = Put(**cache, "aaaa");
+  std::string b = Put(**cache, "bbbb");
+  {
+    auto fd = (*cache)->OpenEntry(a);  // a is now more recent than b
+    ASSERT_TRUE(fd.ok());
+    (*cache)->Unpin(a);
+  }
+  std::string c = Put(**cache, "cccc");
+  EXPECT_LE((*cache)->bytes(), 10);
+  EXPECT_TRUE(PathExists(EntryPath(a)));
+  EXPECT_FALSE(PathExists(EntryPath(b)));
+  EXPECT_TRUE(PathExists(EntryPath(c)));
+}
+
+TEST_F(BlobCacheTest, NeverEvictsAnOpenEntry) {
+  auto cache = BlobCache::Open(dir_, 6);
+  ASSERT_TRUE(cache.ok());
+  std::string a = Put(**cache, "aaaa");
+  auto fd = (*cache)->OpenEntry(a);  // pinned while open
+  ASSERT_TRUE(fd.ok());
+  std::string b = Put(**cache, "bbbb");
+  EXPECT_TRUE(PathExists(EntryPath(a)));
+  EXPECT_FALSE(PathExists(EntryPath(b)));
+  EXPECT_LE((*cache)->bytes(), 6);
+  (*cache)->Unpin(a);
+  EXPECT_TRUE(PathExists(EntryPath(a)));  // within the limit: kept
+}
+
+TEST_F(BlobCacheTest, EntriesAreNotWorldReadable) {
+  auto cache = BlobCache::Open(dir_, 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  std::string a = Put(**cache, "secret layer");
+  struct stat st {};
+  ASSERT_EQ(stat(EntryPath(a).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(stat((dir_ + "/blobs").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u);
+}
+
+}  // namespace
+}  // namespace regfs

@@ -1,0 +1,76 @@
+#include "fs/mount_options.h"
+
+#include <gtest/gtest.h>
+
+namespace regfs {
+namespace {
+
+TEST(MountOptionsTest, ParsesEveryOption) {
+  MountOptions o;
+  ASSERT_TRUE(ParseMountOptions("cache_dir=/c,cache_size=2G,tag_ttl=5,list_ttl=7,ro,allow_other,"
+                                "authfile=/a.json,insecure=reg.example:5000,insecure=127.0.0.1:1,"
+                                "verify=full,platform=linux/arm64/v8,log=/l,debug,timeout=3",
+                                &o)
+                  .ok());
+  EXPECT_EQ(o.cache_dir, "/c");
+  EXPECT_EQ(o.cache_size, 2LL << 30);
+  EXPECT_EQ(o.tag_ttl, 5);
+  EXPECT_EQ(o.list_ttl, 7);
+  EXPECT_TRUE(o.read_only);
+  EXPECT_TRUE(o.allow_other);
+  EXPECT_EQ(o.authfile, "/a.json");
+  EXPECT_EQ(o.insecure, (std::set<std::string>{"reg.example:5000", "127.0.0.1:1"}));
+  EXPECT_EQ(o.verify, VerifyMode::kFull);
+  EXPECT_EQ(o.platform.os, "linux");
+  EXPECT_EQ(o.platform.architecture, "arm64");
+  EXPECT_EQ(o.platform.variant, "v8");
+  EXPECT_EQ(o.log_file, "/l");
+  EXPECT_TRUE(o.debug);
+  EXPECT_EQ(o.timeout, 3);
+}
+
+TEST(MountOptionsTest, RefusesBadOptionsNamingThem) {
+  for (const char* bad :
+       {"cache_size=lots", "cache_size=0", "tag_ttl=-1", "tag_ttl=", "verify=some",
+        "insecure=not a host", "platform=linux", "nosuch", "ro=1", "timeout=0", "cache_dir="}) {
+    MountOptions o;
+    Status s = ParseMountOptions(bad, &o);
+    ASSERT_FALSE(s.ok()) << bad;
+    EXPECT_EQ(s.error().errnum, EINVAL);
+    EXPECT_NE(s.error().message.find(bad), std::string::npos) << s.error().message;
+  }
+}
+
+TEST(MountOptionsTest, EmptyItemsAreSkipped) {
+  MountOptions o;
+  EXPECT_TRUE(ParseMountOptions(",,ro,,", &o).ok());
+  EXPECT_TRUE(o.read_only);
+}
+
+TEST(MountOptionsTest, ParseSize) {
+  EXPECT_EQ(ParseSize("4096"), 4096);
+  EXPECT_EQ(ParseSize("8K"), 8 << 10);
+  EXPECT_EQ(ParseSize("8k"), 8 << 10);
+  EXPECT_EQ(ParseSize("3M"), 3 << 20);
+  EXPECT_EQ(ParseSize("1T"), 1LL << 40);
+  EXPECT_EQ(ParseSize(""), -1);
+  EXPECT_EQ(ParseSize("M"), -1);
+  EXPECT_EQ(ParseSize("1.5G"), -1);
+  EXPECT_EQ(ParseSize("99999999999999G"), -1);
+}
+
+TEST(MountOptionsTest, DefaultCacheDirFollowsXdg) {
+  const char* old_xdg = std::getenv("XDG_CACHE_HOME");
+  const char* old_home = std::getenv("HOME");
+  std::string saved_xdg = old_xdg ? old_xdg : "", saved_home = old_home ? old_home : "";
+  setenv("XDG_CACHE_HOME", "/x/cache", 1);
+  EXPECT_EQ(DefaultCacheDir(), "/x/cache/regfs");
+  unsetenv("XDG_CACHE_HOME");
+  setenv("HOME", "/home/u", 1);
+  EXPECT_EQ(DefaultCacheDir(), "/home/u/.cache/regfs");
+  if (old_xdg) setenv("XDG_CACHE_HOME", saved_xdg.c_str(), 1);
+  if (old_home) setenv("HOME", saved_home.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace regfs
