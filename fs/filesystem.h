@@ -71,8 +71,7 @@ class Filesystem {
 
   // The write side (fs/filesystem_write.cc): writing is pushing, removing is deleting.
   Result<NodeAttr> Mkdir(uint64_t parent, const std::string& name);
-  Result<std::pair<NodeAttr, OpenedFile>> Create(uint64_t parent, const std::string& name,
-                                                 int flags);
+  Result<std::pair<NodeAttr, OpenedFile>> Create(uint64_t parent, const std::string& name);
   Result<size_t> Write(uint64_t handle, const char* data, size_t size, int64_t off);
   // The close() of a file: a staged file is checked, and the image pushed when complete.
   Status Flush(uint64_t handle);

@@ -93,7 +93,7 @@ Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name)
 }
 
 Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
-                                                           const std::string& name, int flags) {
+                                                           const std::string& name) {
   if (options_.read_only) return ReadOnly();
   ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
   std::string repo, tag;
@@ -119,7 +119,6 @@ Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
   OpenedFile opened;
   opened.direct_io = true;
   opened.handle = AddHandle(std::move(handle));
-  (void)flags;
   return std::make_pair(attr, opened);
 }
 

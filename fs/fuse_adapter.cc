@@ -232,7 +232,7 @@ void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
 }
 
 void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
-  auto r = Ctx(req)->fs->Create(parent, name, fi->flags);
+  auto r = Ctx(req)->fs->Create(parent, name);
   if (!r.ok()) {
     fuse_reply_err(req, Errno(r.error()));
     return;

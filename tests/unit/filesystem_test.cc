@@ -124,7 +124,7 @@ TEST_F(FilesystemTest, MkdirChecksNamesAndReadOnly) {
   ASSERT_TRUE(reg.ok());
   EXPECT_EQ(fs.Mkdir(reg->ino, "Bad Name").error().errnum, EINVAL);
   EXPECT_EQ(fs.Mkdir(kRootIno, "anything").error().errnum, EPERM);
-  auto created = fs.Create(reg->ino, "manifest.json", O_WRONLY);
+  auto created = fs.Create(reg->ino, "manifest.json");
   ASSERT_FALSE(created.ok());
   EXPECT_EQ(created.error().errnum, EINVAL);  // files go into <repo>/<tag>/
   fs_.reset();
