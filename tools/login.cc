@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <iostream>
+#include <optional>
 
 #include "tools/commands.h"
 #include "transports/auth_file.h"

@@ -124,9 +124,14 @@ Result<std::string> RunCredentialHelper(const std::string& helper, const std::st
       break;
     }
   }
-  if (timed_out || too_long) kill(pid, SIGKILL);
+  // A helper that closed its output may still linger: it gets until the deadline, no more.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  while (true) {
+    if (timed_out || too_long) kill(pid, SIGKILL);
+    pid_t done = waitpid(pid, &status, (timed_out || too_long) ? 0 : WNOHANG);
+    if (done == pid || (done < 0 && errno != EINTR)) break;
+    if (done == 0 && std::chrono::steady_clock::now() >= deadline) timed_out = true;
+    if (done == 0) usleep(5000);
   }
   if (timed_out) return MakeError(ETIMEDOUT, program + " " + action + " did not finish in 30 s");
   if (too_long) return MakeError(EFBIG, program + " " + action + " said more than 1 MiB");
