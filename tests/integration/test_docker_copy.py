@@ -39,11 +39,15 @@ def test_between_registries(regfs_ok, registry2, imgs, repo_name, name):
 
 
 @pytest.mark.parametrize("name", SINGLE)
-def test_same_repository_new_tag(regfs_ok, registry, imgs, name):
+def test_same_repository_new_tag(regfs_ok, registry, imgs, repo_name, name):
+    # In a repository of its own: the standard images' repositories are shared, read-only.
     it = getattr(imgs, name)
-    regfs_ok("copy", "-q", it.ref, registry.ref(it.repo, "retagged"))
-    assert registry.manifest_digest(it.repo, "retagged") == it.digest
-    assert {"v1", "retagged"} <= set(registry.tags(it.repo))
+    repo = repo_name("retag")
+    regfs_ok("copy", "-q", it.ref, registry.ref(repo, "v1"))
+    regfs_ok("copy", "-q", registry.ref(repo, "v1"), registry.ref(repo, "retagged"))
+    assert registry.manifest_digest(repo, "retagged") == it.digest
+    assert set(registry.tags(repo)) == {"v1", "retagged"}
+    assert registry.tags(it.repo) == ["v1"]
 
 
 @pytest.mark.parametrize("name", MULTI)
