@@ -3,6 +3,7 @@
 #include "transports/inspect.h"
 
 #include <cstdio>
+#include <future>
 
 #include "tools/commands.h"
 #include "transports/docker_transport.h"
@@ -40,6 +41,12 @@ int Run(const Command& self, const Args& args) {
     WriteOut(m->bytes);
     return 0;
   }
+  // The tag list is wanted only for the plain output: fetched meanwhile, on a second connection.
+  std::future<Result<std::vector<std::string>>> listing;
+  if (client && !config && !args.Bool("no-tags")) {
+    listing =
+        std::async(std::launch::async, [&] { return client->ListTags(ref->docker.repository); });
+  }
   auto image = ResolveImage(*src, HostPlatform());
   if (!image.ok()) return Fail(self, image.error());
   if (config) {
@@ -53,8 +60,8 @@ int Run(const Command& self, const Args& args) {
     return 0;
   }
   std::vector<std::string> tags;
-  if (client && !args.Bool("no-tags")) {
-    auto listed = client->ListTags(ref->docker.repository);
+  if (listing.valid()) {
+    auto listed = listing.get();
     if (listed.ok()) {
       tags = std::move(listed).value();
     } else if (listed.error().errnum != EACCES) {

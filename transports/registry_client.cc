@@ -247,6 +247,29 @@ Status RegistryClient::EnsurePinged() {
     std::lock_guard<std::mutex> lock(mu_);
     if (pinged_) return Ok();
   }
+  // One ping at a time: the threads that wait take its result (a failure for a moment, so
+  // that a dead registry is not pinged once per waiting thread, one timeout after another).
+  std::lock_guard<std::mutex> ping_lock(ping_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (pinged_) return Ok();
+    if (ping_error_ &&
+        std::chrono::steady_clock::now() - ping_failed_at_ < std::chrono::seconds(1)) {
+      return *ping_error_;
+    }
+  }
+  Status pinged = PingOnce();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pinged.ok()) {
+    ping_error_.reset();
+  } else {
+    ping_error_ = pinged.error();
+    ping_failed_at_ = std::chrono::steady_clock::now();
+  }
+  return pinged;
+}
+
+Status RegistryClient::PingOnce() {
   std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
   auto loaded = LoadTlsConfigFor(options_.cert_dir, registry_);
   if (!loaded.ok()) return Annotate(loaded.error(), "TLS certificates for " + registry_);

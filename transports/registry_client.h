@@ -95,6 +95,7 @@ class RegistryClient {
   enum class Retry { kAll, kStatusOnly, kNone };
 
   Status EnsurePinged();
+  Status PingOnce();  // REQUIRES: ping_mu_ held
   HttpResponse Perform(const HttpRequest& req);
   HttpResponse Ping(const std::string& origin, const std::shared_ptr<const TlsConfig>& tls);
   // What to do about a TLS failure, for the error message ("" when it was not one).
@@ -117,6 +118,9 @@ class RegistryClient {
   const std::shared_ptr<HttpClient> http_;
   const bool tls_verify_;  // options_.tls_verify, or false for a registries.conf insecure host
 
+  std::mutex ping_mu_;                                    // held while pinging; taken before mu_
+  std::optional<Error> ping_error_;                       // guarded by mu_
+  std::chrono::steady_clock::time_point ping_failed_at_;  // guarded by mu_
   std::mutex mu_;
   bool pinged_ = false;                   // guarded by mu_
   std::string origin_;                    // "https://host:port", guarded by mu_ until pinged
