@@ -94,20 +94,25 @@ struct Parser {
   }
 };
 
-std::vector<Flag> RegistryFlags(const std::string& prefix, bool with_authfile) {
-  std::vector<Flag> flags = {
+void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool with_authfile) {
+  flags->push_back(
       {prefix + "tls-verify", 0, FlagKind::kBool,
-       "require HTTPS and verify certificates (loopback registries may use plain HTTP)", "true"},
-      {prefix + "creds", 0, FlagKind::kString, "USERNAME:PASSWORD for the registry", ""},
-      {prefix + "cert-dir", 0, FlagKind::kString,
-       "use certificates at PATH (*.crt, *.cert, *.key) to connect to the registry", ""},
-  };
+       "require HTTPS and verify certificates (loopback registries may use plain HTTP)", "true"});
+  flags->push_back(
+      {prefix + "creds", 0, FlagKind::kString, "USERNAME:PASSWORD for the registry", ""});
+  flags->push_back({prefix + "cert-dir", 0, FlagKind::kString,
+                    "use certificates at PATH (*.crt, *.cert, *.key) to connect to the registry",
+                    ""});
   if (with_authfile) {
-    flags.push_back({"authfile", 0, FlagKind::kString,
-                     "path of the authentication file (default: containers-auth.json search order)",
-                     ""});
+    flags->push_back(
+        {"authfile", 0, FlagKind::kString,
+         "path of the authentication file (default: containers-auth.json search order)", ""});
   }
-  return flags;
+}
+
+void AddRequestFlags(std::vector<Flag>* flags) {
+  flags->push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
+  flags->push_back({"debug", 0, FlagKind::kBool, "log requests to stderr (never credentials)", ""});
 }
 
 Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix) {

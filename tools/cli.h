@@ -47,8 +47,12 @@ struct Command {
   int (*run)(const Command& self, const Args& args) = nullptr;
 };
 
-// Flags shared by commands that talk to registries. `prefix` is "", "src-" or "dest-".
-std::vector<Flag> RegistryFlags(const std::string& prefix, bool with_authfile);
+// Flags of commands that talk to registries: --PREFIXtls-verify, --PREFIXcreds,
+// --PREFIXcert-dir (PREFIX "", "src-" or "dest-"), and --authfile when `with_authfile`.
+void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool with_authfile);
+
+// --retry-times and --debug, which RegistryOptionsFrom() reads.
+void AddRequestFlags(std::vector<Flag>* flags);
 
 // Parses argv (after the command name) and runs the command. Returns the exit status.
 int Dispatch(const Command& command, int argc, char** argv);

@@ -54,12 +54,11 @@ const Command& CopyCommand() {
         "the same registry are mounted across repositories, and the manifest is written last, so\n"
         "a failed copy leaves no tag. Manifests are copied byte for byte: digests are preserved.";
     c.flags = {{"all", 'a', FlagKind::kBool, "copy every platform of a multi-platform image", ""}};
-    for (auto& f : RegistryFlags("src-", false)) c.flags.push_back(f);
-    for (auto& f : RegistryFlags("dest-", true)) c.flags.push_back(f);
-    c.flags.push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
+    AddRegistryFlags(&c.flags, "src-", false);
+    AddRegistryFlags(&c.flags, "dest-", true);
+    AddRequestFlags(&c.flags);
     c.flags.push_back({"image-parallel-copies", 0, FlagKind::kInt, "blobs copied at once", "6"});
     c.flags.push_back({"quiet", 'q', FlagKind::kBool, "print no progress", ""});
-    c.flags.push_back({"debug", 0, FlagKind::kBool, "log requests to stderr", ""});
     c.min_args = c.max_args = 2;
     c.run = Run;
     return c;

@@ -39,9 +39,8 @@ const Command& DeleteCommand() {
         "Where the registry can delete only by digest, every tag on that digest goes with it:\n"
         "regfs refuses that, naming the other tags, unless --force is given.";
     c.flags = {{"force", 0, FlagKind::kBool, "delete by digest even when other tags share it", ""}};
-    for (auto& f : RegistryFlags("", true)) c.flags.push_back(f);
-    c.flags.push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
-    c.flags.push_back({"debug", 0, FlagKind::kBool, "log requests to stderr", ""});
+    AddRegistryFlags(&c.flags, "", true);
+    AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
     c.run = Run;
     return c;

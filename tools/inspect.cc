@@ -87,9 +87,8 @@ const Command& InspectCommand() {
                 "print the manifest (or with --config the config) as stored", ""},
                {"config", 0, FlagKind::kBool, "print the image configuration", ""},
                {"no-tags", 'n', FlagKind::kBool, "do not list the repository's tags", ""}};
-    for (auto& f : RegistryFlags("", true)) c.flags.push_back(f);
-    c.flags.push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
-    c.flags.push_back({"debug", 0, FlagKind::kBool, "log requests to stderr", ""});
+    AddRegistryFlags(&c.flags, "", true);
+    AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
     c.run = Run;
     return c;

@@ -38,9 +38,8 @@ const Command& ListTagsCommand() {
     c.name = "list-tags";
     c.usage = "list-tags [options] docker://HOST/REPOSITORY";
     c.summary = "List the tags of a repository";
-    for (auto& f : RegistryFlags("", true)) c.flags.push_back(f);
-    c.flags.push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
-    c.flags.push_back({"debug", 0, FlagKind::kBool, "log requests to stderr", ""});
+    AddRegistryFlags(&c.flags, "", true);
+    AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
     c.run = Run;
     return c;
