@@ -20,11 +20,11 @@ int Run(const Command& self, const Args& args) {
   auto dst_opts = RegistryOptionsFrom(args, "dest-");
   if (!dst_opts.ok()) return Fail(self, dst_opts.error());
 
-  auto http = std::make_shared<HttpClient>();
-  auto src = OpenImageSource(*src_ref, *src_opts, http);
+  RegistryClients clients(std::make_shared<HttpClient>());
+  auto src = OpenImageSource(*src_ref, *src_opts, clients);
   if (!src.ok())
     return Fail(self, Annotate(src.error(), "initializing source " + src_ref->String()));
-  auto dst = OpenImageDestination(*dst_ref, *dst_opts, http);
+  auto dst = OpenImageDestination(*dst_ref, *dst_opts, clients);
   if (!dst.ok()) {
     return Fail(self, Annotate(dst.error(), "initializing destination " + dst_ref->String()));
   }

@@ -30,7 +30,8 @@ int Run(const Command& self, const Args& args) {
     }
   }
   if (!src) {
-    auto opened = OpenImageSource(*ref, *opts, http);
+    RegistryClients clients(http);
+    auto opened = OpenImageSource(*ref, *opts, clients);
     if (!opened.ok()) return Fail(self, opened.error());
     src = std::move(opened).value();
   }

@@ -12,7 +12,7 @@ namespace {
 // origin. Each place gets a client of its own.
 Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref,
                                                       const RegistryOptions& options,
-                                                      std::shared_ptr<HttpClient> http) {
+                                                      RegistryClients& clients) {
   std::vector<PullSource> places = {PullSource{ref, false, false}};
   if (options.registries_conf) {
     ASSIGN_OR_RETURN(places, options.registries_conf->PullSources(ref));
@@ -23,8 +23,7 @@ Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref
     // --creds name the origin's account: a mirror on another host must not see them. (Its
     // `insecure` comes from registries.conf in RegistryClient, unless --tls-verify was given.)
     if (place.ref.registry != ref.registry) o.creds.reset();
-    candidates.push_back(
-        NewDockerSource(place.ref, std::make_shared<RegistryClient>(place.ref.registry, o, http)));
+    candidates.push_back(NewDockerSource(place.ref, clients.Get(place.ref.registry, o)));
   }
   if (candidates.size() == 1) return std::move(candidates.front());
   return NewMirroredSource(std::move(candidates), options.log);
@@ -32,12 +31,23 @@ Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref
 
 }  // namespace
 
+std::shared_ptr<RegistryClient> RegistryClients::Get(const std::string& registry,
+                                                     const RegistryOptions& o) {
+  // Everything that changes how the client talks to the registry is in the key.
+  std::string key = registry + '\0' + (o.tls_verify ? "v" : "-") + (o.tls_verify_set ? "s" : "-") +
+                    '\0' + o.cert_dir + '\0' + o.authfile + '\0' + std::to_string(o.retry_times);
+  if (o.creds) key += '\0' + o.creds->username + '\0' + o.creds->password;
+  auto& client = clients_[key];
+  if (!client) client = std::make_shared<RegistryClient>(registry, o, http_);
+  return client;
+}
+
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
                                                      const RegistryOptions& options,
-                                                     std::shared_ptr<HttpClient> http) {
+                                                     RegistryClients& clients) {
   switch (ref.transport) {
     case Transport::kDocker:
-      return OpenDockerSource(ref.docker, options, std::move(http));
+      return OpenDockerSource(ref.docker, options, clients);
     case Transport::kDir:
       return NewDirSource(ref.path);
     case Transport::kOci:
@@ -48,14 +58,13 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
 
 Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageReference& ref,
                                                                const RegistryOptions& options,
-                                                               std::shared_ptr<HttpClient> http) {
+                                                               RegistryClients& clients) {
   switch (ref.transport) {
     case Transport::kDocker:
       // Pushes go to the origin, never to a mirror.
       if (options.registries_conf)
         RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker));
-      return NewDockerDestination(ref.docker, std::make_shared<RegistryClient>(
-                                                  ref.docker.registry, options, std::move(http)));
+      return NewDockerDestination(ref.docker, clients.Get(ref.docker.registry, options));
     case Transport::kDir:
       return NewDirDestination(ref.path);
     case Transport::kOci:
