@@ -118,9 +118,9 @@ const Command& MountCommand() {
     c.summary = "Mount registries as a directory tree";
     c.details =
         "MNT/<registry>/<repository>/<tag>/ is an image in dir: layout whose blobs are fetched\n"
-        "when read. cp -r into a tag directory pushes, mv re-tags, rm -r deletes. Options: "
-        "cache_dir=DIR, cache_size=SIZE (K/M/G), tag_ttl=SEC, list_ttl=SEC,\n"
-        "ro, allow_other, authfile=FILE, insecure=HOST (repeatable), verify=stream|full,\n"
+        "when read; cp -r into a tag directory pushes, mv re-tags, rm -r deletes.\n"
+        "Options: cache_dir=DIR, cache_size=SIZE (K/M/G), tag_ttl=SEC, list_ttl=SEC, ro,\n"
+        "allow_other, authfile=FILE, insecure=HOST (repeatable), verify=stream|full,\n"
         "platform=OS/ARCH[/VARIANT], log=FILE, debug, timeout=SEC.\n"
         "Without -f the command returns once the mount is ready; the log then defaults to\n"
         "CACHE_DIR/regfs.log.";
