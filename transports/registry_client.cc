@@ -269,6 +269,26 @@ Status RegistryClient::EnsurePinged() {
   return pinged;
 }
 
+bool RegistryClient::ConfirmPlainHttp(const HttpResponse& resp) {
+  bool plain = resp.transport_ok() ? resp.status != 400
+                                   : resp.curl_code == CURLE_COULDNT_CONNECT;  // nobody there
+  std::lock_guard<std::mutex> lock(mu_);
+  if (plain && resp.transport_ok()) unconfirmed_ = false;
+  return plain;
+}
+
+Status RegistryClient::Repinged() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (unconfirmed_) {  // the first thread to see it: the next EnsurePinged() pings for real
+      unconfirmed_ = false;
+      pinged_ = false;
+      tried_plain_ = true;
+    }
+  }
+  return EnsurePinged();  // one ping; the other threads share its result
+}
+
 Status RegistryClient::PingOnce() {
   std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
   auto loaded = LoadTlsConfigFor(options_.cert_dir, registry_);
@@ -279,6 +299,22 @@ Status RegistryClient::PingOnce() {
   };
   std::string origin = "https://" + host;
   HttpResponse resp;
+  bool try_plain = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    try_plain = IsLoopbackHost(registry_) && !tried_plain_;
+  }
+  if (try_plain) {
+    // A loopback registry is first taken to speak plain HTTP, and the first real request
+    // tells (Send): no request is spent on /v2/. When its answer leaves doubt (no HTTP, a 400
+    // as a TLS server gives a plain request), the registry is pinged below.
+    std::lock_guard<std::mutex> lock(mu_);
+    origin_ = "http://" + host;
+    tls_ = tls;
+    pinged_ = true;
+    unconfirmed_ = true;
+    return Ok();
+  }
   if (IsLoopbackHost(registry_)) {
     // A loopback registry that answers /v2/ in plain HTTP is used so; a TLS server can't
     // answer a plain request with a registry's 200 or 401, so it is then tried with TLS.
@@ -430,6 +466,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
   req.tls = tls_;
   const std::vector<std::string> base_headers = req.headers;
   bool auth_retried = false;
+  bool challenge_learned = false;
   int redirects = 0;
   for (int attempt = 0;;) {
     req.headers = base_headers;
@@ -438,9 +475,22 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
       ASSIGN_OR_RETURN(std::string auth, AuthorizationFor(scopes));
       if (!auth.empty()) req.headers.push_back("Authorization: " + auth);
     }
+    const std::string sent_origin = UrlOrigin(req.url);
     HttpResponse resp = Perform(req);
     Log(req.method + " " + req.url + " -> " +
         (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
+    if (sent_origin.rfind("http://", 0) == 0 && !ConfirmPlainHttp(resp)) {
+      // A loopback registry taken for plain HTTP that is not: ping it properly (once, whichever
+      // thread notices first) and send the request again to where it is.
+      if (req.body_reader) return MakeError(EIO, registry_ + " does not speak plain HTTP");
+      RETURN_IF_ERROR(Repinged());
+      std::lock_guard<std::mutex> lock(mu_);
+      if (origin_ != sent_origin) {
+        req.url = origin_ + req.url.substr(sent_origin.size());
+        req.tls = tls_;
+        continue;
+      }
+    }
     if (!resp.transport_ok()) {
       if (retry == Retry::kAll && IsRetryableCurlCode(resp.curl_code) &&
           attempt < options_.retry_times) {
@@ -448,6 +498,15 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
         continue;
       }
       return resp;  // the caller reports or resumes
+    }
+    bool sent_auth = false;
+    for (const auto& h : req.headers) sent_auth |= h.rfind("Authorization:", 0) == 0;
+    if (resp.status == 401 && !sent_auth && !challenge_learned && retry != Retry::kNone &&
+        UrlOrigin(req.url) == origin_) {
+      // The first request to a registry not pinged: its challenge says how to authenticate.
+      challenge_learned = true;
+      Learn(resp);
+      continue;
     }
     if (resp.status == 401 && !auth_retried && retry != Retry::kNone &&
         UrlOrigin(req.url) == origin_) {

@@ -96,6 +96,10 @@ class RegistryClient {
 
   Status EnsurePinged();
   Status PingOnce();  // REQUIRES: ping_mu_ held
+  // A loopback registry is taken to speak plain HTTP until a response says (see PingOnce):
+  // false when `resp` shows it does not.
+  bool ConfirmPlainHttp(const HttpResponse& resp);
+  Status Repinged();
   HttpResponse Perform(const HttpRequest& req);
   HttpResponse Ping(const std::string& origin, const std::shared_ptr<const TlsConfig>& tls);
   // What to do about a TLS failure, for the error message ("" when it was not one).
@@ -123,6 +127,8 @@ class RegistryClient {
   std::chrono::steady_clock::time_point ping_failed_at_;  // guarded by mu_
   std::mutex mu_;
   bool pinged_ = false;                   // guarded by mu_
+  bool unconfirmed_ = false;              // guarded by mu_
+  bool tried_plain_ = false;              // guarded by mu_
   std::string origin_;                    // "https://host:port", guarded by mu_ until pinged
   std::shared_ptr<const TlsConfig> tls_;  // certs.d material, set with origin_
   std::optional<Challenge> challenge_;    // guarded by mu_
