@@ -13,19 +13,19 @@ what a client carried across the redirect.
 
 import http.client
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from .loopback_server import LoopbackHTTPServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade"}
 
 
-class _Server:
+class _Server(LoopbackHTTPServer):
     def __init__(self):
         self.log = []
         self._lock = threading.Lock()
-        self._server = None
-        self.port = None
 
     @property
     def addr(self):
@@ -35,19 +35,6 @@ class _Server:
         with self._lock:
             self.log.append({"method": handler.command, "path": handler.path,
                              "headers": {k.lower(): v for k, v in handler.headers.items()}})
-
-    def _serve(self, handler_cls):
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler_cls)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     def __exit__(self, *exc):
         self.stop()

@@ -25,7 +25,7 @@ import json
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -33,6 +33,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from .loopback_server import LoopbackHTTPServer
 
 
 def _b64url(data):
@@ -45,7 +47,7 @@ def default_policy(user, rtype, name, actions):
     return list(actions)
 
 
-class TokenServer:
+class TokenServer(LoopbackHTTPServer):
     def __init__(self, directory, users=None, policy=default_policy, refresh_tokens=None,
                  service="regfs-test-registry", issuer="regfs-test-issuer", expires_in=300,
                  host="127.0.0.1"):
@@ -61,7 +63,6 @@ class TokenServer:
         self.stale_tokens = 0
         self.requests = []
         self._lock = threading.Lock()
-        self._server = None
         self._make_key()
 
     # ---- keys ------------------------------------------------------------------------
@@ -213,17 +214,7 @@ class TokenServer:
             def do_POST(self):
                 server._handle(self, "POST")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        return self._serve(Handler)
 
     def __enter__(self):
         return self.start()
