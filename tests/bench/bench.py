@@ -274,25 +274,32 @@ def main():
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
 
-    for path, hint in ((REGFS, "build it: tools/test --build-only"),
-                       (SKOPEO, "apt-get install skopeo"), (GNU_TIME, "apt-get install time"),
-                       ("/usr/bin/docker-registry", "apt-get install docker-registry")):
+    return run_bench("bench", Bench, args, print_table, needs=(
+        (REGFS, "build it: tools/test --build-only"), (SKOPEO, "apt-get install skopeo"),
+        (GNU_TIME, "apt-get install time"),
+        ("/usr/bin/docker-registry", "apt-get install docker-registry")))
+
+
+def run_bench(name, bench_cls, args, print_table, needs):
+    """Checks the tools in `needs` ((path, install hint) pairs), runs bench_cls(args, workdir)
+    in a temporary work directory that goes whatever happens, and prints its table."""
+    for path, hint in needs:
         if not os.access(path, os.X_OK):
-            sys.exit(f"bench: {path} is missing ({hint})")
+            sys.exit(f"{name}: {path} is missing ({hint})")
 
     # SIGTERM unwinds like Ctrl-C, so that registries and temporary files go too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
-    workdir = Path(tempfile.mkdtemp(prefix="regfs-bench-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"regfs-{name}-"))
     # testlib runs every command in a private HOME of its own making; keep it in workdir so
     # that it goes with the rest.
     (workdir / "home").mkdir()
     tools._HOME = str(workdir / "home")
-    bench = Bench(args, workdir)
+    bench = bench_cls(args, workdir)
     try:
         failed = bench.run()
         rows = bench.summary()
     except CommandFailed as e:
-        sys.exit(f"bench: {e}")
+        sys.exit(f"{name}: {e}")
     finally:
         bench.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -300,7 +307,8 @@ def main():
     print_table(rows, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows,
-                                               "runs": bench.results}, indent=2) + "\n")
+                                               "runs": getattr(bench, "results", None)},
+                                              indent=2, default=str) + "\n")
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -40,19 +40,18 @@ Not a test: it measures and prints; it exits non-zero only when a command fails.
 """
 
 import argparse
-import json
 import os
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import COMMAND_TIMEOUT, SKOPEO, SKOPEO_COPY, SKOPEO_INSPECT, CommandFailed  # noqa: E402
+from bench import run_bench  # noqa: E402
 from bench import REGFS as BUILT_REGFS  # noqa: E402
 from testlib import images, tools  # noqa: E402
 from testlib.registry import Registry  # noqa: E402
@@ -428,36 +427,11 @@ def main():
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
 
-    for path, hint in ((BUILT_REGFS, "build it: tools/test --build-only"),
-                       (SKOPEO, "apt-get install skopeo"), (FUSERMOUNT, "apt-get install fuse3"),
-                       ("/usr/bin/curl", "apt-get install curl"),
-                       ("/usr/bin/openssl", "apt-get install openssl"),
-                       ("/usr/bin/docker-registry", "apt-get install docker-registry")):
-        if not os.access(path, os.X_OK):
-            sys.exit(f"bench_mount: {path} is missing ({hint})")
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
-    workdir = Path(tempfile.mkdtemp(prefix="regfs-bench-mount-"))
-    (workdir / "home").mkdir()
-    tools._HOME = str(workdir / "home")
-    bench = MountBench(args, workdir)
-    try:
-        failed = bench.run()
-        rows = bench.summary()
-    except CommandFailed as e:
-        sys.exit(f"bench_mount: {e}")
-    finally:
-        bench.cleanup()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    print_table(rows, args)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2)
-                                   + "\n")
-    if failed:
-        print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    return run_bench("bench-mount", MountBench, args, print_table, needs=(
+        (BUILT_REGFS, "build it: tools/test --build-only"), (SKOPEO, "apt-get install skopeo"),
+        (FUSERMOUNT, "apt-get install fuse3"), ("/usr/bin/curl", "apt-get install curl"),
+        ("/usr/bin/openssl", "apt-get install openssl"),
+        ("/usr/bin/docker-registry", "apt-get install docker-registry")))
 
 
 if __name__ == "__main__":
