@@ -65,13 +65,6 @@ StagingImage::StagingImage(std::string registry, std::string repo, std::string t
   dest_ = NewDockerDestination(ref, client_);
 }
 
-StagingImage::~StagingImage() {
-  for (auto& [name, f] : files_) {
-    f.upload.reset();
-    if (!f.spill_path.empty()) unlink(f.spill_path.c_str());
-  }
-}
-
 Status StagingImage::CheckName(const std::string& name) {
   if (name == "manifest.json" || name == "version" || IsSignatureName(name) || IsHex64(name)) {
     return Ok();
@@ -100,8 +93,6 @@ Status StagingImage::Create(const std::string& name) {
   RETURN_IF_ERROR(CheckName(name));
   std::lock_guard<std::mutex> lock(mu_);
   if (auto it = files_.find(name); it != files_.end()) {
-    it->second.upload.reset();
-    if (!it->second.spill_path.empty()) unlink(it->second.spill_path.c_str());
     files_.erase(it);
   }
   File& f = files_[name];
@@ -194,8 +185,6 @@ Status StagingImage::Remove(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(name);
   if (it == files_.end()) return MakeError(ENOENT, "");
-  it->second.upload.reset();
-  if (!it->second.spill_path.empty()) unlink(it->second.spill_path.c_str());
   files_.erase(it);
   return Ok();
 }
@@ -257,14 +246,13 @@ Status StagingImage::Finish(const std::string& name) {
       if (name == "version" && f->bytes != kDirVersion) {
         return MakeError(EINVAL, "version must hold \"Directory Transport Version: 1.1\\n\"");
       }
-      if (name == "manifest.json" || !f->digest.empty()) {
-        if (!f->is_blob) RETURN_IF_ERROR(ParseManifest(f->bytes));
-      }
-      if (!f->is_blob && !f->digest.empty() && DigestOf(f->bytes) != f->digest) {
-        std::string got = DigestOf(f->bytes);
+      bool is_manifest = !f->is_blob && (name == "manifest.json" || !f->digest.empty());
+      if (is_manifest) RETURN_IF_ERROR(ParseManifest(f->bytes));
+      if (is_manifest && !f->digest.empty() && DigestOf(f->bytes) != f->digest) {
+        Error e = MakeError(EIO, name + " has digest " + DigestOf(f->bytes) + ", not the " +
+                                     f->digest + " its name says");
         files_.erase(name);
-        return MakeError(EIO,
-                         name + " has digest " + got + ", not the " + f->digest + " its name says");
+        return e;
       }
       if (f->is_blob && !f->adopted) {
         std::string got;
@@ -280,9 +268,7 @@ Status StagingImage::Finish(const std::string& name) {
         }
         if (got != f->digest) {
           std::string digest = f->digest;
-          f->upload.reset();  // aborted: the registry never completes it
-          unlink(f->spill_path.c_str());
-          files_.erase(name);
+          files_.erase(name);  // its upload aborted: the registry never completes it
           return MakeError(EIO,
                            "blob " + name + " has content with digest " + got + ", not " + digest);
         }

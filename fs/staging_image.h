@@ -10,6 +10,8 @@
 // of other staging images.
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <map>
 #include <memory>
@@ -31,7 +33,7 @@ class StagingImage final : public ImageSource {
  public:
   StagingImage(std::string registry, std::string repo, std::string tag,
                std::shared_ptr<RegistryClient> client, std::string spill_dir);
-  ~StagingImage() override;
+  ~StagingImage() override = default;  // files are dropped with their uploads and spills
 
   // EINVAL, with the reason, for a name the dir: layout does not have.
   static Status CheckName(const std::string& name);
@@ -76,6 +78,14 @@ class StagingImage final : public ImageSource {
 
  private:
   struct File {
+    File() = default;
+    File(const File&) = delete;
+    File& operator=(const File&) = delete;
+    // A file dropped before its upload completed: the upload is aborted, the spill removed.
+    ~File() {
+      upload.reset();
+      if (!spill_path.empty()) unlink(spill_path.c_str());
+    }
     std::string bytes;  // manifests, version, signatures
     bool is_blob = false;
     std::string digest;  // blobs and instance manifests: from the name
