@@ -91,7 +91,7 @@ Status Blob::Land(const char* data, size_t n, int64_t pos) {
 }
 
 void Blob::Fetch(int64_t start, int64_t end) {
-  // curl hands over 16 KiB at a time: land the bytes in 1 MiB batches.
+  // The transport hands over up to 256 KiB at a time: land the bytes in 1 MiB batches.
   std::vector<char> batch;
   batch.reserve(kLandBatch);
   int64_t landed = start;

@@ -1,22 +1,25 @@
-// HttpClient: HTTP/1.1 requests on libcurl, with connection reuse.
+// HttpClient: HTTP/1.1 requests, with connection reuse.
 //
-// Thread-safe: each Perform() borrows an idle CURL handle from a pool (keeping that handle's
-// open connections for the next request) and returns it afterwards. No retries and no
-// redirects here: RegistryClient decides both, since only it knows what may be replayed and
-// which headers may travel to another host. Nothing here logs headers.
+// Two transports behind one Perform(): https:// (and anything through a proxy) goes to libcurl,
+// which is loaded on first use (curl_transport.h); plain http:// — a loopback registry, an
+// insecure one, a token server beside it — goes over a socket of our own (plain_http.h). A
+// command that never speaks TLS so never loads libcurl and its thirty-odd libraries, which cost
+// more at start than the whole of a local `inspect`.
+//
+// Thread-safe: each transport keeps a pool of idle connections for the next request. No
+// retries and no redirects here: RegistryClient decides both, since only it knows what may be
+// replayed and which headers may travel to another host. Nothing here logs headers.
 #pragma once
-
-#include <curl/curl.h>
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
-#include "transports/result.h"
 #include "transports/tls_config.h"
 
 namespace regfs {
@@ -34,7 +37,7 @@ struct HttpRequest {
   // When set, a 2xx response's body is streamed here (with the status) instead of being kept;
   // returning false aborts the transfer.
   std::function<bool(long status, const char* data, size_t n)> on_body;
-  // Kept bodies (errors, JSON) larger than this fail the request with EFBIG.
+  // Kept bodies (errors, JSON) larger than this fail the request (body_too_large).
   int64_t max_body = 1 << 20;
   // Whole-request limit in seconds; 0 means none (stalls are still detected).
   long timeout_s = 0;
@@ -42,7 +45,22 @@ struct HttpRequest {
   // Extra CAs and a client certificate for this request's TLS connection (certs.d), or null.
   std::shared_ptr<const TlsConfig> tls;
 
-  static constexpr size_t kAbortUpload = CURL_READFUNC_ABORT;
+  static constexpr size_t kAbortUpload = static_cast<size_t>(-1);
+};
+
+// Why a request got no complete response.
+enum class HttpFailure {
+  kNone,
+  kResolve,       // the host name did not resolve
+  kConnect,       // nobody accepted the connection
+  kTimeout,       // connecting, a stall, or the request's own limit
+  kReset,         // the connection broke, or closed before a response
+  kPartial,       // the connection closed before the whole body
+  kTlsHandshake,  // no TLS from the other side, or the handshake failed
+  kTlsVerify,     // the peer's certificate is not trusted
+  kProtocol,      // not an HTTP/1.x response we can read
+  kAborted,       // our side stopped it: a callback, the body limit, an upload reader
+  kOther,
 };
 
 struct HttpResponse {
@@ -50,24 +68,29 @@ struct HttpResponse {
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
   std::string body;
   int64_t streamed = 0;  // bytes handed to on_body
-  CURLcode curl_code = CURLE_OK;
-  std::string curl_error;
+  HttpFailure failure = HttpFailure::kNone;
+  std::string error;  // what failed, for messages (never holds a header value)
   bool body_too_large = false;
 
-  bool transport_ok() const { return curl_code == CURLE_OK; }
+  bool transport_ok() const { return failure == HttpFailure::kNone; }
   // The first value of a header, "" when absent.
   std::string Header(std::string_view name) const;
   std::vector<std::string> Headers(std::string_view name) const;
 };
 
+struct HttpOptions {
+  long connect_timeout_s = 15;
+  // A transfer making no progress for this long fails (kTimeout).
+  long stall_timeout_s = 60;
+  std::string user_agent = "regfs/0.1";
+};
+
+class CurlTransport;
+class PlainHttpTransport;
+
 class HttpClient {
  public:
-  struct Options {
-    long connect_timeout_s = 15;
-    // A transfer making no progress for this long fails (CURLE_OPERATION_TIMEDOUT).
-    long stall_timeout_s = 60;
-    std::string user_agent = "regfs/0.1";
-  };
+  using Options = HttpOptions;
 
   HttpClient();
   explicit HttpClient(Options options);
@@ -75,23 +98,23 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  // Performs one request. Transport failures are reported in the response (curl_code).
+  // Performs one request. Transport failures are reported in the response (failure, error).
   HttpResponse Perform(const HttpRequest& request);
 
  private:
-  CURL* Acquire();
-  void Release(CURL* handle);
-
-  Options options_;
-  std::mutex mu_;
-  std::vector<CURL*> idle_;  // guarded by mu_
+  const Options options_;
+  const bool proxied_;  // a proxy is configured in the environment: libcurl honours it
+  std::unique_ptr<PlainHttpTransport> plain_;
+  std::unique_ptr<CurlTransport> curl_;  // created on the first request that needs it
+  std::string curl_unavailable_;         // why curl_ could not be created
+  std::once_flag curl_once_;
 };
 
 // True for transport failures worth retrying: resets and truncated bodies. A timeout is not
 // retried: a registry that stalled for the whole timeout would make every retry as slow.
-bool IsRetryableCurlCode(CURLcode code);
+bool IsRetryable(HttpFailure failure);
 
-// True when the server answered in something other than TLS (a plain-HTTP registry).
-bool IsTlsHandshakeFailure(CURLcode code);
+// Lowercases an HTTP header name.
+std::string LowerHeaderName(std::string_view name);
 
 }  // namespace regfs

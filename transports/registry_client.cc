@@ -49,9 +49,7 @@ std::string UrlEscape(std::string_view s) {
 }
 
 // A TLS alert from the server, such as a refused or missing client certificate.
-bool IsTlsAlert(const std::string& curl_error) {
-  return curl_error.find(" alert ") != std::string::npos;
-}
+bool IsTlsAlert(const std::string& error) { return error.find(" alert ") != std::string::npos; }
 
 bool IsRetryableStatus(long status) {
   return status == 429 || status == 502 || status == 503 || status == 504;
@@ -87,12 +85,12 @@ std::string RegistryClient::TlsFailureHint(const HttpResponse& resp,
                           : (options_.cert_dir.empty() ? "/etc/containers/certs.d/" + registry_ +
                                                              "/ (containers-certs.d(5))"
                                                        : options_.cert_dir);
-  if (resp.curl_code == CURLE_PEER_FAILED_VERIFICATION) {
+  if (resp.failure == HttpFailure::kTlsVerify) {
     return " (the registry's certificate is not trusted: put its CA certificate as a *.crt file "
            "in " +
            where + ", or pass --cert-dir; --tls-verify=false skips verification)";
   }
-  if (IsTlsAlert(resp.curl_error)) {
+  if (IsTlsAlert(resp.error)) {
     if (tls && tls->has_client_certificate()) {
       return " (the registry refused the TLS connection; is the client certificate in " + where +
              " one it accepts?)";
@@ -181,11 +179,11 @@ std::string RegistryClient::ResolveLocation(const std::string& base_url,
 
 Error RegistryClient::ErrorFromResponse(const HttpResponse& resp, const std::string& what) const {
   if (!resp.transport_ok()) {
-    int e = resp.curl_code == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : EIO;
-    if (resp.curl_code == CURLE_COULDNT_CONNECT || resp.curl_code == CURLE_COULDNT_RESOLVE_HOST) {
+    int e = resp.failure == HttpFailure::kTimeout ? ETIMEDOUT : EIO;
+    if (resp.failure == HttpFailure::kConnect || resp.failure == HttpFailure::kResolve) {
       e = EHOSTUNREACH;
     }
-    return MakeError(e, what + ": " + registry_ + ": " + resp.curl_error);
+    return MakeError(e, what + ": " + registry_ + ": " + resp.error);
   }
   std::string text = RegistryErrorText(resp.body);
   if (text.empty())
@@ -230,12 +228,12 @@ HttpResponse RegistryClient::Ping(const std::string& origin,
     req.max_body = kMaxErrorBody;
     resp = Perform(req);
     Log("GET " + req.url + " -> " +
-        (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
-    if (!resp.transport_ok() && IsTlsAlert(resp.curl_error)) alert = resp.curl_error;
+        (resp.transport_ok() ? std::to_string(resp.status) : resp.error));
+    if (!resp.transport_ok() && IsTlsAlert(resp.error)) alert = resp.error;
     bool retry = (resp.transport_ok() && IsRetryableStatus(resp.status)) ||
-                 (!resp.transport_ok() && IsRetryableCurlCode(resp.curl_code));
+                 (!resp.transport_ok() && IsRetryable(resp.failure));
     if (!retry || attempt >= options_.retry_times) {
-      if (!resp.transport_ok() && !alert.empty()) resp.curl_error = alert;
+      if (!resp.transport_ok() && !alert.empty()) resp.error = alert;
       return resp;
     }
     std::this_thread::sleep_for(Backoff(attempt, &resp));
@@ -271,7 +269,7 @@ Status RegistryClient::EnsurePinged() {
 
 bool RegistryClient::ConfirmPlainHttp(const HttpResponse& resp) {
   bool plain = resp.transport_ok() ? resp.status != 400
-                                   : resp.curl_code == CURLE_COULDNT_CONNECT;  // nobody there
+                                   : resp.failure == HttpFailure::kConnect;  // nobody there
   std::lock_guard<std::mutex> lock(mu_);
   if (plain && resp.transport_ok()) unconfirmed_ = false;
   return plain;
@@ -323,7 +321,7 @@ Status RegistryClient::PingOnce() {
   }
   if (origin.rfind("https://", 0) == 0) {
     resp = Ping(origin, tls);
-    if (!resp.transport_ok() && IsTlsHandshakeFailure(resp.curl_code) && !tls_verify_) {
+    if (!resp.transport_ok() && resp.failure == HttpFailure::kTlsHandshake && !tls_verify_) {
       origin = "http://" + host;  // insecure: plain HTTP is allowed
       resp = Ping(origin, tls);
     }
@@ -478,7 +476,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
     const std::string sent_origin = UrlOrigin(req.url);
     HttpResponse resp = Perform(req);
     Log(req.method + " " + req.url + " -> " +
-        (resp.transport_ok() ? std::to_string(resp.status) : resp.curl_error));
+        (resp.transport_ok() ? std::to_string(resp.status) : resp.error));
     if (sent_origin.rfind("http://", 0) == 0 && !ConfirmPlainHttp(resp)) {
       // A loopback registry taken for plain HTTP that is not: ping it properly (once, whichever
       // thread notices first) and send the request again to where it is.
@@ -492,8 +490,7 @@ Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std
       }
     }
     if (!resp.transport_ok()) {
-      if (retry == Retry::kAll && IsRetryableCurlCode(resp.curl_code) &&
-          attempt < options_.retry_times) {
+      if (retry == Retry::kAll && IsRetryable(resp.failure) && attempt < options_.retry_times) {
         std::this_thread::sleep_for(Backoff(attempt++, nullptr));
         continue;
       }
@@ -669,7 +666,7 @@ Status RegistryClient::GetBlobRange(const std::string& repo, const std::string& 
       }
       return ErrorFromResponse(resp, what);
     }
-    if (!IsRetryableCurlCode(resp.curl_code)) return ErrorFromResponse(resp, what);
+    if (!IsRetryable(resp.failure)) return ErrorFromResponse(resp, what);
     // Broken mid-body: resume from where we are. Progress resets the failure count.
     failures = pos > start ? 0 : failures + 1;
     if (failures > options_.retry_times) return ErrorFromResponse(resp, what);
