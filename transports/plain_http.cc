@@ -151,6 +151,9 @@ class PlainHttpTransport::Exchange {
     return false;
   }
   long long MillisLeft(long limit_s) const;
+  std::string TimedOutText() const {
+    return "Operation timed out after " + std::to_string(req_.timeout_s) + " s";
+  }
   bool Wait(const Connection& c, short events);
   bool SendAll(Connection* c, const char* data, size_t n);
   bool SendBodyFromReader(Connection* c);
@@ -198,7 +201,7 @@ bool PlainHttpTransport::Exchange::Wait(const Connection& c, short events) {
     }
     return Fail(HttpFailure::kTimeout,
                 deadline_ && Clock::now() >= *deadline_
-                    ? "Operation timed out after " + std::to_string(req_.timeout_s) + " s"
+                    ? TimedOutText()
                     : "no progress for " + std::to_string(options_.stall_timeout_s) + " s");
   }
 }
@@ -338,6 +341,11 @@ bool PlainHttpTransport::Exchange::SendBodyFromReader(Connection* c) {
 
 ssize_t PlainHttpTransport::Exchange::Fill(Connection* c) {
   c->begin = c->end = 0;
+  // A server that never pauses never makes Wait() look at the clock: look here too.
+  if (deadline_ && Clock::now() >= *deadline_) {
+    Fail(HttpFailure::kTimeout, TimedOutText());
+    return -1;
+  }
   for (;;) {
     ssize_t r = recv(c->fd.get(), c->buf.get(), kBufferSize, 0);
     if (r > 0) {
