@@ -12,7 +12,7 @@ import pytest
 
 from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
-from testlib.registry import Registry, RegistryTLS
+from testlib.registry import Registry, RegistryTLS, free_port
 from testlib.tlsca import TestCA
 
 
@@ -208,3 +208,17 @@ def test_libcurl_is_loaded_for_tls_only(regfs, imgs, tls_registry, tls_image, ce
               env={"LD_DEBUG": "files"})
     assert p.returncode == 0, p.stderr
     assert "libcurl.so.4" in _loaded_libraries(p)
+
+
+def test_a_proxy_in_the_environment_carries_plain_http_too(regfs, imgs):
+    # With http_proxy set, plain HTTP goes through libcurl and so through the proxy (here a
+    # loopback port nobody listens on), unless no_proxy exempts the host.
+    proxy_port = free_port()
+    env = {"http_proxy": f"http://127.0.0.1:{proxy_port}", "no_proxy": "", "NO_PROXY": "",
+           "LD_DEBUG": "files"}
+    p = regfs("inspect", "--raw", imgs.oci.ref, env=env)
+    assert p.returncode == 1
+    assert f"port {proxy_port}" in p.stderr, p.stderr
+    assert "libcurl.so.4" in _loaded_libraries(p)
+    p = regfs("inspect", "--raw", imgs.oci.ref, env={**env, "no_proxy": "127.0.0.1"})
+    assert p.returncode == 0, p.stderr
