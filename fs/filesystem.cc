@@ -251,6 +251,19 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
   return it->second;
 }
 
+Result<BlobLocation> Filesystem::LocationOf(const Node& node) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = locations_.find(node.digest);
+    if (it != locations_.end()) return it->second;
+  }
+  RETURN_IF_ERROR(View(node.registry, node.path, node.ref));  // records its blobs' locations
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = locations_.find(node.digest);
+  if (it == locations_.end()) return MakeError(EIO, "no registry known for blob " + node.digest);
+  return it->second;
+}
+
 Result<Filesystem::Node> Filesystem::NodeOf(uint64_t ino) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = nodes_.find(ino);
@@ -757,18 +770,9 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       break;
     }
     case Kind::kBlob: {
-      BlobLocation loc;
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        auto it = locations_.find(node.digest);
-        if (it != locations_.end()) loc = it->second;
-      }
-      if (!loc.client) {
-        ASSIGN_OR_RETURN(auto view, View(node.registry, node.path, node.ref));
-        (void)view;
-        std::lock_guard<std::mutex> lock(mu_);
-        loc = locations_[node.digest];
-      }
+      auto located = LocationOf(node);
+      if (!located.ok()) return Logged(located.error());
+      const BlobLocation& loc = *located;
       auto blob = blobs_->Open(node.digest, node.size, loc);
       if (!blob.ok()) return Logged(blob.error());
       handle->blob = std::move(blob).value();

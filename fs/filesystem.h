@@ -185,6 +185,9 @@ class Filesystem {
                                                 const std::string& repo, const std::string& ref);
   Result<std::shared_ptr<const ImageView>> BuildView(const std::string& registry,
                                                      const std::string& repo, RawManifest top);
+  // Where a blob node is fetched from: recorded when a view listing it was built, which is
+  // done again if need be.
+  Result<BlobLocation> LocationOf(const Node& node);
 
   Result<Node> NodeOf(uint64_t ino);
   // Adds (or finds) the node for `key` and counts one lookup.
