@@ -63,21 +63,35 @@ Result<UniqueFd> BlobCache::OpenEntry(const std::string& digest) {
   return fd;
 }
 
-Result<UniqueFd> BlobCache::CreatePartial(const std::string& digest, std::string* path) {
+Result<UniqueFd> BlobCache::CreatePartial(const std::string& digest, int64_t size,
+                                          std::string* path) {
   *path = dir_ + "/partial/" + std::string(DigestHex(digest)) + ".XXXXXX";
   int fd = mkostemp(path->data(), O_CLOEXEC);
   if (fd < 0) return SysError("creating", *path);
-  Pin(digest);
+  std::lock_guard<std::mutex> lock(mu_);
+  ++pins_[digest];
+  partial_ += size;
+  EvictLocked();
   return UniqueFd(fd);
+}
+
+void BlobCache::DropPartial(int64_t size) {
+  std::lock_guard<std::mutex> lock(mu_);
+  partial_ -= size;
 }
 
 Status BlobCache::Commit(const std::string& partial_path, int fd, const std::string& digest,
                          int64_t size) {
-  if (fsync(fd) != 0) return SysError("fsync", partial_path);
-  fchmod(fd, 0600);
-  std::string path = EntryPath(digest);
-  if (rename(partial_path.c_str(), path.c_str()) != 0) return SysError("renaming to", path);
+  Status moved = [&]() -> Status {
+    if (fsync(fd) != 0) return SysError("fsync", partial_path);
+    fchmod(fd, 0600);
+    std::string path = EntryPath(digest);
+    if (rename(partial_path.c_str(), path.c_str()) != 0) return SysError("renaming to", path);
+    return Ok();
+  }();
   std::lock_guard<std::mutex> lock(mu_);
+  partial_ -= size;
+  if (!moved.ok()) return moved;
   auto [it, inserted] = entries_.try_emplace(digest);
   if (!inserted) total_ -= it->second.size;
   it->second.size = size;
@@ -104,8 +118,13 @@ int64_t BlobCache::bytes() const {
   return total_;
 }
 
+int64_t BlobCache::partial_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return partial_;
+}
+
 void BlobCache::EvictLocked() {
-  while (total_ > max_bytes_) {
+  while (total_ + partial_ > max_bytes_) {
     auto victim = entries_.end();
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
       if (pins_.count(it->first)) continue;

@@ -25,16 +25,23 @@ class BlobCache {
   // Opens a verified entry and pins it (Unpin when its file is closed). ENOENT when absent.
   Result<UniqueFd> OpenEntry(const std::string& digest);
 
-  // A new empty partial file for a download of `digest`, opened read-write. Pins the digest.
-  Result<UniqueFd> CreatePartial(const std::string& digest, std::string* path);
+  // A new empty partial file for a download of `digest`, opened read-write. Pins the digest and
+  // counts `size` bytes against the limit at once (evicting to make room), until Commit or
+  // DropPartial: downloads in progress are inside cache_size too.
+  Result<UniqueFd> CreatePartial(const std::string& digest, int64_t size, std::string* path);
 
-  // Makes a verified partial file the entry for `digest`; then evicts to the size limit.
+  // Makes a verified partial file the entry for `digest`; then evicts to the size limit. The
+  // partial's reservation ends here whether or not this succeeds.
   Status Commit(const std::string& partial_path, int fd, const std::string& digest, int64_t size);
+
+  // Ends the reservation of a partial file of `size` bytes that is not committed.
+  void DropPartial(int64_t size);
 
   void Pin(const std::string& digest);
   void Unpin(const std::string& digest);
 
-  int64_t bytes() const;
+  int64_t bytes() const;          // committed entries
+  int64_t partial_bytes() const;  // downloads in progress
 
  private:
   struct Entry {
@@ -52,6 +59,7 @@ class BlobCache {
   std::map<std::string, Entry> entries_;  // by digest, guarded by mu_
   std::map<std::string, int> pins_;       // guarded by mu_
   int64_t total_ = 0;                     // guarded by mu_
+  int64_t partial_ = 0;                   // reserved by partial files, guarded by mu_
   uint64_t clock_ = 0;                    // guarded by mu_
 };
 

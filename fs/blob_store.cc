@@ -37,7 +37,8 @@ Result<std::shared_ptr<Blob>> BlobStore::Open(const std::string& digest, int64_t
     blob->state_ = Blob::State::kVerified;
     blob->present_.Insert(0, size);
   } else {
-    ASSIGN_OR_RETURN(blob->fd_, cache_->CreatePartial(digest, &blob->partial_path_));
+    ASSIGN_OR_RETURN(blob->fd_, cache_->CreatePartial(digest, size, &blob->partial_path_));
+    blob->reserved_ = true;
     if (size == 0) blob->AdvanceHash();
   }
   open_[digest] = blob;
@@ -46,6 +47,7 @@ Result<std::shared_ptr<Blob>> BlobStore::Open(const std::string& digest, int64_t
 
 Blob::~Blob() {
   if (!partial_path_.empty() && state_ != State::kVerified) unlink(partial_path_.c_str());
+  if (reserved_) store_->cache_->DropPartial(size_);
   store_->cache_->Unpin(digest_);
 }
 
@@ -158,6 +160,8 @@ void Blob::AdvanceHash() {
     state_ = State::kBad;
     present_.Clear();
     unlink(partial_path_.c_str());
+    reserved_ = false;
+    store_->cache_->DropPartial(size_);
     lock.unlock();
     cv_.notify_all();
     if (store_->log_) {
@@ -167,6 +171,7 @@ void Blob::AdvanceHash() {
     return;
   }
   state_ = State::kVerified;
+  reserved_ = false;  // Commit ends the reservation
   lock.unlock();
   cv_.notify_all();
   Status s = store_->cache_->Commit(partial_path_, fd_.get(), digest_, size_);

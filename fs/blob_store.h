@@ -93,11 +93,12 @@ class Blob : public std::enable_shared_from_this<Blob> {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  State state_ = State::kPartial;     // guarded by mu_
-  IntervalSet present_;               // guarded by mu_
-  IntervalSet inflight_;              // guarded by mu_
-  int64_t hashed_ = 0;                // guarded by mu_
-  bool hashing_ = false;              // guarded by mu_
+  State state_ = State::kPartial;  // guarded by mu_
+  IntervalSet present_;            // guarded by mu_
+  IntervalSet inflight_;           // guarded by mu_
+  int64_t hashed_ = 0;             // guarded by mu_
+  bool reserved_ = false;  // size_ counted in the cache for the partial file, guarded by mu_
+  bool hashing_ = false;   // guarded by mu_
   std::optional<Error> fetch_error_;  // guarded by mu_
   Sha256 hasher_;                     // used only by the thread that set hashing_
 };

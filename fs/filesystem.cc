@@ -859,7 +859,8 @@ std::string Filesystem::StatsJson() {
   nlohmann::ordered_json j = {{"requests", counters_->requests.load()},
                               {"blob_bytes", counters_->blob_bytes.load()},
                               {"cache_hits", blobs_->cache_hits()},
-                              {"cache_bytes", cache_->bytes()}};
+                              {"cache_bytes", cache_->bytes()},
+                              {"cache_partial_bytes", cache_->partial_bytes()}};
   return j.dump(2) + "\n";
 }
 

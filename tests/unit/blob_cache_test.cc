@@ -24,7 +24,7 @@ class BlobCacheTest : public ::testing::Test {
   std::string Put(BlobCache& cache, const std::string& content) {
     std::string digest = DigestOf(content);
     std::string partial;
-    auto fd = cache.CreatePartial(digest, &partial);
+    auto fd = cache.CreatePartial(digest, static_cast<int64_t>(content.size()), &partial);
     EXPECT_TRUE(fd.ok());
     EXPECT_TRUE(WriteAll(fd->get(), content.data(), content.size(), partial).ok());
     EXPECT_TRUE(
@@ -64,7 +64,7 @@ TEST_F(BlobCacheTest, AnUncommittedDownloadNeverBecomesAnEntry) {
     auto cache = BlobCache::Open(dir_, 1 << 20);
     ASSERT_TRUE(cache.ok());
     std::string partial;
-    auto fd = (*cache)->CreatePartial(digest, &partial);
+    auto fd = (*cache)->CreatePartial(digest, 7, &partial);
     ASSERT_TRUE(fd.ok());
     ASSERT_TRUE(WriteAll(fd->get(), "partial", 7, partial).ok());
     // The daemon dies here: no Commit.
@@ -75,6 +75,37 @@ TEST_F(BlobCacheTest, AnUncommittedDownloadNeverBecomesAnEntry) {
   EXPECT_FALSE(PathExists(EntryPath(digest)));
   EXPECT_TRUE(IsDirectory(dir_ + "/partial"));
   EXPECT_EQ(rmdir((dir_ + "/partial").c_str()), 0) << "partial/ was not emptied";
+}
+
+TEST_F(BlobCacheTest, DownloadsInProgressCountAgainstTheLimit) {
+  auto cache = BlobCache::Open(dir_, 10);
+  ASSERT_TRUE(cache.ok());
+  std::string a = Put(**cache, "aaaa");
+  std::string b = Put(**cache, "bbbb");
+  EXPECT_EQ((*cache)->bytes(), 8);
+  // A 6-byte download starts: room is made now, not when it is committed (a, the older, goes).
+  std::string c = DigestOf("cccccc");
+  std::string partial;
+  auto fd = (*cache)->CreatePartial(c, 6, &partial);
+  ASSERT_TRUE(fd.ok());
+  EXPECT_EQ((*cache)->partial_bytes(), 6);
+  EXPECT_EQ((*cache)->bytes(), 4);
+  EXPECT_FALSE(PathExists(EntryPath(a)));
+  EXPECT_TRUE(PathExists(EntryPath(b)));
+  // Committed, it moves from the partial count to the entries'.
+  ASSERT_TRUE(WriteAll(fd->get(), "cccccc", 6, partial).ok());
+  ASSERT_TRUE((*cache)->Commit(partial, fd->get(), c, 6).ok());
+  (*cache)->Unpin(c);
+  EXPECT_EQ((*cache)->partial_bytes(), 0);
+  EXPECT_EQ((*cache)->bytes(), 10);
+  // A download that is dropped gives its room back.
+  std::string d = DigestOf("dd");
+  auto fd2 = (*cache)->CreatePartial(d, 2, &partial);
+  ASSERT_TRUE(fd2.ok());
+  EXPECT_EQ((*cache)->partial_bytes(), 2);
+  (*cache)->DropPartial(2);
+  (*cache)->Unpin(d);
+  EXPECT_EQ((*cache)->partial_bytes(), 0);
 }
 
 TEST_F(BlobCacheTest, StrangersInTheBlobStoreAreRemovedOnOpen) {
