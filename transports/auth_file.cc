@@ -1,6 +1,5 @@
 #include "transports/auth_file.h"
 
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,6 +8,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "transports/base64.h"
 #include "transports/credential_helper.h"
 #include "transports/file_util.h"
 #include "transports/image_reference.h"
@@ -22,22 +22,6 @@ using nlohmann::json;
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
-}
-
-Result<std::string> Base64Decode(std::string_view in) {
-  std::string s(in);
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  if (s.size() % 4 != 0) return MakeError(EINVAL, "invalid base64 in \"auth\"");
-  std::string out(s.size() / 4 * 3, '\0');
-  int n =
-      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                      reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
-  if (n < 0) return MakeError(EINVAL, "invalid base64 in \"auth\"");
-  size_t pad = 0;
-  if (!s.empty() && s.back() == '=') ++pad;
-  if (s.size() > 1 && s[s.size() - 2] == '=') ++pad;
-  out.resize(static_cast<size_t>(n) - pad);
-  return out;
 }
 
 // Legacy keys such as "https://index.docker.io/v1/" name a host: strip scheme and path.
@@ -55,15 +39,6 @@ std::string NormalizeKey(std::string key) {
 }
 
 constexpr int64_t kMaxAuthFile = 16 << 20;
-
-std::string Base64Encode(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 // The registry part of a login key ("host:5000/ns" → "host:5000").
 std::string RegistryOfKey(const std::string& key) { return key.substr(0, key.find('/')); }
@@ -110,7 +85,9 @@ Result<Credentials> EntryCredentials(const json& entry) {
     if (c.identity_token.empty()) return MakeError(EINVAL, "credential entry has no \"auth\"");
     return c;
   }
-  ASSIGN_OR_RETURN(std::string decoded, Base64Decode(auth));
+  auto decoded_or = Base64Decode(auth);
+  if (!decoded_or.ok()) return MakeError(EINVAL, "invalid base64 in \"auth\"");
+  const std::string& decoded = *decoded_or;
   size_t colon = decoded.find(':');
   if (colon == std::string::npos) return MakeError(EINVAL, "\"auth\" does not hold user:password");
   c.username = decoded.substr(0, colon);

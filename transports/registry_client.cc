@@ -1,11 +1,10 @@
 #include "transports/registry_client.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "transports/base64.h"
 #include "transports/digest.h"
 #include "transports/image_reference.h"
 #include "transports/json_util.h"
@@ -23,15 +22,6 @@ constexpr int64_t kMaxTagListPage = 8 << 20;
 constexpr long kSmallRequestTimeout = 120;
 constexpr int kMaxRedirects = 5;
 constexpr int kMaxPages = 10000;
-
-std::string Base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 std::string UrlEscape(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -402,7 +392,7 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
     if (creds && !creds->username.empty()) {
       add("account", creds->username);
       req.headers.push_back("Authorization: Basic " +
-                            Base64(creds->username + ":" + creds->password));
+                            Base64Encode(creds->username + ":" + creds->password));
     }
     req.url =
         realm + (params.empty() ? "" : (realm.find('?') == std::string::npos ? "?" : "&") + params);
@@ -444,7 +434,7 @@ Result<std::string> RegistryClient::AuthorizationFor(const std::vector<std::stri
     if (origin_.rfind("http://", 0) == 0 && !IsLoopbackHost(registry_)) {
       return MakeError(EACCES, "refusing to send credentials to " + registry_ + " over plain HTTP");
     }
-    return "Basic " + Base64(creds->username + ":" + creds->password);
+    return "Basic " + Base64Encode(creds->username + ":" + creds->password);
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
