@@ -75,6 +75,9 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Create(const MountOptions& optio
   http.connect_timeout_s = options.timeout;
   http.stall_timeout_s = options.timeout;
   fs->http_ = std::make_shared<HttpClient>(http);
+  fs->blob_locations_ =
+      BlobLocationCache::Open(BlobLocationCache::DefaultPath(),
+                              [self = fs.get()](const std::string& line) { self->Log(line); });
   ASSIGN_OR_RETURN(fs->cache_, BlobCache::Open(options.cache_dir, options.cache_size));
   RETURN_IF_ERROR(RemoveAll(options.cache_dir + "/staging"));  // a previous mount's leftovers
   RETURN_IF_ERROR(MakeDirs(options.cache_dir + "/staging", 0700));
@@ -116,6 +119,7 @@ std::shared_ptr<RegistryClient> Filesystem::Client(const std::string& registry) 
     o.authfile = options_.authfile;
     o.counters = counters_;
     o.retry_times = 2;
+    o.blob_locations = blob_locations_;
     if (options_.debug) o.log = [this](const std::string& line) { Log(line); };
     // registries.conf `insecure` hosts; certs.d and auth files are the client's own business.
     if (auto conf = LoadRegistriesConf(); conf.ok()) {

@@ -220,6 +220,7 @@ class Filesystem {
 
   const MountOptions options_;
   std::shared_ptr<HttpClient> http_;
+  std::shared_ptr<BlobLocationCache> blob_locations_;  // shared with commands and other mounts
   std::shared_ptr<RegistryCounters> counters_ = std::make_shared<RegistryCounters>();
   std::unique_ptr<BlobCache> cache_;
   std::unique_ptr<FetchPool> pool_;

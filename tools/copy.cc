@@ -20,6 +20,11 @@ int Run(const Command& self, const Args& args) {
   auto dst_opts = RegistryOptionsFrom(args, "dest-");
   if (!dst_opts.ok()) return Fail(self, dst_opts.error());
 
+  if (src_ref->transport == Transport::kDocker || dst_ref->transport == Transport::kDocker) {
+    // Where blobs were seen before, by any command or mount: pushes mount what it knows.
+    auto known = BlobLocationCache::Open(BlobLocationCache::DefaultPath(), src_opts->log);
+    src_opts->blob_locations = dst_opts->blob_locations = known;
+  }
   RegistryClients clients(std::make_shared<HttpClient>());
   auto src = OpenImageSource(*src_ref, *src_opts, clients);
   if (!src.ok())

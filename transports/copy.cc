@@ -30,6 +30,7 @@ Result<RawManifest> GetInstance(ImageSource& src, const Descriptor& d) {
 
 Result<bool> CopyBlob(ImageSource& src, ImageDestination& dst, const BlobInfo& blob,
                       const std::atomic<bool>* cancel, int64_t* moved) {
+  std::shared_ptr<void> lock = dst.LockBlob(blob);
   ASSIGN_OR_RETURN(bool reused, dst.TryReuseBlob(blob, src.RegistryLocation()));
   if (reused) return false;
   ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, dst.NewBlobWriter(blob));
@@ -132,6 +133,23 @@ void AddImageBlobs(const Manifest& m, BlobCopier* copier) {
   for (const auto& l : m.layers) copier->Add(l);
 }
 
+// Writes a manifest. A registry that refuses it for a blob it said it had (docker-registry
+// loses a blob mounted into one repository by two pushes at once) gets every blob checked
+// again — and mounted or uploaded where missing — before the manifest is sent again.
+Status PutManifest(ImageDestination& dst, const RawManifest& m, bool is_instance,
+                   BlobCopier& copier) {
+  constexpr int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    Status put = dst.PutManifest(m, is_instance);
+    if (put.ok() || put.error().registry_code != "MANIFEST_BLOB_UNKNOWN" || attempt == kAttempts) {
+      return put;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+    CopyResult again;
+    RETURN_IF_ERROR(copier.Run(&again));
+  }
+}
+
 }  // namespace
 
 Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options) {
@@ -164,10 +182,10 @@ Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const Copy
 
   RETURN_IF_ERROR(copier.Run(&result));
   for (const RawManifest& inst : instances) {
-    RETURN_IF_ERROR(dst.PutManifest(inst, /*is_instance=*/true));
+    RETURN_IF_ERROR(PutManifest(dst, inst, /*is_instance=*/true, copier));
   }
   if (options.progress) options.progress("Writing manifest to image destination");
-  RETURN_IF_ERROR(dst.PutManifest(top, /*is_instance=*/false));
+  RETURN_IF_ERROR(PutManifest(dst, top, /*is_instance=*/false, copier));
   RETURN_IF_ERROR(dst.Commit());
   result.manifest_digest = top.digest;
   return result;

@@ -22,7 +22,11 @@ class DockerSource final : public ImageSource {
   }
 
   Status GetBlob(const BlobInfo& blob, const ByteSink& sink) override {
-    return client_->GetBlob(ref_.repository, blob.digest, 0, blob.size, sink);
+    RETURN_IF_ERROR(client_->GetBlob(ref_.repository, blob.digest, 0, blob.size, sink));
+    if (BlobLocationCache* known = client_->blob_locations()) {
+      known->Record(ref_.registry, ref_.repository, blob.digest);
+    }
+    return Ok();
   }
 
   const DockerReference* RegistryLocation() const override { return &ref_; }
@@ -111,12 +115,17 @@ class UploadPipe {
 // Streams one blob to the registry: the upload runs on its own thread, fed by the pipe.
 class DockerBlobWriter final : public BlobWriter {
  public:
-  DockerBlobWriter(std::shared_ptr<RegistryClient> client, std::string repo, BlobInfo blob)
+  DockerBlobWriter(std::shared_ptr<RegistryClient> client, DockerReference ref, BlobInfo blob)
       : client_(std::move(client)), pipe_(blob.size) {
-    upload_ = std::thread([this, repo = std::move(repo), blob = std::move(blob)] {
-      upload_status_ = client_->PutBlob(repo, blob.digest, blob.size,
+    upload_ = std::thread([this, ref = std::move(ref), blob = std::move(blob)] {
+      upload_status_ = client_->PutBlob(ref.repository, blob.digest, blob.size,
                                         [this](char* out, size_t n) { return pipe_.Read(out, n); });
       pipe_.ReaderGone();
+      if (upload_status_.ok()) {
+        if (BlobLocationCache* known = client_->blob_locations()) {
+          known->Record(ref.registry, ref.repository, blob.digest);
+        }
+      }
     });
   }
 
@@ -156,18 +165,19 @@ class DockerDestination final : public ImageDestination {
 
   std::string Describe() const override { return "docker://" + ref_.String(); }
 
+  std::shared_ptr<void> LockBlob(const BlobInfo& blob) override {
+    return std::make_shared<KeyedLocks::Guard>(
+        client_->blob_locks().Lock(ref_.repository + "@" + blob.digest));
+  }
+
   Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
-    // On one registry a mount answers both questions (present already, or mountable) at once.
-    if (source && source->registry == ref_.registry && source->repository != ref_.repository) {
-      ASSIGN_OR_RETURN(bool mounted,
-                       client_->MountBlob(ref_.repository, blob.digest, source->repository));
-      if (mounted) return true;
-    }
-    return client_->BlobExists(ref_.repository, blob.digest);
+    ASSIGN_OR_RETURN(bool reused, Reuse(blob, source));
+    if (reused) Known(blob.digest);
+    return reused;
   }
 
   Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
-    return std::unique_ptr<BlobWriter>(new DockerBlobWriter(client_, ref_.repository, blob));
+    return std::unique_ptr<BlobWriter>(new DockerBlobWriter(client_, ref_, blob));
   }
 
   Status PutManifest(const RawManifest& m, bool is_instance) override {
@@ -182,6 +192,40 @@ class DockerDestination final : public ImageDestination {
   Status Commit() override { return Ok(); }
 
  private:
+  // Mounts from where the blob is known to be on this registry (the source, else the blob
+  // location cache's most recent places), else asks whether the repository has it.
+  Result<bool> Reuse(const BlobInfo& blob, const DockerReference* source) {
+    // On one registry a mount answers both questions (present already, or mountable) at once.
+    if (source && source->registry == ref_.registry && source->repository != ref_.repository) {
+      ASSIGN_OR_RETURN(bool mounted,
+                       client_->MountBlob(ref_.repository, blob.digest, source->repository));
+      if (mounted) return true;
+    }
+    if (BlobLocationCache* known = client_->blob_locations()) {
+      int tries = 0;
+      for (const std::string& repo : known->Repositories(ref_.registry, blob.digest)) {
+        if (repo == ref_.repository ||
+            (source && source->registry == ref_.registry && source->repository == repo)) {
+          continue;
+        }
+        if (++tries > kMaxMountTries) break;
+        ASSIGN_OR_RETURN(bool mounted, client_->MountBlob(ref_.repository, blob.digest, repo));
+        if (mounted) return true;
+        known->Forget(ref_.registry, repo, blob.digest);  // wrong: it cost one request
+      }
+    }
+    return client_->BlobExists(ref_.repository, blob.digest);
+  }
+
+  void Known(const std::string& digest) const {
+    if (BlobLocationCache* known = client_->blob_locations()) {
+      known->Record(ref_.registry, ref_.repository, digest);
+    }
+  }
+
+  // Cache entries tried per blob before it is checked and uploaded.
+  static constexpr int kMaxMountTries = 3;
+
   const DockerReference ref_;
   const std::shared_ptr<RegistryClient> client_;
 };

@@ -1,20 +1,28 @@
-// HttpClient: HTTP/1.1 requests, with connection reuse.
+// HttpClient: every HTTP request regfs makes, through libcurl.
 //
-// Two transports behind one Perform(): https:// (and anything through a proxy) goes to libcurl,
-// which is loaded on first use (curl_transport.h); plain http:// — a loopback registry, an
-// insecure one, a token server beside it — goes over a socket of our own (plain_http.h). A
-// command that never speaks TLS so never loads libcurl and its thirty-odd libraries, which cost
-// more at start than the whole of a local `inspect`.
+// What a process pays once, not per connection or request:
+//   - TLS trust: the system's CAs are looked up on demand in the hashed directory
+//     (/etc/ssl/certs) by one shared X509 store, never parsed from the whole bundle; certs.d
+//     CAs are parsed once per TlsConfig (tls_config.h).
+//   - TLS sessions and DNS answers are shared between all transfers (a curl share).
+// Two ways a request travels:
+//   - Buffered requests (no on_body, no body_reader: pings, manifests, HEADs, tokens, tag
+//     lists, mounts) run on one curl multi handle driven by a thread of the client's own.
+//     Its connections are kept alive and, over TLS, HTTP/2 is negotiated where the server
+//     offers it, so concurrent requests share one connection.
+//   - Streamed transfers (blob bytes up or down) run on the caller's thread, on an easy
+//     handle from a pool that keeps its connection alive for the next transfer to the same
+//     origin; they use HTTP/1.1, a connection each, so a slow sink never holds up another
+//     request and no flow-control window of a shared connection caps a blob.
 //
-// Thread-safe: each transport keeps a pool of idle connections for the next request. No
-// retries and no redirects here: RegistryClient decides both, since only it knows what may be
-// replayed and which headers may travel to another host. Nothing here logs headers.
+// Thread-safe. No retries and no redirects here: RegistryClient decides both, since only it
+// knows what may be replayed and which headers may travel to another host. Nothing here logs
+// headers.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -58,12 +66,13 @@ enum class HttpFailure {
   kPartial,       // the connection closed before the whole body
   kTlsHandshake,  // no TLS from the other side, or the handshake failed
   kTlsVerify,     // the peer's certificate is not trusted
-  kProtocol,      // not an HTTP/1.x response we can read
+  kProtocol,      // not an HTTP response we can read
   kAborted,       // our side stopped it: a callback, the body limit, an upload reader
   kOther,
 };
 
 struct HttpResponse {
+  std::string url;  // the request's URL
   long status = 0;  // 0 when the transfer failed before a status line
   std::vector<std::pair<std::string, std::string>> headers;  // names lowercased
   std::string body;
@@ -80,13 +89,11 @@ struct HttpResponse {
 
 struct HttpOptions {
   long connect_timeout_s = 15;
-  // A transfer making no progress for this long fails (kTimeout).
+  // A transfer slower than min_rate bytes/s for this long fails (kTimeout).
   long stall_timeout_s = 60;
+  long min_rate = 1;
   std::string user_agent = "regfs/0.1";
 };
-
-class CurlTransport;
-class PlainHttpTransport;
 
 class HttpClient {
  public:
@@ -102,12 +109,8 @@ class HttpClient {
   HttpResponse Perform(const HttpRequest& request);
 
  private:
-  const Options options_;
-  const bool proxied_;  // a proxy is configured in the environment: libcurl honours it
-  std::unique_ptr<PlainHttpTransport> plain_;
-  std::unique_ptr<CurlTransport> curl_;  // created on the first request that needs it
-  std::string curl_unavailable_;         // why curl_ could not be created
-  std::once_flag curl_once_;
+  class Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 // True for transport failures worth retrying: resets and truncated bodies. A timeout is not

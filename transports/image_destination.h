@@ -33,6 +33,11 @@ class ImageDestination {
 
   virtual std::string Describe() const = 0;
 
+  // Held by the pipeline from TryReuseBlob() to the blob writer's Commit(): a destination
+  // that other copies in this process may write the same blob to at the same time serialises
+  // them here (the second then finds the blob present). nullptr: nothing to serialise.
+  virtual std::shared_ptr<void> LockBlob(const BlobInfo&) { return nullptr; }
+
   // True when the blob needs no transfer: the destination has it already, or mounted it from
   // `source` (a location on the same registry).
   virtual Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) = 0;

@@ -22,6 +22,9 @@ constexpr int64_t kMaxTagListPage = 8 << 20;
 constexpr long kSmallRequestTimeout = 120;
 constexpr int kMaxRedirects = 5;
 constexpr int kMaxPages = 10000;
+// Blob ranges up to this size (configs, small layers, a mount's chunks) are read as buffered
+// requests, which share the registry's HTTP/2 connection; larger ones stream on their own.
+constexpr int64_t kMaxBufferedBlobRange = 1 << 20;
 
 std::string UrlEscape(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -112,6 +115,15 @@ std::string RegistryErrorText(const std::string& body) {
   return out;
 }
 
+std::string RegistryErrorCode(const std::string& body) {
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("errors") || !j["errors"].is_array()) return {};
+  for (const auto& e : j["errors"]) {
+    if (e.is_object()) return JsonString(e, "code");
+  }
+  return {};
+}
+
 int ErrnoForStatus(long status) {
   switch (status) {
     case 400:
@@ -143,6 +155,7 @@ std::string UrlOrigin(const std::string& url) {
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options,
                                std::shared_ptr<HttpClient> http)
     : registry_(std::move(registry)),
+      host_(registry_ == "docker.io" ? "registry-1.docker.io" : registry_),
       options_(std::move(options)),
       http_(std::move(http)),
       tls_verify_(options_.tls_verify && (options_.tls_verify_set || !options_.registries_conf ||
@@ -156,8 +169,6 @@ HttpResponse RegistryClient::Perform(const HttpRequest& req) {
 void RegistryClient::Log(const std::string& line) const {
   if (options_.log) options_.log(line);
 }
-
-std::string RegistryClient::Url(const std::string& path) const { return origin_ + path; }
 
 std::string RegistryClient::ResolveLocation(const std::string& base_url,
                                             const std::string& location) const {
@@ -180,7 +191,9 @@ Error RegistryClient::ErrorFromResponse(const HttpResponse& resp, const std::str
     text = "HTTP " + std::to_string(resp.status);
   else
     text = "HTTP " + std::to_string(resp.status) + " " + text;
-  return MakeError(ErrnoForStatus(resp.status), what + ": " + text);
+  Error e = MakeError(ErrnoForStatus(resp.status), what + ": " + text);
+  e.registry_code = RegistryErrorCode(resp.body);
+  return e;
 }
 
 milliseconds RegistryClient::Backoff(int attempt, const HttpResponse* resp) const {
@@ -204,116 +217,67 @@ void RegistryClient::Learn(const HttpResponse& resp) {
   }
 }
 
-// One GET /v2/ against `origin`, retried for 429/5xx and resets.
-HttpResponse RegistryClient::Ping(const std::string& origin,
-                                  const std::shared_ptr<const TlsConfig>& tls) {
-  HttpResponse resp;
-  std::string alert;  // the server's TLS alert, clearer than what a retry may end with
-  for (int attempt = 0;; ++attempt) {
-    HttpRequest req;
-    req.url = origin + "/v2/";
-    req.tls_verify = tls_verify_;
-    req.tls = tls;
-    req.timeout_s = 30;
-    req.max_body = kMaxErrorBody;
-    resp = Perform(req);
-    Log("GET " + req.url + " -> " +
-        (resp.transport_ok() ? std::to_string(resp.status) : resp.error));
-    if (!resp.transport_ok() && IsTlsAlert(resp.error)) alert = resp.error;
-    bool retry = (resp.transport_ok() && IsRetryableStatus(resp.status)) ||
-                 (!resp.transport_ok() && IsRetryable(resp.failure));
-    if (!retry || attempt >= options_.retry_times) {
-      if (!resp.transport_ok() && !alert.empty()) resp.error = alert;
-      return resp;
-    }
-    std::this_thread::sleep_for(Backoff(attempt, &resp));
-  }
-}
-
-Status RegistryClient::EnsurePinged() {
+Result<RegistryClient::Endpoint> RegistryClient::GetEndpoint() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (pinged_) return Ok();
+    if (endpoint_) return *endpoint_;
   }
-  // One ping at a time: the threads that wait take its result (a failure for a moment, so
-  // that a dead registry is not pinged once per waiting thread, one timeout after another).
-  std::lock_guard<std::mutex> ping_lock(ping_mu_);
+  // One thread settles it; the others wait and take its result (a failure for a second, so
+  // that a dead registry is not probed once per waiting thread, one timeout after another).
+  std::lock_guard<std::mutex> settling(endpoint_mu_);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (pinged_) return Ok();
-    if (ping_error_ &&
-        std::chrono::steady_clock::now() - ping_failed_at_ < std::chrono::seconds(1)) {
-      return *ping_error_;
+    if (endpoint_) return *endpoint_;
+    if (endpoint_error_ &&
+        std::chrono::steady_clock::now() - endpoint_failed_at_ < std::chrono::seconds(1)) {
+      return *endpoint_error_;
     }
   }
-  Status pinged = PingOnce();
+  Result<Endpoint> settled = [&]() -> Result<Endpoint> {
+    auto loaded = LoadTlsConfigFor(options_.cert_dir, registry_);
+    if (!loaded.ok()) return Annotate(loaded.error(), "TLS certificates for " + registry_);
+    // A verified registry that is not loopback can only be HTTPS: nothing to probe.
+    if (tls_verify_ && !IsLoopbackHost(registry_)) return Endpoint{"https://" + host_, *loaded};
+    return ProbeEndpoint(*loaded);
+  }();
   std::lock_guard<std::mutex> lock(mu_);
-  if (pinged.ok()) {
-    ping_error_.reset();
-  } else {
-    ping_error_ = pinged.error();
-    ping_failed_at_ = std::chrono::steady_clock::now();
+  if (!settled.ok()) {
+    endpoint_error_ = settled.error();
+    endpoint_failed_at_ = std::chrono::steady_clock::now();
+    return settled;
   }
-  return pinged;
+  endpoint_ = std::make_shared<const Endpoint>(*settled);
+  endpoint_error_.reset();
+  return settled;
 }
 
-bool RegistryClient::ConfirmPlainHttp(const HttpResponse& resp) {
-  bool plain = resp.transport_ok() ? resp.status != 400
-                                   : resp.failure == HttpFailure::kConnect;  // nobody there
-  std::lock_guard<std::mutex> lock(mu_);
-  if (plain && resp.transport_ok()) unconfirmed_ = false;
-  return plain;
-}
-
-Status RegistryClient::Repinged() {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (unconfirmed_) {  // the first thread to see it: the next EnsurePinged() pings for real
-      unconfirmed_ = false;
-      pinged_ = false;
-      tried_plain_ = true;
-    }
-  }
-  return EnsurePinged();  // one ping; the other threads share its result
-}
-
-Status RegistryClient::PingOnce() {
-  std::string host = registry_ == "docker.io" ? "registry-1.docker.io" : registry_;
-  auto loaded = LoadTlsConfigFor(options_.cert_dir, registry_);
-  if (!loaded.ok()) return Annotate(loaded.error(), "TLS certificates for " + registry_);
-  const std::shared_ptr<const TlsConfig> tls = *loaded;
+Result<RegistryClient::Endpoint> RegistryClient::ProbeEndpoint(
+    const std::shared_ptr<const TlsConfig>& tls) {
+  // TLS first, as skopeo does; plain HTTP only from a server that does not speak TLS. A
+  // loopback server that speaks TLS is verified like any other.
   auto is_registry = [](const HttpResponse& r) {
     return r.transport_ok() && (r.status == 200 || r.status == 401);
   };
-  std::string origin = "https://" + host;
-  HttpResponse resp;
-  bool try_plain = false;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    try_plain = IsLoopbackHost(registry_) && !tried_plain_;
-  }
-  if (try_plain) {
-    // A loopback registry is first taken to speak plain HTTP, and the first real request
-    // tells (Send): no request is spent on /v2/. When its answer leaves doubt (no HTTP, a 400
-    // as a TLS server gives a plain request), the registry is pinged below.
-    std::lock_guard<std::mutex> lock(mu_);
-    origin_ = "http://" + host;
-    tls_ = tls;
-    pinged_ = true;
-    unconfirmed_ = true;
-    return Ok();
-  }
-  if (IsLoopbackHost(registry_)) {
-    // A loopback registry that answers /v2/ in plain HTTP is used so; a TLS server can't
-    // answer a plain request with a registry's 200 or 401, so it is then tried with TLS.
-    resp = Ping("http://" + host, tls);
-    if (is_registry(resp)) origin = "http://" + host;
-  }
-  if (origin.rfind("https://", 0) == 0) {
-    resp = Ping(origin, tls);
-    if (!resp.transport_ok() && resp.failure == HttpFailure::kTlsHandshake && !tls_verify_) {
-      origin = "http://" + host;  // insecure: plain HTTP is allowed
-      resp = Ping(origin, tls);
+  auto probe = [&](const Endpoint& e) -> Result<HttpResponse> {
+    HttpRequest req;
+    req.url = e.origin + "/v2/";
+    req.timeout_s = 30;
+    req.max_body = kMaxErrorBody;
+    SendPolicy policy;
+    policy.authenticate = false;
+    return SendTo(e, req, {}, policy);
+  };
+  Endpoint https{"https://" + host_, tls};
+  ASSIGN_OR_RETURN(HttpResponse resp, probe(https));
+  Endpoint chosen = https;
+  if (resp.failure == HttpFailure::kTlsHandshake && !IsTlsAlert(resp.error)) {
+    Endpoint plain{"http://" + host_, tls};
+    ASSIGN_OR_RETURN(HttpResponse plain_resp, probe(plain));
+    // A plain answer that is no registry's (a TLS server's 400) leaves the TLS failure as
+    // the better explanation; a plain request that failed (a proxy, say) says why itself.
+    if (is_registry(plain_resp) || !plain_resp.transport_ok()) {
+      resp = std::move(plain_resp);
+      chosen = plain;
     }
   }
   if (!is_registry(resp)) {
@@ -322,11 +286,7 @@ Status RegistryClient::PingOnce() {
     return e;
   }
   Learn(resp);
-  std::lock_guard<std::mutex> lock(mu_);
-  origin_ = origin;
-  tls_ = tls;
-  pinged_ = true;
-  return Ok();
+  return chosen;
 }
 
 Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const std::string& repo) {
@@ -349,7 +309,7 @@ Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const std::str
   return found;
 }
 
-Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
+Result<std::string> RegistryClient::FetchToken(const Endpoint& endpoint, const Challenge& bearer,
                                                const std::vector<std::string>& scopes,
                                                const std::optional<Credentials>& creds) {
   auto realm_it = bearer.params.find("realm");
@@ -361,7 +321,7 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
   bool realm_https = realm.rfind("https://", 0) == 0;
   bool realm_http = realm.rfind("http://", 0) == 0;
   if (!realm_https && !(realm_http && IsLoopbackHost(UrlOrigin(realm).substr(7)) &&
-                        origin_.rfind("http://", 0) == 0 && IsLoopbackHost(registry_))) {
+                        endpoint.origin.rfind("http://", 0) == 0 && IsLoopbackHost(registry_))) {
     return MakeError(EACCES, "refusing token realm \"" + realm +
                                  "\": it must be HTTPS (plain HTTP only for a loopback registry)");
   }
@@ -375,7 +335,7 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
   for (const auto& scope : scopes) add("scope", scope);
   HttpRequest req;
   req.tls_verify = tls_verify_;
-  req.tls = tls_;
+  req.tls = endpoint.tls;
   req.timeout_s = 60;
   req.max_body = kMaxTokenResponse;
   const bool refresh = creds && !creds->identity_token.empty();
@@ -415,7 +375,8 @@ Result<std::string> RegistryClient::FetchToken(const Challenge& bearer,
   return token;
 }
 
-Result<std::string> RegistryClient::AuthorizationFor(const std::vector<std::string>& scopes) {
+Result<std::string> RegistryClient::AuthorizationFor(const Endpoint& endpoint,
+                                                     const std::vector<std::string>& scopes) {
   std::optional<Challenge> challenge;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -431,7 +392,7 @@ Result<std::string> RegistryClient::AuthorizationFor(const std::vector<std::stri
   ASSIGN_OR_RETURN(std::optional<Credentials> creds, CredentialsFor(repo));
   if (challenge->scheme == "basic") {
     if (!creds || creds->username.empty()) return std::string();
-    if (origin_.rfind("http://", 0) == 0 && !IsLoopbackHost(registry_)) {
+    if (endpoint.origin.rfind("http://", 0) == 0 && !IsLoopbackHost(registry_)) {
       return MakeError(EACCES, "refusing to send credentials to " + registry_ + " over plain HTTP");
     }
     return "Basic " + Base64Encode(creds->username + ":" + creds->password);
@@ -442,72 +403,84 @@ Result<std::string> RegistryClient::AuthorizationFor(const std::vector<std::stri
       return "Bearer " + *cached;
     }
   }
-  ASSIGN_OR_RETURN(std::string token, FetchToken(*challenge, scopes, creds));
+  ASSIGN_OR_RETURN(std::string token, FetchToken(endpoint, *challenge, scopes, creds));
   return "Bearer " + token;
 }
 
+const RegistryClient::SendPolicy RegistryClient::kSendOnce = [] {
+  SendPolicy once;
+  once.replayable = false;
+  return once;
+}();
+
 Result<HttpResponse> RegistryClient::Send(HttpRequest req, const std::vector<std::string>& scopes,
-                                          Retry retry) {
-  RETURN_IF_ERROR(EnsurePinged());
-  if (!req.url.empty() && req.url.front() == '/') req.url = origin_ + req.url;
+                                          const SendPolicy& policy) {
+  ASSIGN_OR_RETURN(Endpoint endpoint, GetEndpoint());
+  if (!req.url.empty() && req.url.front() == '/') req.url = endpoint.origin + req.url;
+  return SendTo(endpoint, std::move(req), scopes, policy);
+}
+
+Result<HttpResponse> RegistryClient::SendTo(const Endpoint& endpoint, HttpRequest req,
+                                            const std::vector<std::string>& scopes,
+                                            const SendPolicy& policy) {
   req.tls_verify = tls_verify_;
-  req.tls = tls_;
+  req.tls = endpoint.tls;
+  const std::string first_url = req.url;
   const std::vector<std::string> base_headers = req.headers;
+  auto progress = [&] { return policy.progress ? policy.progress() : int64_t{0}; };
   bool auth_retried = false;
   bool challenge_learned = false;
   int redirects = 0;
-  for (int attempt = 0;;) {
+  int failures = 0;  // retries used: broken transfers without progress, retryable statuses
+  int64_t progressed = progress();
+  for (;;) {
     req.headers = base_headers;
+    if (policy.before_attempt) policy.before_attempt(req);
     // Credentials go only to the registry itself, never to a host it redirects us to.
-    if (UrlOrigin(req.url) == origin_) {
-      ASSIGN_OR_RETURN(std::string auth, AuthorizationFor(scopes));
+    const bool to_registry = UrlOrigin(req.url) == endpoint.origin;
+    bool sent_auth = false;
+    if (to_registry && policy.authenticate) {
+      ASSIGN_OR_RETURN(std::string auth, AuthorizationFor(endpoint, scopes));
       if (!auth.empty()) req.headers.push_back("Authorization: " + auth);
+      sent_auth = !auth.empty();
     }
-    const std::string sent_origin = UrlOrigin(req.url);
     HttpResponse resp = Perform(req);
     Log(req.method + " " + req.url + " -> " +
         (resp.transport_ok() ? std::to_string(resp.status) : resp.error));
-    if (sent_origin.rfind("http://", 0) == 0 && !ConfirmPlainHttp(resp)) {
-      // A loopback registry taken for plain HTTP that is not: ping it properly (once, whichever
-      // thread notices first) and send the request again to where it is.
-      if (req.body_reader) return MakeError(EIO, registry_ + " does not speak plain HTTP");
-      RETURN_IF_ERROR(Repinged());
-      std::lock_guard<std::mutex> lock(mu_);
-      if (origin_ != sent_origin) {
-        req.url = origin_ + req.url.substr(sent_origin.size());
-        req.tls = tls_;
-        continue;
+    auto retry_later = [&](const HttpResponse* r) {
+      if (!policy.replayable) return false;
+      if (int64_t now = progress(); now > progressed) {
+        progressed = now;
+        failures = 0;  // it moved: the next failure starts the count anew
       }
-    }
+      if (failures >= options_.retry_times) return false;
+      if (!r) Log("retrying " + first_url + " (" + resp.error + ")");
+      std::this_thread::sleep_for(Backoff(failures++, r));
+      req.url = first_url;  // a redirect target may not outlive the attempt
+      return true;
+    };
     if (!resp.transport_ok()) {
-      if (retry == Retry::kAll && IsRetryable(resp.failure) && attempt < options_.retry_times) {
-        std::this_thread::sleep_for(Backoff(attempt++, nullptr));
+      // A TLS alert is the server's answer (a client certificate refused, say), not bad luck.
+      if (IsRetryable(resp.failure) && !IsTlsAlert(resp.error) && retry_later(nullptr)) continue;
+      return resp;  // the caller reports it
+    }
+    if (resp.status == 401 && to_registry && policy.authenticate && policy.replayable) {
+      if (!sent_auth && !challenge_learned) {
+        // The first request to a registry not probed: its challenge says how to authenticate.
+        challenge_learned = true;
+        Learn(resp);
         continue;
       }
-      return resp;  // the caller reports or resumes
+      if (sent_auth && !auth_retried) {
+        // The token may have expired or lacked a scope (insufficient_scope): learn, retry once.
+        auth_retried = true;
+        Learn(resp);
+        std::lock_guard<std::mutex> lock(mu_);
+        tokens_.Erase(ScopeKey(scopes));
+        continue;
+      }
     }
-    bool sent_auth = false;
-    for (const auto& h : req.headers) sent_auth |= h.rfind("Authorization:", 0) == 0;
-    if (resp.status == 401 && !sent_auth && !challenge_learned && retry != Retry::kNone &&
-        UrlOrigin(req.url) == origin_) {
-      // The first request to a registry not pinged: its challenge says how to authenticate.
-      challenge_learned = true;
-      Learn(resp);
-      continue;
-    }
-    if (resp.status == 401 && !auth_retried && retry != Retry::kNone &&
-        UrlOrigin(req.url) == origin_) {
-      // The token may have expired or lacked a scope (insufficient_scope): learn and retry once.
-      auth_retried = true;
-      Learn(resp);
-      std::lock_guard<std::mutex> lock(mu_);
-      tokens_.Erase(ScopeKey(scopes));
-      continue;
-    }
-    if (IsRetryableStatus(resp.status) && retry != Retry::kNone && attempt < options_.retry_times) {
-      std::this_thread::sleep_for(Backoff(attempt++, &resp));
-      continue;
-    }
+    if (IsRetryableStatus(resp.status) && retry_later(&resp)) continue;
     if ((resp.status == 301 || resp.status == 302 || resp.status == 303 || resp.status == 307 ||
          resp.status == 308) &&
         (req.method == "GET" || req.method == "HEAD")) {
@@ -527,7 +500,7 @@ Result<RawManifest> RegistryClient::GetManifest(const std::string& repo, const s
   req.headers.push_back("Accept: " + std::string(media::kAcceptManifests));
   req.max_body = kMaxManifestSize;
   req.timeout_s = kSmallRequestTimeout;
-  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}));
   std::string what = "reading manifest " + ref + " in " + registry_ + "/" + repo;
   if (resp.body_too_large) return MakeError(EFBIG, what + ": manifest over the 4 MiB limit");
   if (!resp.transport_ok() || resp.status != 200) return ErrorFromResponse(resp, what);
@@ -550,7 +523,7 @@ Result<std::string> RegistryClient::ResolveDigest(const std::string& repo, const
   req.url = "/v2/" + repo + "/manifests/" + ref;
   req.headers.push_back("Accept: " + std::string(media::kAcceptManifests));
   req.timeout_s = kSmallRequestTimeout;
-  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}));
   std::string what = "resolving " + registry_ + "/" + repo + ":" + ref;
   if (!resp.transport_ok() || resp.status != 200) return ErrorFromResponse(resp, what);
   std::string digest = resp.Header("docker-content-digest");
@@ -569,8 +542,7 @@ Status RegistryClient::PutManifest(const std::string& repo, const std::string& r
   req.body = bytes;
   req.timeout_s = kSmallRequestTimeout;
   req.max_body = kMaxErrorBody;
-  ASSIGN_OR_RETURN(HttpResponse resp,
-                   Send(req, {"repository:" + repo + ":pull,push"}, Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull,push"}));
   if (!resp.transport_ok() || (resp.status != 201 && resp.status != 200)) {
     return ErrorFromResponse(resp, "writing manifest " + ref + " to " + registry_ + "/" + repo);
   }
@@ -583,7 +555,7 @@ Status RegistryClient::DeleteManifest(const std::string& repo, const std::string
   req.url = "/v2/" + repo + "/manifests/" + ref;
   req.timeout_s = kSmallRequestTimeout;
   req.max_body = kMaxErrorBody;
-  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":*"}, Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":*"}));
   if (!resp.transport_ok() || (resp.status != 202 && resp.status != 200)) {
     return ErrorFromResponse(
         resp, "deleting " + registry_ + "/" + repo + (IsSha256Digest(ref) ? "@" : ":") + ref);
@@ -602,67 +574,102 @@ Status RegistryClient::GetBlobRange(const std::string& repo, const std::string& 
   const std::string what = "reading blob " + digest + " from " + registry_ + "/" + repo;
   // [pos, limit) is what is still to come; limit is -1 when the size is unknown.
   const int64_t limit = length >= 0 ? offset + length : size;
-  int64_t pos = offset;
-  int failures = 0;
-  while (true) {
-    HttpRequest req;
-    req.url = "/v2/" + repo + "/blobs/" + digest;
-    if (pos > 0 || (limit >= 0 && limit != size)) {
-      req.headers.push_back("Range: bytes=" + std::to_string(pos) + "-" +
-                            (limit >= 0 ? std::to_string(limit - 1) : ""));
-    }
-    req.max_body = kMaxErrorBody;
-    Status sink_status = Ok();
-    bool complete = false;
-    const int64_t start = pos;
-    int64_t skip = -1;  // set at the first chunk: bytes to drop if the server ignored Range
-    req.on_body = [&](long status, const char* data, size_t n) {
-      if (skip < 0) skip = (status == 200) ? start : 0;
-      if (skip > 0) {
-        size_t drop = static_cast<size_t>(std::min<int64_t>(skip, static_cast<int64_t>(n)));
-        data += drop;
-        n -= drop;
-        skip -= static_cast<int64_t>(drop);
-        if (n == 0) return true;
-      }
-      if (limit >= 0 && pos + static_cast<int64_t>(n) > limit) {
-        if (limit != size || status == 206) {
-          // A server ignoring the end of our Range: take what we asked for and stop.
-          n = static_cast<size_t>(limit - pos);
-          complete = true;
-        } else {
-          sink_status = MakeError(EIO, what + ": registry sent more than the " +
-                                           std::to_string(size) + " bytes the descriptor names");
-          return false;
-        }
-      }
-      if (n > 0) {
-        if (options_.counters) options_.counters->blob_bytes += n;
-        sink_status = sink(data, n);
-        if (!sink_status.ok()) return false;
-        pos += static_cast<int64_t>(n);
-      }
-      return !complete;
-    };
-    ASSIGN_OR_RETURN(HttpResponse resp,
-                     Send(req, {"repository:" + repo + ":pull"}, Retry::kStatusOnly));
-    if (!sink_status.ok()) return sink_status;
-    if (complete) return Ok();
-    if (resp.transport_ok()) {
-      if (resp.status == 200 || resp.status == 206) {
-        if (limit < 0 || pos == limit) return Ok();
-        return MakeError(EIO, what + ": short body (" + std::to_string(pos - offset) + " of " +
-                                  std::to_string(limit - offset) + " bytes)");
-      }
-      return ErrorFromResponse(resp, what);
-    }
-    if (!IsRetryable(resp.failure)) return ErrorFromResponse(resp, what);
-    // Broken mid-body: resume from where we are. Progress resets the failure count.
-    failures = pos > start ? 0 : failures + 1;
-    if (failures > options_.retry_times) return ErrorFromResponse(resp, what);
-    Log("resuming " + digest + " at byte " + std::to_string(pos));
-    std::this_thread::sleep_for(Backoff(failures, nullptr));
+  if (limit >= 0 && limit - offset <= kMaxBufferedBlobRange) {
+    return GetSmallBlobRange(repo, digest, offset, limit, size, sink);
   }
+  int64_t pos = offset;
+  int64_t start = pos;  // where the current attempt began
+  int64_t skip = -1;    // set at an attempt's first chunk: bytes to drop if Range was ignored
+  Status sink_status = Ok();
+  bool complete = false;
+  HttpRequest req;
+  req.url = "/v2/" + repo + "/blobs/" + digest;
+  req.max_body = kMaxErrorBody;
+  req.on_body = [&](long status, const char* data, size_t n) {
+    if (skip < 0) skip = (status == 200) ? start : 0;
+    if (skip > 0) {
+      size_t drop = static_cast<size_t>(std::min<int64_t>(skip, static_cast<int64_t>(n)));
+      data += drop;
+      n -= drop;
+      skip -= static_cast<int64_t>(drop);
+      if (n == 0) return true;
+    }
+    if (limit >= 0 && pos + static_cast<int64_t>(n) > limit) {
+      if (limit != size || status == 206) {
+        // A server ignoring the end of our Range: take what we asked for and stop.
+        n = static_cast<size_t>(limit - pos);
+        complete = true;
+      } else {
+        sink_status = MakeError(EIO, what + ": registry sent more than the " +
+                                         std::to_string(size) + " bytes the descriptor names");
+        return false;
+      }
+    }
+    if (n > 0) {
+      if (options_.counters) options_.counters->blob_bytes += n;
+      sink_status = sink(data, n);
+      if (!sink_status.ok()) return false;
+      pos += static_cast<int64_t>(n);
+    }
+    return !complete;
+  };
+  SendPolicy policy;
+  // A broken transfer resumes from where it got to.
+  policy.before_attempt = [&](HttpRequest& r) {
+    if (pos > start) Log("resuming " + digest + " at byte " + std::to_string(pos));
+    start = pos;
+    skip = -1;
+    if (pos > 0 || (limit >= 0 && limit != size)) {
+      r.headers.push_back("Range: bytes=" + std::to_string(pos) + "-" +
+                          (limit >= 0 ? std::to_string(limit - 1) : ""));
+    }
+  };
+  policy.progress = [&] { return pos; };
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, policy));
+  if (!sink_status.ok()) return sink_status;
+  if (complete) return Ok();
+  if (!resp.transport_ok() || (resp.status != 200 && resp.status != 206)) {
+    return ErrorFromResponse(resp, what);
+  }
+  if (limit >= 0 && pos != limit) {
+    return MakeError(EIO, what + ": short body (" + std::to_string(pos - offset) + " of " +
+                              std::to_string(limit - offset) + " bytes)");
+  }
+  return Ok();
+}
+
+Status RegistryClient::GetSmallBlobRange(const std::string& repo, const std::string& digest,
+                                         int64_t offset, int64_t limit, int64_t size,
+                                         const ByteSink& sink) {
+  const std::string what = "reading blob " + digest + " from " + registry_ + "/" + repo;
+  HttpRequest req;
+  req.url = "/v2/" + repo + "/blobs/" + digest;
+  if (offset > 0 || limit != size) {
+    req.headers.push_back("Range: bytes=" + std::to_string(offset) + "-" +
+                          std::to_string(limit - 1));
+  }
+  // A server that ignores Range sends the whole blob, which is no bigger than `size`.
+  req.max_body = std::max<int64_t>(size, limit) + 1;
+  req.timeout_s = kSmallRequestTimeout;
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}));
+  if (resp.body_too_large) {
+    return MakeError(EIO, what + ": registry sent more than the " + std::to_string(size) +
+                              " bytes the descriptor names");
+  }
+  if (!resp.transport_ok() || (resp.status != 200 && resp.status != 206)) {
+    return ErrorFromResponse(resp, what);
+  }
+  std::string_view body = resp.body;
+  if (resp.status == 200 && offset > 0) body.remove_prefix(std::min<size_t>(offset, body.size()));
+  if (static_cast<int64_t>(body.size()) > limit - offset && (resp.status == 206 || limit != size)) {
+    body = body.substr(0, static_cast<size_t>(limit - offset));
+  }
+  if (static_cast<int64_t>(body.size()) != limit - offset) {
+    return MakeError(EIO, what + ": " + std::to_string(body.size()) + " bytes, not " +
+                              std::to_string(limit - offset));
+  }
+  if (options_.counters) options_.counters->blob_bytes += body.size();
+  return body.empty() ? Ok() : sink(body.data(), body.size());
 }
 
 Result<bool> RegistryClient::BlobExists(const std::string& repo, const std::string& digest) {
@@ -670,7 +677,7 @@ Result<bool> RegistryClient::BlobExists(const std::string& repo, const std::stri
   req.method = "HEAD";
   req.url = "/v2/" + repo + "/blobs/" + digest;
   req.timeout_s = kSmallRequestTimeout;
-  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}));
   if (!resp.transport_ok()) return ErrorFromResponse(resp, "checking blob " + digest);
   if (resp.status == 200) return true;
   if (resp.status == 404) return false;
@@ -686,10 +693,8 @@ Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::strin
                         "&from=" + UrlEscape(from_repo));
   req.timeout_s = kSmallRequestTimeout;
   req.max_body = kMaxErrorBody;
-  ASSIGN_OR_RETURN(
-      HttpResponse resp,
-      Send(req, {"repository:" + repo + ":pull,push", "repository:" + from_repo + ":pull"},
-           Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull,push",
+                                                 "repository:" + from_repo + ":pull"}));
   if (!resp.transport_ok()) return ErrorFromResponse(resp, "mounting blob " + digest);
   if (resp.status == 201) return true;
   if (resp.status == 202) {
@@ -698,9 +703,9 @@ Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::strin
     if (!location.empty()) {
       HttpRequest del;
       del.method = "DELETE";
-      del.url = ResolveLocation(Url(req.url), location);
+      del.url = ResolveLocation(resp.url, location);
       del.timeout_s = 30;
-      (void)Send(del, {"repository:" + repo + ":pull,push"}, Retry::kNone);
+      (void)Send(del, {"repository:" + repo + ":pull,push"}, kSendOnce);
     }
     return false;
   }
@@ -716,12 +721,13 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
   start.url = "/v2/" + repo + "/blobs/uploads/";
   start.timeout_s = kSmallRequestTimeout;
   start.max_body = kMaxErrorBody;
-  ASSIGN_OR_RETURN(HttpResponse started, Send(start, scopes, Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse started, Send(start, scopes));
   if (!started.transport_ok() || started.status != 202) return ErrorFromResponse(started, what);
   std::string location = started.Header("location");
   if (location.empty()) return MakeError(EIO, what + ": registry gave no upload location");
-  std::string url = ResolveLocation(Url(start.url), location);
-  if (UrlOrigin(url) != origin_) {
+  std::string url = ResolveLocation(started.url, location);
+  const std::string origin = UrlOrigin(started.url);
+  if (UrlOrigin(url) != origin) {
     return MakeError(EIO, what + ": upload location points at another host");
   }
   auto with_digest = [&](std::string u) {
@@ -740,23 +746,23 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
     patch.body_reader = reader;
     patch.body_size = -1;
     patch.max_body = kMaxErrorBody;
-    ASSIGN_OR_RETURN(HttpResponse patched, Send(patch, scopes, Retry::kNone));
+    ASSIGN_OR_RETURN(HttpResponse patched, Send(patch, scopes, kSendOnce));
     if (!patched.transport_ok() || patched.status != 202) return ErrorFromResponse(patched, what);
     if (std::string next = patched.Header("location"); !next.empty()) {
       url = ResolveLocation(url, next);
-      if (UrlOrigin(url) != origin_)
+      if (UrlOrigin(url) != origin)
         return MakeError(EIO, what + ": upload location points at another host");
     }
     put.url = with_digest(url);
     put.timeout_s = kSmallRequestTimeout;
-    ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes, Retry::kAll));
+    ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes));
     if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);
     return Ok();
   }
   put.url = with_digest(url);
   put.body_reader = reader;
   put.body_size = size;
-  ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes, Retry::kNone));
+  ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes, kSendOnce));
   if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);
   return Ok();
 }
@@ -766,7 +772,7 @@ Status RegistryClient::CheckLogin() {
   req.url = "/v2/";
   req.timeout_s = kSmallRequestTimeout;
   req.max_body = kMaxErrorBody;
-  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {}, Retry::kAll));
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {}));
   if (!resp.transport_ok() || resp.status != 200) {
     return ErrorFromResponse(resp, "checking credentials with " + registry_);
   }
@@ -775,14 +781,13 @@ Status RegistryClient::CheckLogin() {
 
 Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& repo) {
   std::vector<std::string> tags;
-  RETURN_IF_ERROR(EnsurePinged());
-  std::string url = Url("/v2/" + repo + "/tags/list");
+  std::string url = "/v2/" + repo + "/tags/list";
   for (int page = 0; page < kMaxPages && !url.empty(); ++page) {
     HttpRequest req;
     req.url = url;
     req.max_body = kMaxTagListPage;
     req.timeout_s = kSmallRequestTimeout;
-    ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, Retry::kAll));
+    ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}));
     std::string what = "listing tags of " + registry_ + "/" + repo;
     if (!resp.transport_ok() || resp.status != 200) return ErrorFromResponse(resp, what);
     json j = json::parse(resp.body, nullptr, false);
@@ -800,14 +805,13 @@ Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& rep
 
 Result<std::vector<std::string>> RegistryClient::Catalog() {
   std::vector<std::string> repos;
-  RETURN_IF_ERROR(EnsurePinged());
-  std::string url = Url("/v2/_catalog");
+  std::string url = "/v2/_catalog";
   for (int page = 0; page < kMaxPages && !url.empty(); ++page) {
     HttpRequest req;
     req.url = url;
     req.max_body = kMaxTagListPage;
     req.timeout_s = kSmallRequestTimeout;
-    ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"registry:catalog:*"}, Retry::kAll));
+    ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"registry:catalog:*"}));
     if (!resp.transport_ok() || resp.status != 200) {
       return ErrorFromResponse(resp, "listing the catalog of " + registry_);
     }

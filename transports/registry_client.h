@@ -1,11 +1,17 @@
 // RegistryClient: the Docker Registry HTTP API v2 (OCI distribution) for one registry host.
 //
 // It owns the rules of talking to a registry: HTTPS with verification, or plain HTTP for a
-// loopback host that does not speak TLS (DESIGN §1); the WWW-Authenticate handshake with Basic
-// and Bearer tokens cached per scope until they expire; retries with backoff for 429 (honouring
-// Retry-After), 502–504 and connection resets; resumption of broken blob downloads with Range;
-// redirects followed without carrying Authorization to another host; Link pagination; size
-// limits on everything buffered. Thread-safe: one client serves all threads of a copy.
+// loopback (or insecure) host that does not speak TLS (DESIGN §1); the WWW-Authenticate
+// handshake with Basic and Bearer tokens cached per scope until they expire; one retry policy
+// around single attempts — backoff for 429 (honouring Retry-After), 502–504 and connection
+// resets, and broken blob downloads resumed with Range; redirects followed without carrying
+// Authorization to another host; Link pagination; size limits on everything buffered.
+//
+// The endpoint (scheme, TLS material) is settled once, before the first request, and never
+// changes after: a verified host that is not loopback is HTTPS without a request spent on it;
+// a loopback or insecure host is probed once (GET /v2/ over TLS, then plain HTTP if it does
+// not speak TLS), and the probe's challenge saves the first request its 401.
+// Thread-safe: one client serves all threads of a copy.
 #pragma once
 
 #include <atomic>
@@ -19,8 +25,10 @@
 #include <vector>
 
 #include "transports/auth_file.h"
+#include "transports/blob_location_cache.h"
 #include "transports/byte_sink.h"
 #include "transports/http_client.h"
+#include "transports/keyed_locks.h"
 #include "transports/manifest.h"
 #include "transports/registries_conf.h"
 #include "transports/result.h"
@@ -51,6 +59,8 @@ struct RegistryOptions {
   // Debug log of requests (method, URL, status); never given header values.
   std::function<void(const std::string&)> log;
   std::shared_ptr<RegistryCounters> counters;  // optional
+  // Where blobs were seen, across processes (mounts across repositories); null: not used.
+  std::shared_ptr<BlobLocationCache> blob_locations;
 };
 
 class RegistryClient {
@@ -58,6 +68,11 @@ class RegistryClient {
   RegistryClient(std::string registry, RegistryOptions options, std::shared_ptr<HttpClient> http);
 
   const std::string& registry() const { return registry_; }
+  BlobLocationCache* blob_locations() const { return options_.blob_locations.get(); }
+  // One holder at a time per key, for this client's users: "repo@digest" while a blob is
+  // checked, mounted or uploaded, so that two pushes of one blob into one repository never
+  // race (docker-registry loses a blob mounted twice at once).
+  KeyedLocks& blob_locks() { return blob_locks_; }
 
   Result<RawManifest> GetManifest(const std::string& repo, const std::string& ref);
   // HEAD of a manifest: its digest, without the bytes.
@@ -92,53 +107,77 @@ class RegistryClient {
   Result<std::vector<std::string>> Catalog();
 
  private:
-  enum class Retry { kAll, kStatusOnly, kNone };
+  // Where the registry is, settled once (see the top of this file).
+  struct Endpoint {
+    std::string origin;                    // "https://host:port" or "http://host:port"
+    std::shared_ptr<const TlsConfig> tls;  // certs.d material, or null
+  };
+  // How Send() may repeat a request. Every repetition goes through this one policy.
+  struct SendPolicy {
+    // false: sent exactly once (an upload whose reader cannot be replayed): no retry after a
+    // failure, a retryable status or a 401.
+    bool replayable = true;
+    // false: no Authorization, and a 401 is an answer (the endpoint probe).
+    bool authenticate = true;
+    // Called before every attempt, to bring the request up to date (a Range header, say).
+    std::function<void(HttpRequest&)> before_attempt;
+    // Bytes delivered so far: a broken attempt that made progress does not use up a retry.
+    std::function<int64_t()> progress;
+  };
+  static const SendPolicy kSendOnce;
 
-  Status EnsurePinged();
-  Status PingOnce();  // REQUIRES: ping_mu_ held
-  // A loopback registry is taken to speak plain HTTP until a response says (see PingOnce):
-  // false when `resp` shows it does not.
-  bool ConfirmPlainHttp(const HttpResponse& resp);
-  Status Repinged();
+  Status GetSmallBlobRange(const std::string& repo, const std::string& digest, int64_t offset,
+                           int64_t limit, int64_t size, const ByteSink& sink);
+  Result<Endpoint> GetEndpoint();
+  Result<Endpoint> ProbeEndpoint(const std::shared_ptr<const TlsConfig>& tls);
   HttpResponse Perform(const HttpRequest& req);
-  HttpResponse Ping(const std::string& origin, const std::shared_ptr<const TlsConfig>& tls);
   // What to do about a TLS failure, for the error message ("" when it was not one).
   std::string TlsFailureHint(const HttpResponse& resp,
                              const std::shared_ptr<const TlsConfig>& tls) const;
-  Result<HttpResponse> Send(HttpRequest req, const std::vector<std::string>& scopes, Retry retry);
-  Result<std::string> AuthorizationFor(const std::vector<std::string>& scopes);
-  Result<std::string> FetchToken(const Challenge& bearer, const std::vector<std::string>& scopes,
+  // Sends a request (a path is relative to the endpoint) under `policy`.
+  Result<HttpResponse> Send(HttpRequest req, const std::vector<std::string>& scopes,
+                            const SendPolicy& policy);
+  Result<HttpResponse> Send(HttpRequest req, const std::vector<std::string>& scopes) {
+    return Send(std::move(req), scopes, SendPolicy());
+  }
+  Result<HttpResponse> SendTo(const Endpoint& endpoint, HttpRequest req,
+                              const std::vector<std::string>& scopes, const SendPolicy& policy);
+  Result<std::string> AuthorizationFor(const Endpoint& endpoint,
+                                       const std::vector<std::string>& scopes);
+  Result<std::string> FetchToken(const Endpoint& endpoint, const Challenge& bearer,
+                                 const std::vector<std::string>& scopes,
                                  const std::optional<Credentials>& creds);
   Result<std::optional<Credentials>> CredentialsFor(const std::string& repo);
   void Learn(const HttpResponse& resp);
   std::chrono::milliseconds Backoff(int attempt, const HttpResponse* resp) const;
-  std::string Url(const std::string& path) const;
   std::string ResolveLocation(const std::string& base_url, const std::string& location) const;
   Error ErrorFromResponse(const HttpResponse& resp, const std::string& what) const;
   void Log(const std::string& line) const;
 
   const std::string registry_;
+  const std::string host_;  // registry_, or the host that serves it (docker.io)
   const RegistryOptions options_;
   const std::shared_ptr<HttpClient> http_;
   const bool tls_verify_;  // options_.tls_verify, or false for a registries.conf insecure host
 
-  std::mutex ping_mu_;                                    // held while pinging; taken before mu_
-  std::optional<Error> ping_error_;                       // guarded by mu_
-  std::chrono::steady_clock::time_point ping_failed_at_;  // guarded by mu_
+  // Lock order: endpoint_mu_, then mu_. No request runs under mu_.
+  std::mutex endpoint_mu_;  // held while the endpoint is settled
   std::mutex mu_;
-  bool pinged_ = false;                   // guarded by mu_
-  bool unconfirmed_ = false;              // guarded by mu_
-  bool tried_plain_ = false;              // guarded by mu_
-  std::string origin_;                    // "https://host:port", guarded by mu_ until pinged
-  std::shared_ptr<const TlsConfig> tls_;  // certs.d material, set with origin_
-  std::optional<Challenge> challenge_;    // guarded by mu_
-  TokenCache tokens_;                     // by scope list, guarded by mu_
-  std::map<std::string, std::optional<Credentials>> creds_;  // by repository, guarded by mu_
+  std::shared_ptr<const Endpoint> endpoint_;                  // set once, guarded by mu_
+  std::optional<Error> endpoint_error_;                       // guarded by mu_
+  std::chrono::steady_clock::time_point endpoint_failed_at_;  // guarded by mu_
+  std::optional<Challenge> challenge_;                        // guarded by mu_
+  TokenCache tokens_;                                         // by scope list, guarded by mu_
+  std::map<std::string, std::optional<Credentials>> creds_;   // by repository, guarded by mu_
   std::string auth_stamp_;  // AuthFilesStamp() creds_ was read at, guarded by mu_
+  KeyedLocks blob_locks_;
 };
 
 // Builds the registry error text "CODE: message" from an OCI distribution error body.
 std::string RegistryErrorText(const std::string& body);
+
+// The first error code of an OCI distribution error body ("MANIFEST_BLOB_UNKNOWN"), or "".
+std::string RegistryErrorCode(const std::string& body);
 
 // errno for an HTTP status, as DESIGN §1 maps them.
 int ErrnoForStatus(long status);

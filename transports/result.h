@@ -16,10 +16,12 @@ namespace regfs {
 struct Error {
   int errnum = EIO;
   std::string message;
+  // The registry's own error code (OCI distribution "errors[0].code"), when it sent one.
+  std::string registry_code;
 };
 
 inline Error MakeError(int errnum, std::string message) {
-  return Error{errnum, std::move(message)};
+  return Error{errnum, std::move(message), {}};
 }
 
 struct Unit {};

@@ -105,21 +105,21 @@ Result<std::shared_ptr<const TlsConfig>> TlsConfig::LoadDir(const std::string& d
       }
     }
   }
+  if (!config->cas_.empty()) {
+    config->store_ = NewSystemTrustStore();
+    if (!config->store_) return MakeError(ENOMEM, "building the trust store for " + dir);
+    for (const X509Ptr& ca : config->cas_) {
+      if (X509_STORE_add_cert(config->store_.get(), ca.get()) != 1) ERR_clear_error();  // dup
+    }
+  }
   return std::shared_ptr<const TlsConfig>(std::move(config));
 }
 
 bool TlsConfig::Apply(SSL_CTX* ctx) const {
-  if (!cas_.empty()) {
-    // A store of this context's own: libcurl may share the store it built between connections
-    // to other hosts, which must never learn to trust these CAs.
-    X509_STORE* store = X509_STORE_new();
-    if (!store) return false;
-    X509_STORE_set_flags(store, X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
-    if (X509_STORE_set_default_paths(store) != 1) ERR_clear_error();  // no system store: ok
-    for (const X509Ptr& ca : cas_) {
-      if (X509_STORE_add_cert(store, ca.get()) != 1) ERR_clear_error();  // a duplicate
-    }
-    SSL_CTX_set_cert_store(ctx, store);  // the context owns it now
+  if (store_) {
+    SSL_CTX_set1_cert_store(ctx, store_.get());
+  } else if (!ApplySystemTrust(ctx)) {
+    return false;
   }
   if (client_cert_) {
     if (SSL_CTX_use_certificate(ctx, client_cert_.get()) != 1) return false;
@@ -128,6 +128,76 @@ bool TlsConfig::Apply(SSL_CTX* ctx) const {
     }
     if (SSL_CTX_use_PrivateKey(ctx, client_key_.get()) != 1) return false;
   }
+  return true;
+}
+
+namespace {
+
+// The system's CA bundle ($SSL_CERT_FILE, else OpenSSL's default file), parsed on first use
+// only: at most once per process, and only by a verification that the hashed directory could
+// not serve.
+const std::vector<X509Ptr>& BundleCertificates() {
+  static const std::vector<X509Ptr> certs = [] {
+    const char* file = std::getenv(X509_get_default_cert_file_env());
+    if (!file || !*file) file = X509_get_default_cert_file();
+    auto read = ReadCertificates(file);
+    return read.ok() ? std::move(read).value() : std::vector<X509Ptr>();
+  }();
+  return certs;
+}
+
+// An X509_LOOKUP that, asked for an issuer the store does not hold, adds the whole bundle to
+// the store (once per store) and answers from it.
+int LookUpInBundle(X509_LOOKUP* lookup, X509_LOOKUP_TYPE type, const X509_NAME* name,
+                   X509_OBJECT* ret) {
+  if (type != X509_LU_X509) return 0;
+  X509_STORE* store = X509_LOOKUP_get_store(lookup);
+  if (X509_LOOKUP_get_method_data(lookup) == nullptr) {
+    X509_LOOKUP_set_method_data(lookup, store);  // marks this store as filled
+    for (const X509Ptr& c : BundleCertificates()) {
+      if (X509_STORE_add_cert(store, c.get()) != 1) ERR_clear_error();  // a duplicate
+    }
+  }
+  for (const X509Ptr& c : BundleCertificates()) {
+    if (X509_NAME_cmp(X509_get_subject_name(c.get()), name) == 0) {
+      return X509_OBJECT_set1_X509(ret, c.get());
+    }
+  }
+  return 0;
+}
+
+X509_LOOKUP_METHOD* BundleLookupMethod() {
+  static X509_LOOKUP_METHOD* const method = [] {
+    X509_LOOKUP_METHOD* m = X509_LOOKUP_meth_new("regfs: the CA bundle, on demand");
+    if (m) X509_LOOKUP_meth_set_get_by_subject(m, LookUpInBundle);
+    return m;
+  }();
+  return method;
+}
+
+}  // namespace
+
+X509StorePtr NewSystemTrustStore() {
+  X509StorePtr store(X509_STORE_new());
+  if (!store) return nullptr;
+  X509_STORE_set_flags(store.get(), X509_V_FLAG_TRUSTED_FIRST | X509_V_FLAG_PARTIAL_CHAIN);
+  const char* dir = std::getenv(X509_get_default_cert_dir_env());
+  if (!dir || !*dir) dir = X509_get_default_cert_dir();
+  // The hashed directory first: it reads one small file per issuer looked up.
+  if (IsDirectory(dir)) {
+    X509_LOOKUP* lookup = X509_STORE_add_lookup(store.get(), X509_LOOKUP_hash_dir());
+    if (!lookup || X509_LOOKUP_add_dir(lookup, dir, X509_FILETYPE_PEM) != 1) ERR_clear_error();
+  }
+  if (X509_LOOKUP_METHOD* bundle = BundleLookupMethod()) {
+    if (!X509_STORE_add_lookup(store.get(), bundle)) ERR_clear_error();
+  }
+  return store;
+}
+
+bool ApplySystemTrust(SSL_CTX* ctx) {
+  static const X509StorePtr system = NewSystemTrustStore();
+  if (!system) return false;
+  SSL_CTX_set1_cert_store(ctx, system.get());
   return true;
 }
 

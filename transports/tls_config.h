@@ -7,7 +7,8 @@
 // /etc/containers/certs.d, /etc/docker/certs.d — or, when $REGFS_CERTS_D is set, in its
 // colon-separated list of roots instead.
 //
-// A loaded TlsConfig is immutable: share it between threads and requests.
+// A loaded TlsConfig is immutable: share it between threads and requests. Its trust store is
+// built once and shared by every connection that uses the config.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -27,6 +28,10 @@ struct X509Free {
 struct EvpPkeyFree {
   void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
 };
+struct X509StoreFree {
+  void operator()(X509_STORE* s) const { X509_STORE_free(s); }
+};
+using X509StorePtr = std::unique_ptr<X509_STORE, X509StoreFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 
@@ -36,9 +41,9 @@ class TlsConfig {
   // without its .key or the other way round, a key that does not match its certificate.
   static Result<std::shared_ptr<const TlsConfig>> LoadDir(const std::string& dir);
 
-  // Installs the material into an SSL_CTX before its handshake: the system's trust store plus
-  // the extra CAs (in a store of this context's own, never a shared one), and the client
-  // certificate. Returns false on failure.
+  // Installs the material into an SSL_CTX before its handshake: this config's trust store
+  // (the system's CAs plus the extra ones, shared by this config's connections only) and the
+  // client certificate. Returns false on failure.
   bool Apply(SSL_CTX* ctx) const;
 
   const std::string& dir() const { return dir_; }
@@ -51,7 +56,17 @@ class TlsConfig {
   X509Ptr client_cert_;
   std::vector<X509Ptr> client_chain_;
   EvpPkeyPtr client_key_;
+  X509StorePtr store_;  // the system's CAs and cas_; null when cas_ is empty
 };
+
+// Installs the system's trust store into an SSL_CTX: one X509 store per process that looks
+// CAs up on demand in the hashed directory (/etc/ssl/certs, or $SSL_CERT_DIR) and keeps those
+// it loaded, so no connection parses the whole CA bundle. $SSL_CERT_FILE, when set, is loaded
+// (once). Returns false on failure.
+bool ApplySystemTrust(SSL_CTX* ctx);
+
+// A new X509 store holding the system's CAs as ApplySystemTrust's does; null on failure.
+X509StorePtr NewSystemTrustStore();
 
 // The certs.d roots searched for a host: $REGFS_CERTS_D's, or the containers tools' defaults.
 std::vector<std::string> CertsDRoots();

@@ -1,0 +1,347 @@
+#include "transports/blob_location_cache.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "transports/digest.h"
+#include "transports/file_util.h"
+
+namespace regfs {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+// Collects what a cache logs; thread-safe.
+struct LogLines {
+  std::mutex mu;
+  Strings lines;
+  BlobLocationCache::Log Callback() {
+    return [this](const std::string& line) {
+      std::lock_guard<std::mutex> lock(mu);
+      lines.push_back(line);
+    };
+  }
+  Strings Get() {
+    std::lock_guard<std::mutex> lock(mu);
+    return lines;
+  }
+};
+
+std::string Digest(int i) { return DigestOf("blob " + std::to_string(i)); }
+
+int Mode(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
+}
+
+// Runs SQL on the file directly, as another program would.
+void RawExec(const std::string& path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK)
+      << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
+
+class BlobLocationCacheTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/regfs-blobloc-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    path_ = dir_ + "/cache/regfs/blob-locations.db";
+  }
+  void TearDown() override {
+    chmod(dir_.c_str(), 0700);
+    (void)RemoveAll(dir_);
+  }
+
+  std::shared_ptr<BlobLocationCache> Open(BlobLocationCacheOptions options = {}) {
+    return BlobLocationCache::Open(path_, log_.Callback(), options);
+  }
+
+  std::string dir_;
+  std::string path_;
+  LogLines log_;
+};
+
+TEST_F(BlobLocationCacheTest, ARecordedLocationIsFoundAgain) {
+  auto cache = Open();
+  ASSERT_TRUE(cache->usable());
+  EXPECT_EQ(cache->Repositories("quay.io", Digest(1)), Strings{});
+  cache->Record("quay.io", "ns/app", Digest(1));
+  cache->Record("quay.io", "ns/app", Digest(1));  // again: still one location
+  EXPECT_EQ(cache->Repositories("quay.io", Digest(1)), Strings{"ns/app"});
+  EXPECT_EQ(cache->Repositories("quay.io", Digest(2)), Strings{});
+  EXPECT_EQ(cache->Repositories("quay.io", Digest(1), 0), Strings{});
+  EXPECT_EQ(log_.Get(), Strings{});
+}
+
+TEST_F(BlobLocationCacheTest, LocationsSurviveReopening) {
+  Open()->Record("quay.io", "ns/app", Digest(1));
+  EXPECT_EQ(Open()->Repositories("quay.io", Digest(1)), Strings{"ns/app"});
+}
+
+TEST_F(BlobLocationCacheTest, TheMostRecentlySeenRepositoryComesFirst) {
+  auto cache = Open();
+  cache->Record("r.io", "a", Digest(1));
+  cache->Record("r.io", "b", Digest(1));
+  cache->Record("r.io", "c", Digest(1));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), (Strings{"c", "b", "a"}));
+  cache->Record("r.io", "a", Digest(1));  // seen again
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), (Strings{"a", "c", "b"}));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1), 2), (Strings{"a", "c"}));
+}
+
+TEST_F(BlobLocationCacheTest, EachRegistryHasItsOwnLocations) {
+  auto cache = Open();
+  cache->Record("one.io", "x", Digest(1));
+  cache->Record("two.io:5000", "y", Digest(1));
+  EXPECT_EQ(cache->Repositories("one.io", Digest(1)), Strings{"x"});
+  EXPECT_EQ(cache->Repositories("two.io:5000", Digest(1)), Strings{"y"});
+  EXPECT_EQ(cache->Repositories("two.io", Digest(1)), Strings{});
+}
+
+TEST_F(BlobLocationCacheTest, ForgetDropsOnlyThatLocation) {
+  auto cache = Open();
+  cache->Record("r.io", "a", Digest(1));
+  cache->Record("r.io", "b", Digest(1));
+  cache->Record("r.io", "a", Digest(2));
+  cache->Forget("r.io", "a", Digest(1));
+  cache->Forget("r.io", "never", Digest(1));  // unknown: nothing happens
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{"b"});
+  EXPECT_EQ(cache->Repositories("r.io", Digest(2)), Strings{"a"});
+  EXPECT_EQ(log_.Get(), Strings{});
+}
+
+TEST_F(BlobLocationCacheTest, TheLeastRecentlySeenRowsAreEvictedOverTheBound) {
+  BlobLocationCacheOptions options;
+  options.max_rows = 10;
+  auto cache = Open(options);
+  for (int i = 0; i < 30; ++i) {
+    cache->Record("r.io", "repo", Digest(i));
+    if (i == 25) cache->Record("r.io", "repo", Digest(0));  // seen again: among the newest
+  }
+  int kept = 0;
+  for (int i = 0; i < 30; ++i) kept += !cache->Repositories("r.io", Digest(i)).empty();
+  EXPECT_EQ(kept, 10);
+  for (int i = 21; i < 30; ++i) EXPECT_EQ(cache->Repositories("r.io", Digest(i)), Strings{"repo"});
+  EXPECT_EQ(cache->Repositories("r.io", Digest(0)), Strings{"repo"});
+  EXPECT_EQ(cache->Repositories("r.io", Digest(20)), Strings{});
+  // Forgotten rows count too: after Forget there is room for one more without evicting.
+  cache->Forget("r.io", "repo", Digest(29));
+  cache->Record("r.io", "repo", Digest(100));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(21)), Strings{"repo"});
+  EXPECT_EQ(log_.Get(), Strings{});
+}
+
+TEST_F(BlobLocationCacheTest, AtMostSoManyRepositoriesAreKeptPerDigest) {
+  BlobLocationCacheOptions options;
+  options.max_repositories_per_digest = 4;
+  auto cache = Open(options);
+  for (int i = 0; i < 10; ++i) cache->Record("r.io", "repo" + std::to_string(i), Digest(1));
+  cache->Record("r.io", "other", Digest(2));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1), 100),
+            (Strings{"repo9", "repo8", "repo7", "repo6"}));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(2)), Strings{"other"});
+}
+
+TEST_F(BlobLocationCacheTest, TwoObjectsOnOneFileSeeEachOthersRecords) {
+  auto a = Open();
+  auto b = Open();  // as another process would
+  a->Record("r.io", "from-a", Digest(1));
+  b->Record("r.io", "from-b", Digest(1));
+  EXPECT_EQ(a->Repositories("r.io", Digest(1)), (Strings{"from-b", "from-a"}));
+  EXPECT_EQ(b->Repositories("r.io", Digest(1)), (Strings{"from-b", "from-a"}));
+  b->Forget("r.io", "from-a", Digest(1));
+  EXPECT_EQ(a->Repositories("r.io", Digest(1)), Strings{"from-b"});
+}
+
+TEST_F(BlobLocationCacheTest, ConcurrentRecordsFromThreadsAndObjectsAreAllKept) {
+  auto a = Open();
+  auto b = Open();
+  constexpr int kThreads = 4, kPerThread = 150;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      BlobLocationCache& cache = t % 2 ? *b : *a;
+      std::string repo = "t" + std::to_string(t);
+      for (int i = 0; i < kPerThread; ++i) {
+        cache.Record("r.io", repo, Digest(t * kPerThread + i));
+        cache.Record("r.io", repo, Digest(-1));  // one digest shared by all
+        if (i % 10 == 0) cache.Repositories("r.io", Digest(-1));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(log_.Get(), Strings{});
+  auto check = Open();
+  int found = 0;
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    found +=
+        check->Repositories("r.io", Digest(i)) == Strings{"t" + std::to_string(i / kPerThread)};
+  }
+  EXPECT_EQ(found, kThreads * kPerThread);
+  EXPECT_EQ(check->Repositories("r.io", Digest(-1)).size(), 4u);
+}
+
+TEST_F(BlobLocationCacheTest, AWriterThatWaitsTooLongSkipsItsRecordAndSaysSoOnce) {
+  auto cache = Open();
+  cache->Record("r.io", "a", Digest(1));
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto start = std::chrono::steady_clock::now();
+  cache->Record("r.io", "b", Digest(1));
+  cache->Record("r.io", "c", Digest(1));
+  auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(waited, std::chrono::seconds(2));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{"a"});  // readers are not blocked
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  ASSERT_EQ(log_.Get().size(), 1u);
+  EXPECT_NE(log_.Get()[0].find("locked"), std::string::npos) << log_.Get()[0];
+  cache->Record("r.io", "b", Digest(1));  // and works again once the lock is gone
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), (Strings{"b", "a"}));
+}
+
+TEST_F(BlobLocationCacheTest, AGarbageFileIsReplacedAndWorks) {
+  ASSERT_TRUE(MakeDirs(DirName(path_), 0700).ok());
+  ASSERT_TRUE(WriteFileAtomic(path_, std::string(8192, 'x'), 0600).ok());
+  auto cache = Open();
+  EXPECT_TRUE(cache->usable());
+  cache->Record("r.io", "a", Digest(1));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{"a"});
+  Strings lines = log_.Get();
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("starting afresh"), std::string::npos) << lines[0];
+  EXPECT_EQ(Open()->Repositories("r.io", Digest(1)), Strings{"a"});
+  EXPECT_EQ(log_.Get().size(), 1u);  // the new file is fine
+}
+
+TEST_F(BlobLocationCacheTest, AFileDamagedInsideIsReplacedWhenTheDamageIsFound) {
+  {
+    auto cache = Open();
+    for (int i = 0; i < 50; ++i) cache->Record("r.io", "a", Digest(i));
+  }
+  RawExec(path_, "PRAGMA wal_checkpoint(TRUNCATE)");
+  {
+    // The header and the schema (page 1) intact, every table's pages garbage.
+    struct stat st {};
+    ASSERT_EQ(stat(path_.c_str(), &st), 0);
+    ASSERT_GT(st.st_size, 4096);
+    UniqueFd fd(open(path_.c_str(), O_WRONLY));
+    std::string garbage(static_cast<size_t>(st.st_size) - 4096, '\x5a');
+    ASSERT_TRUE(WriteAllAt(fd.get(), garbage.data(), garbage.size(), 4096, path_).ok());
+  }
+  unlink((path_ + "-wal").c_str());
+  unlink((path_ + "-shm").c_str());
+  auto cache = Open();
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{});
+  EXPECT_TRUE(cache->usable());
+  cache->Record("r.io", "b", Digest(1));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{"b"});
+  Strings lines = log_.Get();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_NE(lines.back().find("starting afresh"), std::string::npos) << lines.back();
+}
+
+TEST_F(BlobLocationCacheTest, ASomeOtherDatabaseIsReplaced) {
+  ASSERT_TRUE(MakeDirs(DirName(path_), 0700).ok());
+  RawExec(path_, "CREATE TABLE locations (x); INSERT INTO locations VALUES (1);");
+  auto cache = Open();
+  EXPECT_TRUE(cache->usable());
+  cache->Record("r.io", "a", Digest(1));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{"a"});
+  EXPECT_EQ(log_.Get().size(), 1u);
+}
+
+TEST_F(BlobLocationCacheTest, AFileOfANewerRegfsIsLeftAloneAndNotUsed) {
+  ASSERT_TRUE(MakeDirs(DirName(path_), 0700).ok());
+  RawExec(path_, "CREATE TABLE future (x); PRAGMA user_version = 99;");
+  auto cache = Open();
+  EXPECT_FALSE(cache->usable());
+  cache->Record("r.io", "a", Digest(1));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{});
+  ASSERT_EQ(log_.Get().size(), 1u);
+  EXPECT_NE(log_.Get()[0].find("newer"), std::string::npos) << log_.Get()[0];
+  RawExec(path_, "SELECT x FROM future");  // still there
+}
+
+TEST_F(BlobLocationCacheTest, AnUnusableDirectoryGivesAnInertCache) {
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/file", "", 0600).ok());
+  path_ = dir_ + "/file/regfs/blob-locations.db";  // below a regular file: even root fails
+  auto cache = Open();
+  EXPECT_FALSE(cache->usable());
+  cache->Record("r.io", "a", Digest(1));
+  cache->Forget("r.io", "a", Digest(1));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{});
+  EXPECT_EQ(log_.Get().size(), 1u);  // reported once, at open
+}
+
+TEST_F(BlobLocationCacheTest, NoPathGivesAnInertCache) {
+  path_ = "";  // what DefaultPath() says when there is no home directory
+  auto cache = Open();
+  EXPECT_FALSE(cache->usable());
+  cache->Record("r.io", "a", Digest(1));
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{});
+  EXPECT_EQ(log_.Get().size(), 1u);
+}
+
+TEST_F(BlobLocationCacheTest, TheFilesArePrivateToTheUser) {
+  mode_t old = umask(022);
+  auto cache = Open();
+  umask(old);
+  cache->Record("r.io", "a", Digest(1));
+  EXPECT_EQ(Mode(dir_ + "/cache"), 0700);
+  EXPECT_EQ(Mode(dir_ + "/cache/regfs"), 0700);
+  EXPECT_EQ(Mode(path_), 0600);
+  EXPECT_EQ(Mode(path_ + "-wal"), 0600);  // WAL mode, and its files as private as the database
+  EXPECT_EQ(Mode(path_ + "-shm"), 0600);
+}
+
+TEST_F(BlobLocationCacheTest, OverlongNamesAreIgnored) {
+  auto cache = Open();
+  std::string huge(5000, 'a');
+  cache->Record(huge, "a", Digest(1));
+  cache->Record("r.io", huge, Digest(1));
+  cache->Record("r.io", "a", huge);
+  cache->Record("", "a", Digest(1));
+  EXPECT_EQ(cache->Repositories(huge, Digest(1)), Strings{});
+  EXPECT_EQ(cache->Repositories("r.io", Digest(1)), Strings{});
+  EXPECT_EQ(cache->Repositories("r.io", huge), Strings{});
+  EXPECT_EQ(log_.Get(), Strings{});
+}
+
+TEST(BlobLocationCacheDefaultPathTest, FollowsXdgCacheHomeThenHome) {
+  const char* old_xdg = std::getenv("XDG_CACHE_HOME");
+  const char* old_home = std::getenv("HOME");
+  std::string saved_xdg = old_xdg ? old_xdg : "", saved_home = old_home ? old_home : "";
+  setenv("XDG_CACHE_HOME", "/x/cache", 1);
+  EXPECT_EQ(BlobLocationCache::DefaultPath(), "/x/cache/regfs/blob-locations.db");
+  setenv("XDG_CACHE_HOME", "", 1);
+  setenv("HOME", "/home/u", 1);
+  EXPECT_EQ(BlobLocationCache::DefaultPath(), "/home/u/.cache/regfs/blob-locations.db");
+  unsetenv("XDG_CACHE_HOME");
+  unsetenv("HOME");
+  std::string from_passwd = BlobLocationCache::DefaultPath();  // the password database's home
+  EXPECT_TRUE(from_passwd.empty() ||
+              (from_passwd[0] == '/' && from_passwd.ends_with("/.cache/regfs/blob-locations.db")))
+      << from_passwd;
+  if (old_xdg) setenv("XDG_CACHE_HOME", saved_xdg.c_str(), 1);
+  if (old_home) setenv("HOME", saved_home.c_str(), 1);
+}
+
+}  // namespace
+}  // namespace regfs
