@@ -32,6 +32,7 @@ class KnownBlobsDestination final : public ImageDestination {
   KnownBlobsDestination(ImageDestination& inner, std::set<std::string> known)
       : inner_(inner), known_(std::move(known)) {}
   std::string Describe() const override { return inner_.Describe(); }
+  std::shared_ptr<void> LockBlob(const BlobInfo& blob) override { return inner_.LockBlob(blob); }
   Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
     if (known_.count(blob.digest)) return true;
     return inner_.TryReuseBlob(blob, source);
@@ -137,7 +138,8 @@ Result<size_t> StagingImage::Write(const std::string& name, const char* data, si
   if (f->sequential && off == f->size) {
     f->hash->Update(data, n);
     if (f->size == 0 && !f->upload && !f->already_there) {
-      auto there = client_->BlobExists(repo_, f->digest);
+      // Present, or mounted from where the blob-location cache saw it on this registry.
+      auto there = dest_->TryReuseBlob(BlobInfo{f->digest, -1, ""}, nullptr);
       if (there.ok() && *there) {
         f->already_there = true;  // no upload: the bytes are only checked
       } else {
@@ -316,7 +318,7 @@ Result<std::vector<std::string>> StagingImage::MissingLocked() {
       if (it == files_.end() && !not_at_registry_.count(d->digest)) {
         // Not written here: the registry may have it already (the same image pushed again).
         // Asked once per manifest: a blob it lacks now comes by a write here, if at all.
-        auto there = client_->BlobExists(repo_, d->digest);
+        auto there = dest_->TryReuseBlob(BlobInfo{d->digest, d->size, d->media_type}, nullptr);
         if (there.ok() && *there) {
           at_registry_.insert(d->digest);
           continue;

@@ -141,7 +141,7 @@ Status PutManifest(ImageDestination& dst, const RawManifest& m, bool is_instance
   constexpr int kAttempts = 4;
   for (int attempt = 1;; ++attempt) {
     Status put = dst.PutManifest(m, is_instance);
-    if (put.ok() || put.error().registry_code != "MANIFEST_BLOB_UNKNOWN" || attempt == kAttempts) {
+    if (put.ok() || !put.error().HasRegistryCode("MANIFEST_BLOB_UNKNOWN") || attempt == kAttempts) {
       return put;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));

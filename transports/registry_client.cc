@@ -115,13 +115,14 @@ std::string RegistryErrorText(const std::string& body) {
   return out;
 }
 
-std::string RegistryErrorCode(const std::string& body) {
+std::vector<std::string> RegistryErrorCodes(const std::string& body) {
   json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object() || !j.contains("errors") || !j["errors"].is_array()) return {};
+  std::vector<std::string> codes;
+  if (!j.is_object() || !j.contains("errors") || !j["errors"].is_array()) return codes;
   for (const auto& e : j["errors"]) {
-    if (e.is_object()) return JsonString(e, "code");
+    if (e.is_object() && codes.size() < 16) codes.push_back(JsonString(e, "code"));
   }
-  return {};
+  return codes;
 }
 
 int ErrnoForStatus(long status) {
@@ -192,7 +193,7 @@ Error RegistryClient::ErrorFromResponse(const HttpResponse& resp, const std::str
   else
     text = "HTTP " + std::to_string(resp.status) + " " + text;
   Error e = MakeError(ErrnoForStatus(resp.status), what + ": " + text);
-  e.registry_code = RegistryErrorCode(resp.body);
+  e.registry_codes = RegistryErrorCodes(resp.body);
   return e;
 }
 
@@ -480,7 +481,12 @@ Result<HttpResponse> RegistryClient::SendTo(const Endpoint& endpoint, HttpReques
         continue;
       }
     }
-    if (IsRetryableStatus(resp.status) && retry_later(&resp)) continue;
+    // A 500 to a read is retried too: docker-registry answers one while a concurrent push
+    // rewrites the blob link it reads.
+    const bool read = req.method == "GET" || req.method == "HEAD";
+    if ((IsRetryableStatus(resp.status) || (resp.status == 500 && read)) && retry_later(&resp)) {
+      continue;
+    }
     if ((resp.status == 301 || resp.status == 302 || resp.status == 303 || resp.status == 307 ||
          resp.status == 308) &&
         (req.method == "GET" || req.method == "HEAD")) {

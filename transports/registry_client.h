@@ -176,8 +176,8 @@ class RegistryClient {
 // Builds the registry error text "CODE: message" from an OCI distribution error body.
 std::string RegistryErrorText(const std::string& body);
 
-// The first error code of an OCI distribution error body ("MANIFEST_BLOB_UNKNOWN"), or "".
-std::string RegistryErrorCode(const std::string& body);
+// The error codes of an OCI distribution error body ("MANIFEST_BLOB_UNKNOWN", …), in order.
+std::vector<std::string> RegistryErrorCodes(const std::string& body);
 
 // errno for an HTTP status, as DESIGN §1 maps them.
 int ErrnoForStatus(long status);

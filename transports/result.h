@@ -6,18 +6,24 @@
 // interface.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace regfs {
 
 struct Error {
   int errnum = EIO;
   std::string message;
-  // The registry's own error code (OCI distribution "errors[0].code"), when it sent one.
-  std::string registry_code;
+  // The registry's own error codes (OCI distribution "errors[].code"), when it sent any.
+  std::vector<std::string> registry_codes;
+
+  bool HasRegistryCode(const std::string& code) const {
+    return std::find(registry_codes.begin(), registry_codes.end(), code) != registry_codes.end();
+  }
 };
 
 inline Error MakeError(int errnum, std::string message) {
