@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <mutex>
 
 #include "transports/file_util.h"
 
@@ -152,6 +153,8 @@ int LookUpInBundle(X509_LOOKUP* lookup, X509_LOOKUP_TYPE type, const X509_NAME* 
                    X509_OBJECT* ret) {
   if (type != X509_LU_X509) return 0;
   X509_STORE* store = X509_LOOKUP_get_store(lookup);
+  static std::mutex filling;  // stores are shared by connections verifying at once
+  std::lock_guard<std::mutex> lock(filling);
   if (X509_LOOKUP_get_method_data(lookup) == nullptr) {
     X509_LOOKUP_set_method_data(lookup, store);  // marks this store as filled
     for (const X509Ptr& c : BundleCertificates()) {

@@ -7,11 +7,20 @@ single 256 MiB uncompressed layer, pushes both to a throw-away docker-registry o
 Every regfs run gets a fresh mount with a fresh, empty cache_dir (the mount is not timed),
 of a copy of build/regfs taken at the start.
 
+The registries serve HTTPS with certificates from a test CA made for the run, verification
+on: the mount finds the CA in a certs.d root named by $REGFS_CERTS_D (ROOT/HOST:PORT/ca.crt
+for every registry and relay address), skopeo gets --cert-dir / --src-cert-dir /
+--dest-cert-dir, curl --cacert. With --plain they speak plain HTTP instead, as before:
+the same cases, ratios printed, no targets.
+
   read side
   (f) cp -r MNT/A/repo/tag OUT        vs skopeo copy docker:// dir:OUT          <= 0.5
   (g) cat MNT/A/repo/tag/<layer> >/dev/null, the 256 MiB layer
                                       vs curl -s …/blobs/sha256:… | openssl dgst  <= 1.4
   (h) ls -l MNT/A/repo/tag, never listed before   vs skopeo inspect              <= 0.5
+  (h10) the same with A reached through a TCP relay (tests/testlib/tcprelay.py) adding
+      10 ms each way and a round trip per new connection, vs skopeo inspect through it
+                                                                                 <= 0.5
   (i) cat of the same layer again, right after (g) and then after drop_caches (so that
       it comes from the cache dir, not the page cache): MB/s, no target
   write side (the `mkdir -p` of the destination repository is not timed)
@@ -26,15 +35,18 @@ of a copy of build/regfs taken at the start.
 
 skopeo's blob-info cache: a run's own directory, never the machine's. As root skopeo keeps
 it in /var/lib/containers/cache, so skopeo copies run in a private mount namespace with a
-directory bound there (unshare -m); otherwise XDG_DATA_HOME points at it. "Warm" is one
-directory kept for the whole benchmark and filled by one untimed copy first; "cold" is a
-new, empty one per run.
+directory bound there (made once per directory, entered with nsenter: bench.SkopeoCaches);
+otherwise XDG_DATA_HOME points at it. "Warm" is one directory kept for the whole benchmark
+and filled by one untimed copy first; "cold" is a new, empty one per run. Likewise every
+mount gets XDG_CACHE_HOME (regfs's blob-location cache lives in $XDG_CACHE_HOME/regfs): one
+warm directory for the whole run, a new, empty one for (l).
 
 Every copy is checked: a dir: has the source manifest's bytes and every blob at its size,
 a registry serves the source manifest's bytes (skopeo inspect --raw). Mounts are unmounted
-and registries stopped at the end of each run or on any failure or Ctrl-C.
+and registries, relays and namespaces stopped at the end of each run or on any failure or
+Ctrl-C.
 
-    /usr/bin/python3 tests/bench/bench_mount.py [--reps N] [--size-mib M] [--json FILE]
+    /usr/bin/python3 tests/bench/bench_mount.py [--reps N] [--size-mib M] [--plain] [--json FILE]
 
 Not a test: it measures and prints; it exits non-zero only when a command fails.
 """
@@ -43,21 +55,21 @@ import argparse
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import COMMAND_TIMEOUT, SKOPEO, SKOPEO_COPY, SKOPEO_INSPECT, CommandFailed  # noqa: E402
+from bench import COMMAND_TIMEOUT, DOCKER_REGISTRY, NSENTER, OPENSSL, RELAY_DELAY_MS  # noqa: E402
+from bench import SKOPEO, CommandFailed, Network, SkopeoCaches  # noqa: E402
+from bench import connection_notes, failed_cases, print_table as print_rows  # noqa: E402
 from bench import run_bench  # noqa: E402
+from bench import summary_row, transport_words  # noqa: E402
 from bench import REGFS as BUILT_REGFS  # noqa: E402
 from testlib import images, tools  # noqa: E402
-from testlib.registry import Registry  # noqa: E402
 
 FUSERMOUNT = "/usr/bin/fusermount3"
-ROOT_BLOB_CACHE = Path("/var/lib/containers/cache")
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 
 # (case, label, target or None)
@@ -65,6 +77,7 @@ CASES = [
     ("f", "cp -r tag dir out, cold  | skopeo copy to dir:", 0.5),
     ("g", "cat big layer, cold      | curl | openssl dgst", 1.4),
     ("h", "ls -l new tag dir        | skopeo inspect", 0.5),
+    ("h10", f"the same, {RELAY_DELAY_MS} ms each way | skopeo inspect", 0.5),
     ("i1", "cat layer again: page cache", None),
     ("i2", "cat layer again: cache dir", None),
     ("j", "cp -r repo -> repo       | skopeo, cache warm", 1.0),
@@ -101,12 +114,12 @@ def alive(pid):
 
 
 class Mount:
-    """`regfs mount` on a new mount point with a new, empty cache_dir; a context manager that
-    unmounts (regfs unmount, then fusermount3 -u / -uz, then kills the daemon by its pid) and
-    removes the cache whatever happened."""
+    """`regfs mount` on a new mount point with a new, empty cache_dir, and `env` on top of
+    testlib's; a context manager that unmounts (regfs unmount, then fusermount3 -u / -uz,
+    then kills the daemon by its pid) and removes the cache whatever happened."""
 
-    def __init__(self, regfs, root):
-        self.regfs, self.root = regfs, root
+    def __init__(self, regfs, root, env):
+        self.regfs, self.root, self.env = regfs, root, env
         self.mnt, self.cache = root / "mnt", root / "cache"
         self.pid = None
 
@@ -118,7 +131,8 @@ class Mount:
             with open(self.root / "mount.out", "wb") as out:
                 p = subprocess.run([self.regfs, "mount", "-o", opts, str(self.mnt)],
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                   env=tools._env(tools.private_home()), timeout=60)
+                                   env={**tools._env(tools.private_home()), **self.env},
+                                   timeout=60)
             if p.returncode != 0 or not is_mounted(self.mnt):
                 raise CommandFailed(f"regfs mount exited {p.returncode}: "
                                     f"{(self.root / 'mount.out').read_text()[-2000:]}")
@@ -155,13 +169,16 @@ class Mount:
 class MountBench:
     def __init__(self, args, workdir):
         self.args, self.workdir = args, workdir
+        self.network = Network(workdir, plain=args.plain)
+        self.skopeo_caches = SkopeoCaches()
         self.results = {}  # case -> tool -> list of values, or an error string
-        self.registries = []
+        self.connections = {}   # relay case -> tool -> connections per run
         self.serial = 0
         # One binary for the whole run, even if build/regfs is rebuilt meanwhile.
         self.regfs = str(workdir / "regfs")
         shutil.copy2(BUILT_REGFS, self.regfs)
         self.warm_cache = self.new_dir("skopeo-cache-warm")
+        self.regfs_warm_cache = self.new_dir("regfs-cache-warm")
 
     def new_dir(self, prefix):
         self.serial += 1
@@ -169,27 +186,23 @@ class MountBench:
         d.mkdir()
         return d
 
-    def mount(self):
-        return Mount(self.regfs, self.new_dir("mount"))
+    def mount(self, cache_home=None):
+        """A Mount whose XDG_CACHE_HOME is `cache_home` (default: the warm one)."""
+        env = {**self.network.env, "XDG_CACHE_HOME": str(cache_home or self.regfs_warm_cache)}
+        return Mount(self.regfs, self.new_dir("mount"), env)
 
-    def registry(self):
-        r = Registry(name="bench").start()
-        self.registries.append(r)
-        return r
-
-    def drop(self, r):
-        r.stop()
-        self.registries.remove(r)
+    def timed(self, argv, env=None):
+        return timed(argv, env={**self.network.env, **(env or {})})
 
     def skopeo_copy(self, src, dst, cache=None):
         """skopeo copy with its blob-info cache in `cache` (default: the warm one)."""
-        cache = str(cache or self.warm_cache)
-        argv = [*SKOPEO_COPY, src, dst]
-        if os.geteuid() == 0:
-            ROOT_BLOB_CACHE.mkdir(parents=True, exist_ok=True)
-            return timed(["unshare", "--mount", "sh", "-c",
-                          f'mount --bind "$0" {ROOT_BLOB_CACHE} && exec "$@"', cache, *argv])
-        return timed(argv, env={"XDG_DATA_HOME": cache})
+        cmd = self.skopeo_caches.command(self.network.skopeo_copy(src, dst),
+                                         cache or self.warm_cache)
+        return self.timed([*cmd.prefix, *cmd.argv], cmd.env)
+
+    def skopeo_inspect(self, ref, *flags):
+        # skopeo inspect opens no blob-info cache, so it runs without the namespace.
+        return self.timed(self.network.skopeo_inspect(ref, *flags))
 
     def record(self, case, tool, fn):
         slot = self.results.setdefault(case, {}).setdefault(tool, [])
@@ -216,7 +229,8 @@ class MountBench:
                 raise CommandFailed(f"{out}: blob {blob.digest} missing or of the wrong size")
 
     def check_pushed(self, registry, repo, tag, img):
-        p = tools.run([*SKOPEO_INSPECT, "--raw", registry.ref(repo, tag)], binary=True)
+        p = tools.run(self.network.skopeo_inspect(registry.ref(repo, tag), "--raw"),
+                      binary=True, env=self.network.env)
         got = tools.sha256_bytes(p.stdout) if p.returncode == 0 else p.stderr.decode()[-500:]
         if got != img.digest:
             raise CommandFailed(f"{registry.ref(repo, tag)}: manifest {got}, "
@@ -236,18 +250,22 @@ class MountBench:
         # (a tar of size - 4 KiB of payload: random.randbytes cannot make 256 MiB at once)
         big = images.make_image(self.workdir / "big", seed=2, fmt="oci", layers=["tar"],
                                 layer_size=size - 4096)
-        reg = self.registry()
-        images.push(local, reg.addr, "bench/image", "1")
-        images.push(big.path, reg.addr, "bench/big", "1")
+        net = self.network
+        reg = net.registry()
+        warm = lambda argv: self.skopeo_caches.command(argv, self.warm_cache)  # noqa: E731
+        net.push(local, reg, "bench/image", "1", warm)
+        net.push(big.path, reg, "bench/big", "1", warm)
         shutil.rmtree(big.path)
         layer = big.layers[0]
-        print(f"  done in {time.perf_counter() - started:.1f} s; registry A is {reg.addr}",
+        relay = net.relay(reg, RELAY_DELAY_MS)
+        print(f"  done in {time.perf_counter() - started:.1f} s; registry A is "
+              f"{net.scheme}://{reg.addr}, through a {RELAY_DELAY_MS} ms relay {relay.addr}",
               flush=True)
 
         # Untimed: skopeo's warm cache learns where the blobs are (as after any earlier pull
         # or push), and both binaries and the registry's files are in the page cache.
         self.skopeo_copy(reg.ref("bench/image", "1"), reg.ref("bench/warm", "1"))
-        timed([*SKOPEO_INSPECT, reg.ref("bench/image", "1")])
+        self.skopeo_inspect(reg.ref("bench/image", "1"))
         with self.mount() as m:
             timed(["ls", "-l", m.path(reg, "bench/image", "1")])
 
@@ -261,7 +279,12 @@ class MountBench:
             for tool in order("regfs", "curl"):
                 self.record("g", tool, lambda: self.case_g(tool, reg, layer))
             for tool in order("regfs", "skopeo"):
-                self.record("h", tool, lambda: self.case_h(tool, reg, img))
+                self.record("h", tool, lambda: self.case_h(tool, reg.addr, img))
+            for tool in order("regfs", "skopeo"):
+                relay.reset_counts()
+                if self.record("h10", tool, lambda: self.case_h(tool, relay.addr, img)):
+                    self.connections.setdefault("h10", {}).setdefault(tool, []).append(
+                        relay.connections)
             for tool in order("regfs", "skopeo", "skopeo-cold"):
                 case = "j-cold" if tool == "skopeo-cold" else "j"
                 self.record(case, tool.split("-")[0], lambda: self.case_j(tool, reg, img, rep))
@@ -273,8 +296,7 @@ class MountBench:
         if "regfs" in self.results.get("j", {}):
             self.results.setdefault("j-cold", {})["regfs"] = self.results["j"]["regfs"]
 
-        return [f"{case} {tool}" for case, per_tool in self.results.items()
-                for tool, v in per_tool.items() if isinstance(v, str)]
+        return failed_cases(self.results)
 
     def case_f(self, tool, reg, img):
         out = self.workdir / "f-out"
@@ -293,7 +315,8 @@ class MountBench:
         hex_ = layer.digest.split(":", 1)[1]
         if tool == "curl":
             url = f"{reg.url}/v2/bench/big/blobs/{layer.digest}"
-            wall, out = timed(["sh", "-c", 'curl -s "$1" | openssl dgst -sha256', "sh", url])
+            curl = " ".join(["curl", "-s", *self.network.curl_trust()])
+            wall, out = self.timed(["sh", "-c", f'{curl} "$1" | openssl dgst -sha256', "sh", url])
             if hex_ not in out:
                 raise CommandFailed(f"curl | openssl dgst printed {out.strip()!r}")
             return wall
@@ -313,13 +336,14 @@ class MountBench:
                 self.record("i2", "regfs", from_cache_dir)
         return wall
 
-    def case_h(self, tool, reg, img):
+    def case_h(self, tool, addr, img):
+        """(h) and (h10): the registry at addr, directly or through the relay."""
         if tool == "regfs":
             with self.mount() as m:
-                wall, out = timed(["ls", "-l", m.path(reg, "bench/image", "1")])
+                wall, out = timed(["ls", "-l", m.mnt / addr / "bench/image/1"])
             want = [b.digest.split(":", 1)[1] for b in [img.config, *img.layers]]
         else:
-            wall, out = timed([*SKOPEO_INSPECT, reg.ref("bench/image", "1")])
+            wall, out = self.skopeo_inspect(f"docker://{addr}/bench/image:1")
             want = [img.digest]
         missing = [w for w in want if w not in out]
         if missing:
@@ -340,7 +364,7 @@ class MountBench:
         return wall
 
     def case_k(self, tool, reg, img):
-        dest = self.registry()
+        dest = self.network.registry()
         try:
             if tool == "regfs":
                 with self.mount() as m:
@@ -353,12 +377,13 @@ class MountBench:
             self.check_pushed(dest, "bench/image", "1", img)
             return wall
         finally:
-            self.drop(dest)
+            self.network.drop(dest)
 
     def case_l(self, tool, reg, img, local, rep):
         repo = f"bench/l-{tool}-{rep}"
         if tool == "regfs":
-            with self.mount() as m:
+            # a cold blob-location cache too, as skopeo's
+            with self.mount(self.new_dir("regfs-cache-cold")) as m:
                 m.path(reg, repo).mkdir(parents=True)
                 wall, _ = timed(["cp", "-r", local, m.path(reg, repo, "1")])
         else:
@@ -368,9 +393,8 @@ class MountBench:
         return wall
 
     def cleanup(self):
-        for r in self.registries:
-            r.stop()
-        self.registries.clear()
+        self.network.stop()
+        self.skopeo_caches.stop()
         # Mount.__exit__ has unmounted everything; should one be left, detach it before
         # the work directory goes, so that removing it cannot reach through the mount.
         with open("/proc/self/mountinfo") as f:
@@ -385,53 +409,38 @@ class MountBench:
         rows = []
         for case, label, target in CASES:
             per_tool = self.results.get(case, {})
-            medians = {}
-            for tool, values in per_tool.items():
-                ok = isinstance(values, list) and values
-                medians[tool] = statistics.median(values) if ok else None
             other = next((t for t in per_tool if t != "regfs"), None)
-            mine, theirs = medians.get("regfs"), medians.get(other)
-            ratio = mine / theirs if mine is not None and theirs else None
-            rows.append({"case": case, "label": label, "regfs": mine, "other": other,
-                         "other_value": theirs, "ratio": ratio, "target": target,
-                         "met": None if target is None or ratio is None else ratio <= target,
-                         "runs": per_tool})
+            row = summary_row(case, label, per_tool, other,
+                              "MB/s" if case.startswith("i") else "s",
+                              None if self.args.plain else target)
+            row["runs"] = per_tool
+            rows.append(row)
         return rows
 
+    def notes(self):
+        return connection_notes(self.connections)
 
-def print_table(rows, args):
-    print()
-    print(f"regfs mount vs skopeo / curl: {args.size_mib} MiB images, median of {args.reps} "
-          "runs each; the (i) rows are MB/s")
-    header = (f"{'case':<8} {'regfs does':<25}| {'other does':<23} {'regfs':>9} {'other':>9} "
-              f"{'ratio':>6} {'target':>7}  result")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        speed = r["case"].startswith("i")
-        value = (lambda v: "—" if v is None else (f"{v:.0f} MB/s" if speed else f"{v:.3f} s"))
-        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        target = "—" if r["target"] is None else f"<= {r['target']}"
-        if r["target"] is None:
-            result = "" if r["regfs"] is not None else "no data"
-        else:
-            result = {True: "met", False: "MISSED", None: "no data"}[r["met"]]
-        print(f"({r['case']})".ljust(8) + f" {r['label']:<50} {value(r['regfs']):>9} "
-              f"{value(r['other_value']):>9} {ratio:>6} {target:>7}  {result}")
+
+def print_table(rows, args, notes=()):
+    print_rows(f"regfs mount vs skopeo / curl over {transport_words(args)}: {args.size_mib} "
+               f"MiB images, median of {args.reps} runs each; the (i) rows are MB/s", rows,
+               "other", label_width=50, notes=notes)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=3, help="repetitions per tool (3)")
     parser.add_argument("--size-mib", type=int, default=256, help="image size in MiB (256)")
+    parser.add_argument("--plain", action="store_true",
+                        help="plain HTTP registries instead of HTTPS (no targets)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args()
 
     return run_bench("bench-mount", MountBench, args, print_table, needs=(
         (BUILT_REGFS, "build it: tools/test --build-only"), (SKOPEO, "apt-get install skopeo"),
-        (FUSERMOUNT, "apt-get install fuse3"), ("/usr/bin/curl", "apt-get install curl"),
-        ("/usr/bin/openssl", "apt-get install openssl"),
-        ("/usr/bin/docker-registry", "apt-get install docker-registry")))
+        (FUSERMOUNT, "apt-get install fuse3"), (NSENTER, "apt-get install util-linux"),
+        ("/usr/bin/curl", "apt-get install curl"), (OPENSSL, "apt-get install openssl"),
+        (DOCKER_REGISTRY, "apt-get install docker-registry")))
 
 
 if __name__ == "__main__":
