@@ -138,8 +138,7 @@ Result<size_t> StagingImage::Write(const std::string& name, const char* data, si
   if (f->sequential && off == f->size) {
     f->hash->Update(data, n);
     if (f->size == 0 && !f->upload && !f->already_there) {
-      // Present, or mounted from where the blob-location cache saw it on this registry.
-      auto there = dest_->TryReuseBlob(BlobInfo{f->digest, -1, ""}, nullptr);
+      auto there = client_->BlobExists(repo_, f->digest);
       if (there.ok() && *there) {
         f->already_there = true;  // no upload: the bytes are only checked
       } else {
@@ -318,7 +317,7 @@ Result<std::vector<std::string>> StagingImage::MissingLocked() {
       if (it == files_.end() && !not_at_registry_.count(d->digest)) {
         // Not written here: the registry may have it already (the same image pushed again).
         // Asked once per manifest: a blob it lacks now comes by a write here, if at all.
-        auto there = dest_->TryReuseBlob(BlobInfo{d->digest, d->size, d->media_type}, nullptr);
+        auto there = client_->BlobExists(repo_, d->digest);
         if (there.ok() && *there) {
           at_registry_.insert(d->digest);
           continue;
