@@ -1,8 +1,10 @@
 #include "transports/tls_config.h"
 
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
 #include <stdlib.h>
 
+#include <cstdio>
 #include <string>
 
 #include "transports/file_util.h"
@@ -36,6 +38,73 @@ class TlsConfigTest : public ::testing::Test {
   std::string old_env_;
   bool had_env_ = false;
 };
+
+// A CA and a leaf it signed, made with the openssl command in `dir`; the leaf's PEM.
+std::string MakeCaAndLeaf(const std::string& dir) {
+  std::string cmd = "cd " + dir +
+                    " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                    " -keyout ca.key -out ca.pem -days 2 -subj /CN=regfs-bundle-test-ca"
+                    " >/dev/null 2>&1"
+                    " && openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+                    " -keyout leaf.key -out leaf.csr -subj /CN=leaf >/dev/null 2>&1"
+                    " && openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial"
+                    " -out leaf.pem -days 2 >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0) return "";
+  auto pem = ReadFileBounded(dir + "/leaf.pem", 1 << 20);
+  return pem.ok() ? *pem : "";
+}
+
+// Whether the system trust store (as ApplySystemTrust installs it) verifies `leaf_pem`.
+bool SystemTrustVerifies(const std::string& leaf_pem) {
+  X509StorePtr store = NewSystemTrustStore();
+  BIO* bio = BIO_new_mem_buf(leaf_pem.data(), static_cast<int>(leaf_pem.size()));
+  X509* leaf = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+  bool ok = store && leaf && ctx && X509_STORE_CTX_init(ctx, store.get(), leaf, nullptr) == 1 &&
+            X509_verify_cert(ctx) == 1;
+  X509_STORE_CTX_free(ctx);
+  X509_free(leaf);
+  return ok;
+}
+
+// The bundle is parsed once per process, so each case runs in a child of its own.
+TEST_F(TlsConfigTest, AnIssuerMissingFromTheHashedDirectoryIsFoundInTheBundle) {
+  std::string leaf = MakeCaAndLeaf(dir_);
+  ASSERT_FALSE(leaf.empty());
+  ASSERT_TRUE(MakeDirs(dir_ + "/hashed", 0700).ok());
+  EXPECT_EXIT(
+      {
+        setenv("SSL_CERT_DIR", (dir_ + "/hashed").c_str(), 1);
+        setenv("SSL_CERT_FILE", (dir_ + "/ca.pem").c_str(), 1);
+        std::exit(SystemTrustVerifies(leaf) ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+  EXPECT_EXIT(
+      {
+        setenv("SSL_CERT_DIR", (dir_ + "/hashed").c_str(), 1);
+        setenv("SSL_CERT_FILE", (dir_ + "/no-such-bundle.pem").c_str(), 1);
+        std::exit(SystemTrustVerifies(leaf) ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(1), "");
+}
+
+TEST_F(TlsConfigTest, AnIssuerInTheHashedDirectoryNeedsNoBundle) {
+  std::string leaf = MakeCaAndLeaf(dir_);
+  ASSERT_FALSE(leaf.empty());
+  ASSERT_TRUE(MakeDirs(dir_ + "/hashed", 0700).ok());
+  ASSERT_EQ(std::system(("cp " + dir_ + "/ca.pem " + dir_ + "/hashed/ && openssl rehash " + dir_ +
+                         "/hashed >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  EXPECT_EXIT(
+      {
+        setenv("SSL_CERT_DIR", (dir_ + "/hashed").c_str(), 1);
+        setenv("SSL_CERT_FILE", (dir_ + "/no-such-bundle.pem").c_str(), 1);
+        std::exit(SystemTrustVerifies(leaf) ? 0 : 1);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
 
 TEST_F(TlsConfigTest, RootsFromTheEnvironmentReplaceTheDefaults) {
   setenv("REGFS_CERTS_D", "/a::/b/c:", 1);
