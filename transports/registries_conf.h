@@ -1,8 +1,9 @@
 // containers-registries.conf(5): the [[registry]] entries regfs honours — `prefix`, `location`,
 // `insecure`, `blocked`, `mirror-by-digest-only` and `[[registry.mirror]]` (`location`,
-// `insecure`, `pull-from-mirror`). Other keys of the format (unqualified-search-registries,
-// aliases, credential-helpers, the v1 [registries.*] tables, …) are read past; a file that is
-// not valid TOML, or whose [[registry]] keys have the wrong types, is an error naming it.
+// `insecure`, `pull-from-mirror`), written as tables or inline tables alike. Files are TOML
+// 1.0, read with toml11. Other keys of the format (unqualified-search-registries, aliases,
+// credential-helpers, the v1 [registries.*] tables, …) are read past; a file that is not valid
+// TOML, or whose [[registry]] keys have the wrong types, is an error naming it and the line.
 //
 // Files, as the containers tools read them: $CONTAINERS_REGISTRIES_CONF if set, else
 // ~/.config/containers/registries.conf if it exists, else /etc/containers/registries.conf;

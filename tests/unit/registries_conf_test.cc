@@ -195,6 +195,206 @@ TEST(RegistriesConfTest, TheDebianShortNamesFileParses) {
   EXPECT_TRUE(c.entries().empty());
 }
 
+// The message of the error Merge gives for `text`, read as /etc/bad.conf.
+std::string MergeError(const std::string& text) {
+  RegistriesConf c;
+  Status s = c.Merge(text, "/etc/bad.conf");
+  EXPECT_FALSE(s.ok()) << text;
+  if (s.ok()) return "";
+  EXPECT_EQ(s.error().errnum, EINVAL);
+  EXPECT_TRUE(c.entries().empty()) << "a file with an error adds nothing";
+  return s.error().message;
+}
+
+TEST(RegistriesConfTest, MirrorsMayBeAnArrayOfInlineTables) {
+  // As containers-registries.conf(5) itself writes them (issue 10).
+  RegistriesConf c = Conf(R"(
+[[registry]]
+location = "example.com"
+mirror = [{ location = "m.example", insecure = true }, { location = "m2.example/cache", pull-from-mirror = "tag-only" }]
+)");
+  ASSERT_EQ(c.entries().size(), 1u);
+  const RegistryEntry& e = c.entries()[0];
+  ASSERT_EQ(e.mirrors.size(), 2u);
+  EXPECT_EQ(e.mirrors[0].location, "m.example");
+  EXPECT_TRUE(e.mirrors[0].insecure);
+  EXPECT_EQ(e.mirrors[1].location, "m2.example/cache");
+  EXPECT_FALSE(e.mirrors[1].insecure);
+  EXPECT_EQ(e.mirrors[1].pull_from_mirror, "tag-only");
+  EXPECT_TRUE(c.IsInsecure("m.example"));
+  EXPECT_EQ(Sources(c, "example.com/app:1"),
+            (std::vector<std::string>{"mirror m.example/app:1 insecure",
+                                      "mirror m2.example/cache/app:1", "example.com/app:1"}));
+}
+
+TEST(RegistriesConfTest, RegistryEntriesMayBeInlineTables) {
+  RegistriesConf c = Conf(R"(
+registry = [
+  { location = "a.example", mirror = [{ location = "m.example" }] },
+  { prefix = "b.example/team", location = "c.example:5000/team", insecure = true, blocked = false },
+  { prefix = "*.blocked.example", blocked = true },
+]
+)");
+  ASSERT_EQ(c.entries().size(), 3u);
+  EXPECT_EQ(c.entries()[0].location, "a.example");
+  ASSERT_EQ(c.entries()[0].mirrors.size(), 1u);
+  EXPECT_EQ(c.entries()[0].mirrors[0].location, "m.example");
+  EXPECT_EQ(Sources(c, "b.example/team/app:1"),
+            (std::vector<std::string>{"c.example:5000/team/app:1 insecure"}));
+  EXPECT_FALSE(c.CheckNotBlocked(Ref("x.blocked.example/app:1")).ok());
+}
+
+TEST(RegistriesConfTest, MultiLineArraysAndCommentsAreRead) {
+  RegistriesConf c = Conf(R"(# registries.conf
+unqualified-search-registries = [
+  "docker.io",  # the default
+  # "quay.io",
+  "registry.fedoraproject.org",
+]
+
+[[registry]]  # the origin
+location = "example.com"  # where images come from
+# insecure = true
+mirror = [
+  # the nearest first
+  { location = "near.example" },
+
+  { location = "far.example" },  # then this one
+]
+)");
+  ASSERT_EQ(c.entries().size(), 1u);
+  EXPECT_FALSE(c.entries()[0].insecure);
+  ASSERT_EQ(c.entries()[0].mirrors.size(), 2u);
+  EXPECT_EQ(c.entries()[0].mirrors[0].location, "near.example");
+  EXPECT_EQ(c.entries()[0].mirrors[1].location, "far.example");
+}
+
+TEST(RegistriesConfTest, LiteralAndEscapedStringsAreRead) {
+  RegistriesConf c = Conf(R"(
+[[registry]]
+prefix = 'example.com/foo'
+location = '''internal.example.com:5000/bar'''
+[[registry.mirror]]
+location = "m\u002eexample"
+[[registry]]
+"location" = 'second.example'
+)");
+  ASSERT_EQ(c.entries().size(), 2u);
+  EXPECT_EQ(c.entries()[0].prefix, "example.com/foo");
+  EXPECT_EQ(c.entries()[0].location, "internal.example.com:5000/bar");
+  ASSERT_EQ(c.entries()[0].mirrors.size(), 1u);
+  EXPECT_EQ(c.entries()[0].mirrors[0].location, "m.example");
+  EXPECT_EQ(c.entries()[1].location, "second.example");
+}
+
+TEST(RegistriesConfTest, KeysRegfsDoesNotUseAreReadPast) {
+  RegistriesConf c = Conf(R"(
+unqualified-search-registries = ["docker.io"]
+short-name-mode = "enforcing"
+credential-helpers = ["containers-auth.json", "secretservice"]
+some-future-setting = { retries = 3, timeout = 1.5, since = 2024-01-01T00:00:00Z }
+
+[registries.search]
+registries = ["docker.io"]
+[registries.insecure]
+registries = []
+
+[[registry]]
+location = "example.com"
+some-future-key = 42
+
+[aliases]
+"fedora" = "registry.fedoraproject.org/fedora"
+)");
+  ASSERT_EQ(c.entries().size(), 1u);
+  EXPECT_EQ(c.entries()[0].location, "example.com");
+}
+
+TEST(RegistriesConfTest, ASyntaxErrorNamesTheFileAndTheLine) {
+  std::string missing = MergeError("[[registry]]\nlocation = \"x\"\ninsecure =\n");
+  EXPECT_EQ(missing.rfind("/etc/bad.conf: line 3: ", 0), 0u) << missing;
+  std::string unterminated = MergeError("# c\n\n[[registry]]\n\nlocation = \"x\n");
+  EXPECT_EQ(unterminated.rfind("/etc/bad.conf: line 5: ", 0), 0u) << unterminated;
+  std::string twice = MergeError("[[registry]]\nlocation = \"x\"\nlocation = \"y\"\n");
+  EXPECT_EQ(twice.rfind("/etc/bad.conf: line 3: ", 0), 0u) << twice;
+  EXPECT_NE(twice.find("location"), std::string::npos) << twice;
+  // One line, without toml11's source excerpt.
+  EXPECT_EQ(twice.find('\n'), std::string::npos) << twice;
+  // TOML 1.0 keeps an inline table on one line.
+  std::string split =
+      MergeError("[[registry]]\nmirror = [{ location = \"m\",\n  insecure = true }]\n");
+  EXPECT_EQ(split.rfind("/etc/bad.conf: line 2: ", 0), 0u) << split;
+}
+
+TEST(RegistriesConfTest, AValueOfTheWrongTypeIsAnErrorNamingTheKey) {
+  EXPECT_EQ(MergeError("[[registry]]\nlocation = \"x\"\ninsecure = \"yes\"\n"),
+            "/etc/bad.conf: line 3: [[registry]] \"insecure\" must be true or false");
+  EXPECT_EQ(MergeError("[[registry]]\nlocation = \"x\"\nblocked = 1\n"),
+            "/etc/bad.conf: line 3: [[registry]] \"blocked\" must be true or false");
+  EXPECT_EQ(MergeError("registry = [{ location = 5000 }]\n"),
+            "/etc/bad.conf: line 1: [[registry]] \"location\" must be a string");
+  EXPECT_EQ(MergeError("[[registry]]\nlocation = \"x\"\nmirror = [{ location = \"m\", "
+                       "pull-from-mirror = true }]\n"),
+            "/etc/bad.conf: line 3: [[registry.mirror]] \"pull-from-mirror\" must be a string");
+  EXPECT_EQ(MergeError("[[registry]]\nlocation = \"x\"\nmirror = [\"m\"]\n"),
+            "/etc/bad.conf: line 3: [[registry.mirror]] must be a table");
+  EXPECT_EQ(MergeError("[registry]\nlocation = \"x\"\n"),
+            "/etc/bad.conf: line 1: \"registry\" must be an array of tables ([[registry]])");
+  EXPECT_EQ(MergeError("\n[[registry]]\ninsecure = true\n"),
+            "/etc/bad.conf: line 2: [[registry]] needs a location or a prefix");
+}
+
+TEST(RegistriesConfTest, CommentsAreLeftOutButNotHashesInStrings) {
+  RegistriesConf c = Conf(
+      "# a comment with \"quotes\", 'apostrophes', [brackets and {braces\n"
+      "[[registry]] # [[registry]]\r\n"
+      "prefix = \"p.example/#x\"  # prefix = \"no\"\n"
+      "location = 'l.example/#y'#\n"
+      "mirror = [ # {\n"
+      "  { location = \"\"\"m.example/#z\"\"\" }, # ]\n"
+      "]\n"
+      "x = '''\n# not a comment\n'''\n"
+      "# last, without a line break");
+  ASSERT_EQ(c.entries().size(), 1u);
+  EXPECT_EQ(c.entries()[0].prefix, "p.example/#x");
+  EXPECT_EQ(c.entries()[0].location, "l.example/#y");
+  ASSERT_EQ(c.entries()[0].mirrors.size(), 1u);
+  EXPECT_EQ(c.entries()[0].mirrors[0].location, "m.example/#z");
+  // Lines keep their numbers.
+  EXPECT_EQ(MergeError("# one\n# two\n[[registry]] # three\nlocation = 4\n"),
+            "/etc/bad.conf: line 4: [[registry]] \"location\" must be a string");
+  // A comment TOML refuses is still refused.
+  for (const char* text : {"# a \x01 control character\n", "# a lone \r in a comment\n"}) {
+    EXPECT_EQ(MergeError(text).rfind("/etc/bad.conf: line 1: ", 0), 0u) << text;
+  }
+  // UTF-8 in comments is fine.
+  EXPECT_TRUE(Conf("# caf\xC3\xA9\n[[registry]]\nlocation = \"a\"\n").entries().size() == 1u);
+}
+
+TEST(RegistriesConfTest, DeepNestingIsAnErrorNotACrash) {
+  const std::string deep = "x = " + std::string(100000, '[') + std::string(100000, ']') + "\n";
+  EXPECT_NE(MergeError(deep).find("nested"), std::string::npos);
+  EXPECT_NE(MergeError("x = " + std::string(100000, '{')).find("nested"), std::string::npos);
+  // Brackets in comments and strings are not nesting.
+  const std::string many(1000, '[');
+  RegistriesConf c = Conf("# " + many + "\nx = \"" + many + "\"\ny = '" + many + "'\nz = \"\"\"\n" +
+                          many + "\"\"\"\"\n[[registry]]\nlocation = \"a.example\"\n");
+  EXPECT_EQ(c.entries().size(), 1u);
+}
+
+TEST(RegistriesConfTest, AnOversizedTextIsAnError) {
+  RegistriesConf c;
+  Status s = c.Merge(std::string(5 << 20, '#'), "/etc/big.conf");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message.rfind("/etc/big.conf: ", 0), 0u) << s.error().message;
+}
+
+TEST(RegistriesConfTest, CrLfLineEndsAndAByteOrderMarkAreRead) {
+  RegistriesConf c = Conf("\xEF\xBB\xBF[[registry]]\r\nlocation = \"a\"\r\ninsecure = true\r\n");
+  ASSERT_EQ(c.entries().size(), 1u);
+  EXPECT_TRUE(c.entries()[0].insecure);
+}
+
 class ScopedEnv {
  public:
   ScopedEnv(const char* name, const std::string& value) : name_(name) {
