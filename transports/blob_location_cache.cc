@@ -421,20 +421,25 @@ bool BlobLocationCache::RecordLocked(const std::string& registry, const std::str
   return false;
 }
 
+template <class F>
+void BlobLocationCache::WithDb(F&& use_db) noexcept {
+  std::vector<std::string> messages;
+  try {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (db_) use_db();
+    messages.swap(pending_);
+  } catch (...) {  // out of memory: the cache skips this one
+  }
+  FlushLog(std::move(messages));
+}
+
 void BlobLocationCache::Record(const std::string& registry, const std::string& repository,
                                const std::string& digest) noexcept {
   if (!ValidName(registry, kMaxRegistry) || !ValidName(repository, kMaxRepository) ||
       !ValidName(digest, kMaxDigest)) {
     return;
   }
-  std::vector<std::string> messages;
-  try {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (db_) RecordLocked(registry, repository, digest);
-    messages.swap(pending_);
-  } catch (...) {  // out of memory: this record is skipped
-  }
-  FlushLog(std::move(messages));
+  WithDb([&] { RecordLocked(registry, repository, digest); });
 }
 
 std::vector<std::string> BlobLocationCache::Repositories(const std::string& registry,
@@ -444,32 +449,27 @@ std::vector<std::string> BlobLocationCache::Repositories(const std::string& regi
   if (!ValidName(registry, kMaxRegistry) || !ValidName(digest, kMaxDigest) || limit == 0) {
     return out;
   }
-  std::vector<std::string> messages;
-  try {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (db_) {
-      int rc;
-      {
-        Use use(st_.lookup.get());
-        use.Text(1, registry);
-        use.Text(2, digest);
-        use.Int(3, static_cast<int64_t>(std::min(limit, kMaxLimit)));
-        while ((rc = use.Step()) == SQLITE_ROW) {
-          const unsigned char* text = sqlite3_column_text(use.get(), 0);
-          int size = sqlite3_column_bytes(use.get(), 0);
-          if (text) out.emplace_back(reinterpret_cast<const char*>(text), size);
-        }
-      }
-      if (rc != SQLITE_DONE) {
-        out.clear();
-        FailLocked(rc, "looking up a blob");
+  bool complete = false;
+  WithDb([&] {
+    int rc;
+    {
+      Use use(st_.lookup.get());
+      use.Text(1, registry);
+      use.Text(2, digest);
+      use.Int(3, static_cast<int64_t>(std::min(limit, kMaxLimit)));
+      while ((rc = use.Step()) == SQLITE_ROW) {
+        const unsigned char* text = sqlite3_column_text(use.get(), 0);
+        int size = sqlite3_column_bytes(use.get(), 0);
+        if (text) out.emplace_back(reinterpret_cast<const char*>(text), size);
       }
     }
-    messages.swap(pending_);
-  } catch (...) {  // out of memory: knows nothing
-    out.clear();
-  }
-  FlushLog(std::move(messages));
+    if (rc != SQLITE_DONE) {
+      FailLocked(rc, "looking up a blob");
+      return;
+    }
+    complete = true;
+  });
+  if (!complete) out.clear();  // an error, or out of memory: knows nothing
   return out;
 }
 
@@ -479,24 +479,17 @@ void BlobLocationCache::Forget(const std::string& registry, const std::string& r
       !ValidName(digest, kMaxDigest)) {
     return;
   }
-  std::vector<std::string> messages;
-  try {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (db_) {
-      int rc;
-      {
-        Use use(st_.forget.get());
-        use.Text(1, registry);
-        use.Text(2, digest);
-        use.Text(3, repository);
-        rc = use.Step();
-      }
-      if (rc != SQLITE_DONE) FailLocked(rc, "forgetting a location");
+  WithDb([&] {
+    int rc;
+    {
+      Use use(st_.forget.get());
+      use.Text(1, registry);
+      use.Text(2, digest);
+      use.Text(3, repository);
+      rc = use.Step();
     }
-    messages.swap(pending_);
-  } catch (...) {
-  }
-  FlushLog(std::move(messages));
+    if (rc != SQLITE_DONE) FailLocked(rc, "forgetting a location");
+  });
 }
 
 bool BlobLocationCache::usable() const noexcept {

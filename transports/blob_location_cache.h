@@ -99,6 +99,10 @@ class BlobLocationCache {
   void FailLocked(int rc, const char* what, const std::string& error);
   void NoteLocked(const std::string& kind, const std::string& message);
   void FlushLog(std::vector<std::string> messages) const noexcept;
+  // Runs use_db() under mu_ when the database is open, then logs what it noted; an
+  // exception (out of memory) skips the rest of it.
+  template <class F>
+  void WithDb(F&& use_db) noexcept;
 
   const std::string path_;
   const Log log_;
