@@ -102,7 +102,7 @@ class UploadPipe {
   }
 
  private:
-  static constexpr size_t kCapacity = 1 << 20;
+  static constexpr size_t kCapacity = 512 << 10;
   const int64_t size_;
   std::mutex mu_;
   std::condition_variable cv_;

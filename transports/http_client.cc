@@ -216,7 +216,7 @@ void Configure(CURL* h, Transfer* t, const HttpOptions& options, CURLSH* share) 
     curl_easy_setopt(h, CURLOPT_PIPEWAIT, 1L);  // wait to multiplex rather than connect anew
   } else {
     curl_easy_setopt(h, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
   }
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
