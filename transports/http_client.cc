@@ -396,12 +396,6 @@ class HandlePool {
   std::vector<Idle> idle_;  // guarded by mu_, oldest first
 };
 
-std::string OriginOf(const std::string& url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return {};
-  return url.substr(0, url.find_first_of("/?#", scheme + 3));
-}
-
 }  // namespace
 
 class HttpClient::Impl {
@@ -425,7 +419,7 @@ class HttpClient::Impl {
       multi_.Release(h);
       return resp;
     }
-    std::string origin = OriginOf(req.url);
+    std::string origin = UrlOrigin(req.url);
     CurlEasyPtr h = pool_.Acquire(origin);
     if (!h) return Failed("cannot create a curl handle");
     Transfer t(&req, &resp, h.get());
@@ -450,6 +444,13 @@ class HttpClient::Impl {
   HandlePool pool_;
   MultiDriver multi_;
 };
+
+std::string UrlOrigin(const std::string& url) {
+  size_t scheme = url.find("://");
+  if (scheme == std::string::npos) return {};
+  size_t end = url.find_first_of("/?#", scheme + 3);
+  return url.substr(0, end);
+}
 
 std::string LowerHeaderName(std::string_view name) {
   std::string out(name);

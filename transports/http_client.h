@@ -117,6 +117,9 @@ class HttpClient {
 // retried: a registry that stalled for the whole timeout would make every retry as slow.
 bool IsRetryable(HttpFailure failure);
 
+// "https://host/path?x" → "https://host"; used to compare hosts before sending credentials.
+std::string UrlOrigin(const std::string& url);
+
 // Lowercases an HTTP header name.
 std::string LowerHeaderName(std::string_view name);
 

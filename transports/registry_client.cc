@@ -146,13 +146,6 @@ int ErrnoForStatus(long status) {
   }
 }
 
-std::string UrlOrigin(const std::string& url) {
-  size_t scheme = url.find("://");
-  if (scheme == std::string::npos) return {};
-  size_t end = url.find_first_of("/?#", scheme + 3);
-  return url.substr(0, end);
-}
-
 RegistryClient::RegistryClient(std::string registry, RegistryOptions options,
                                std::shared_ptr<HttpClient> http)
     : registry_(std::move(registry)),

@@ -182,7 +182,4 @@ std::vector<std::string> RegistryErrorCodes(const std::string& body);
 // errno for an HTTP status, as DESIGN §1 maps them.
 int ErrnoForStatus(long status);
 
-// "https://host/path?x" → "https://host"; used to compare hosts before sending credentials.
-std::string UrlOrigin(const std::string& url);
-
 }  // namespace regfs

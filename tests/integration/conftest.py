@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from testlib import standard, tools  # noqa: E402
 from testlib.faultproxy import FaultProxy  # noqa: E402
 from testlib.registry import Registry  # noqa: E402
+from testlib.tlsca import TestCA  # noqa: E402
 
 
 # ---- regfs -------------------------------------------------------------------------------
@@ -100,6 +101,12 @@ def registry2():
 def auth_registry():
     with Registry(users={"alice": "wonderland", "bob": "builder"}, name="auth") as r:
         yield r
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory):
+    """A test CA, one per module (tests/testlib/tlsca.py)."""
+    return TestCA(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture

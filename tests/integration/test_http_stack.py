@@ -29,7 +29,6 @@ import pytest
 from testlib import images, tools
 from testlib.registry import Registry, RegistryTLS, free_port
 from testlib.tcprelay import TCPRelay
-from testlib.tlsca import TestCA
 
 # Just over 1 MiB, the largest blob fetched as one buffered request: layers of this size are
 # streamed, each on a connection of its own.
@@ -38,11 +37,6 @@ LAYERS4 = 4
 
 
 # ---- registries and relays, one set per module ---------------------------------------------
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("http-ca"))
-
 
 @pytest.fixture(scope="module")
 def tls_reg(ca):

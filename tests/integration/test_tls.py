@@ -13,12 +13,6 @@ import pytest
 from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.registry import Registry, RegistryTLS, free_port
-from testlib.tlsca import TestCA
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory):
-    return TestCA(tmp_path_factory.mktemp("ca"))
 
 
 @pytest.fixture(scope="module")
