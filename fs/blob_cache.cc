@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "transports/digest.h"
+#include "transports/util/digest.h"
 
 namespace regfs {
 

@@ -13,8 +13,8 @@
 #include <mutex>
 #include <string>
 
-#include "transports/file_util.h"
-#include "transports/result.h"
+#include "transports/util/file_util.h"
+#include "transports/util/result.h"
 
 namespace regfs {
 

@@ -23,14 +23,14 @@
 #include "fs/fetch_pool.h"
 #include "fs/interval_set.h"
 #include "fs/mount_options.h"
-#include "transports/digest.h"
-#include "transports/registry_client.h"
+#include "transports/registry/registry.h"
+#include "transports/util/digest.h"
 
 namespace regfs {
 
 // Where a blob can be fetched from.
 struct BlobLocation {
-  std::shared_ptr<RegistryClient> client;
+  std::shared_ptr<Registry> client;
   std::string repository;
 };
 

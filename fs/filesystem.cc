@@ -10,10 +10,10 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "transports/auth_file.h"
-#include "transports/digest.h"
-#include "transports/dir_transport.h"
-#include "transports/image_reference.h"
+#include "transports/config/auth_file.h"
+#include "transports/dir/dir_transport.h"
+#include "transports/types/image_reference.h"
+#include "transports/util/digest.h"
 
 namespace regfs {
 namespace {
@@ -28,29 +28,10 @@ bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfin
 
 std::string Join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "/" + b; }
 
-// Registries named in the auth.json files, for the root listing.
-std::set<std::string> RegistriesFromAuthFiles(const std::string& authfile) {
-  std::set<std::string> out;
-  for (const std::string& path : AuthFileSearchPath(authfile)) {
-    auto text = ReadFileBounded(path, 16 << 20);
-    if (!text.ok()) continue;
-    auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (!j.is_object() || !j.contains("auths") || !j["auths"].is_object()) continue;
-    for (auto& [key, value] : j["auths"].items()) {
-      std::string host = key;
-      for (const char* scheme : {"https://", "http://"}) {
-        if (StartsWith(host, scheme)) host = host.substr(std::string(scheme).size());
-      }
-      host = host.substr(0, host.find('/'));
-      if (IsValidRegistryHost(host)) out.insert(host);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
-Filesystem::Filesystem(const MountOptions& options) : options_(options) {}
+Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
+    : options_(options), registries_factory_(std::move(registries)) {}
 
 Filesystem::~Filesystem() {
   {
@@ -63,21 +44,17 @@ Filesystem::~Filesystem() {
   if (log_ && log_ != stderr) std::fclose(log_);
 }
 
-Result<std::unique_ptr<Filesystem>> Filesystem::Create(const MountOptions& options) {
-  std::unique_ptr<Filesystem> fs(new Filesystem(options));
+Result<std::unique_ptr<Filesystem>> Filesystem::Create(const MountOptions& options,
+                                                       RegistryFactory registries,
+                                                       std::shared_ptr<RegistryCounters> counters) {
+  std::unique_ptr<Filesystem> fs(new Filesystem(options, std::move(registries)));
+  fs->counters_ = counters ? std::move(counters) : std::make_shared<RegistryCounters>();
   fs->log_ = stderr;
   if (!options.log_file.empty()) {
     fs->log_ = std::fopen(options.log_file.c_str(), "ae");
     if (!fs->log_) return SysError("opening log file", options.log_file);
     std::setvbuf(fs->log_, nullptr, _IOLBF, 0);
   }
-  HttpClient::Options http;
-  http.connect_timeout_s = options.timeout;
-  http.stall_timeout_s = options.timeout;
-  fs->http_ = std::make_shared<HttpClient>(http);
-  fs->blob_locations_ =
-      BlobLocationCache::Open(BlobLocationCache::DefaultPath(),
-                              [self = fs.get()](const std::string& line) { self->Log(line); });
   ASSIGN_OR_RETURN(fs->cache_, BlobCache::Open(options.cache_dir, options.cache_size));
   RETURN_IF_ERROR(RemoveAll(options.cache_dir + "/staging"));  // a previous mount's leftovers
   RETURN_IF_ERROR(MakeDirs(options.cache_dir + "/staging", 0700));
@@ -85,7 +62,7 @@ Result<std::unique_ptr<Filesystem>> Filesystem::Create(const MountOptions& optio
   Filesystem* self = fs.get();
   fs->blobs_ = std::make_unique<BlobStore>(fs->cache_.get(), fs->pool_.get(), options.verify,
                                            [self](const std::string& line) { self->Log(line); });
-  fs->registries_ = RegistriesFromAuthFiles(options.authfile);
+  fs->registries_ = RegistriesWithCredentials(options.authfile);
   fs->nodes_[kRootIno] = MakeNode(Kind::kRoot);
   fs->nodes_[kRootIno].lookups = 1;
   return fs;
@@ -110,26 +87,17 @@ std::chrono::steady_clock::time_point Filesystem::Expiry(int seconds) const {
   return std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
 }
 
-std::shared_ptr<RegistryClient> Filesystem::Client(const std::string& registry) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto& client = clients_[registry];
-  if (!client) {
-    RegistryOptions o;
-    o.tls_verify = options_.insecure.count(registry) == 0;
-    o.authfile = options_.authfile;
-    o.counters = counters_;
-    o.retry_times = 2;
-    o.blob_locations = blob_locations_;
-    if (options_.debug) o.log = [this](const std::string& line) { Log(line); };
-    // registries.conf `insecure` hosts; certs.d and auth files are the client's own business.
-    if (auto conf = LoadRegistriesConf(); conf.ok()) {
-      o.registries_conf = *conf;
-    } else {
-      Log(conf.error().message);
-    }
-    client = std::make_shared<RegistryClient>(registry, o, http_);
+Result<std::shared_ptr<Registry>> Filesystem::Client(const std::string& registry) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = clients_.find(registry);
+    if (it != clients_.end()) return it->second;
   }
-  return client;
+  // Opening makes no request, but may read configuration files: not under mu_.
+  ASSIGN_OR_RETURN(std::shared_ptr<Registry> opened,
+                   registries_factory_(registry, [this](const std::string& line) { Log(line); }));
+  std::lock_guard<std::mutex> lock(mu_);
+  return clients_.try_emplace(registry, std::move(opened)).first->second;
 }
 
 Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry) {
@@ -140,7 +108,8 @@ Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry
       return it->second.value;
     }
   }
-  auto repos = Client(registry)->Catalog();
+  ASSIGN_OR_RETURN(auto client, Client(registry));
+  auto repos = client->Catalog();
   if (!repos.ok()) {
     // A registry without _catalog lists nothing, but lookups still work.
     if (repos.error().errnum != ENOENT && repos.error().errnum != EOPNOTSUPP) return repos.error();
@@ -170,7 +139,8 @@ Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
       return it->second.value;
     }
   }
-  auto tags = Client(registry)->ListTags(repo);
+  ASSIGN_OR_RETURN(auto client, Client(registry));
+  auto tags = client->ListTags(repo);
   if (!tags.ok()) {
     if (tags.error().errnum != ENOENT) return tags.error();
     tags = std::vector<std::string>{};
@@ -198,7 +168,7 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::View(const std:
       if (v != views_.end()) return v->second;
     }
   }
-  auto client = Client(registry);
+  ASSIGN_OR_RETURN(auto client, Client(registry));
   ASSIGN_OR_RETURN(RawManifest top, client->GetManifest(repo, digest.empty() ? ref : digest));
   if (!IsSha256Digest(ref)) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -218,8 +188,8 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
   view->entries.push_back(
       {"version", Kind::kVersion, "", "", static_cast<int64_t>(kDirVersion.size())});
   std::vector<Manifest> images;
+  ASSIGN_OR_RETURN(auto client, Client(registry));
   if (parsed.is_index) {
-    auto client = Client(registry);
     for (const Descriptor& d : parsed.manifests) {
       ASSIGN_OR_RETURN(RawManifest inst, client->GetManifest(repo, d.digest));
       ASSIGN_OR_RETURN(Manifest m, ParseManifest(inst.bytes, inst.media_type));
@@ -244,7 +214,6 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
     }
   }
   view->top = std::move(top);
-  auto client = Client(registry);
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& e : view->entries) {
     if (e.kind != Kind::kBlob) continue;
@@ -364,7 +333,7 @@ Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::s
   if (!ImageOf(dir, &repo, &ref)) return MakeError(ENOENT, "");
   if (!IsSha256Digest(ref)) {
     // While a staging image is there, the directory is what was written into it.
-    if (auto staging = StagingOf(dir, false)) {
+    if (auto staging = StagingOf(dir)) {
       if (!staging->Has(name)) return MakeError(ENOENT, "");
       *key = "S|" + dir.registry + "|" + repo + "|" + ref + "|" + name;
       Node n = MakeNode(Kind::kStagedFile, dir.registry, repo, ref);
@@ -437,7 +406,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         auto in_image = LookupInImage(parent, name, key);
         if (in_image.ok() || in_image.error().errnum != ENOENT) return in_image;
         // Files written here make it an image directory: nothing else is in it.
-        if (StagingOf(parent, false)) return MakeError(ENOENT, "");
+        if (StagingOf(parent)) return MakeError(ENOENT, "");
       }
       // Pasted references: repo:tag and repo@sha256:… are symlinks into the tree.
       size_t at = name.find('@');
@@ -500,7 +469,8 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
       }
       if (tag_like && ListAge(tags_, reg + "/" + path, options_.list_ttl) > kRecheckAfter) {
         // A tag pushed since the list was cached.
-        auto digest = Client(reg)->ResolveDigest(path, name);
+        ASSIGN_OR_RETURN(auto client, Client(reg));
+        auto digest = client->ResolveDigest(path, name);
         if (digest.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
           tags_.erase(reg + "/" + path);
@@ -560,7 +530,7 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       a.timeout = 0;
       break;
     case Kind::kStagedFile: {
-      auto staging = StagingOf(node, false);
+      auto staging = StagingOf(node);
       if (!staging || !staging->Has(node.target)) return MakeError(ENOENT, "");
       a.mode = S_IFREG | 0644;
       a.nlink = 1;
@@ -653,7 +623,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
       // the image at the registry.
       std::string repo, ref;
       if (ImageOf(node, &repo, &ref)) {
-        auto staging = IsSha256Digest(ref) ? nullptr : StagingOf(node, false);
+        auto staging = IsSha256Digest(ref) ? nullptr : StagingOf(node);
         if (staging) {
           for (const std::string& name : staging->Names()) {
             out.push_back({name, ino_of("S|" + node.registry + "|" + repo + "|" + ref + "|" + name),
@@ -740,7 +710,7 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
   OpenedFile opened;
   switch (node.kind) {
     case Kind::kStagedFile: {
-      auto staging = StagingOf(node, false);
+      auto staging = StagingOf(node);
       if (!staging) return MakeError(ENOENT, "");
       ASSIGN_OR_RETURN(handle->bytes, staging->ReadSmall(node.target));
       opened.direct_io = true;

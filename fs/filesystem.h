@@ -24,9 +24,8 @@
 #include "fs/fetch_pool.h"
 #include "fs/mount_options.h"
 #include "fs/staging_image.h"
-#include "transports/http_client.h"
-#include "transports/manifest.h"
-#include "transports/registry_client.h"
+#include "transports/manifest/manifest.h"
+#include "transports/registry/registry.h"
 
 namespace regfs {
 
@@ -55,7 +54,11 @@ struct OpenedFile {
 
 class Filesystem {
  public:
-  static Result<std::unique_ptr<Filesystem>> Create(const MountOptions& options);
+  // `registries` opens the registry of a host on first use; `counters` (optional) is what
+  // those registries count, shown in .regfs/stats.
+  static Result<std::unique_ptr<Filesystem>> Create(
+      const MountOptions& options, RegistryFactory registries,
+      std::shared_ptr<RegistryCounters> counters = nullptr);
   ~Filesystem();
 
   Result<NodeAttr> Lookup(uint64_t parent, const std::string& name);
@@ -171,9 +174,10 @@ class Filesystem {
     int64_t check_next = 0;
   };
 
-  explicit Filesystem(const MountOptions& options);
+  Filesystem(const MountOptions& options, RegistryFactory registries);
 
-  std::shared_ptr<RegistryClient> Client(const std::string& registry);
+  // The registry of a host, opened on first use; an error (a blocked host) is not kept.
+  Result<std::shared_ptr<Registry>> Client(const std::string& registry);
   Result<std::vector<std::string>> Catalog(const std::string& registry);
   // How long ago a cached catalog or tag list was fetched (max when none is cached).
   std::chrono::steady_clock::duration ListAge(
@@ -207,9 +211,11 @@ class Filesystem {
   uint32_t DirMode() const;
   // The (registry, repository, tag) a directory stands for as an image, if it can.
   bool ImageOf(const Node& dir, std::string* repo, std::string* tag) const;
-  // The staging image of a tag directory (created when `create`), or null. A settled one
-  // (pushed and idle) is dropped, and null returned.
-  std::shared_ptr<StagingImage> StagingOf(const Node& dir, bool create);
+  // The staging image of a tag directory, or null. A settled one (pushed and idle) is dropped,
+  // and null returned.
+  std::shared_ptr<StagingImage> StagingOf(const Node& dir);
+  // The staging image of a tag directory, made if there is none.
+  Result<std::shared_ptr<StagingImage>> StagingFor(const Node& dir);
   // Forgets what is cached about a tag (after a push or a delete).
   void Invalidate(const std::string& registry, const std::string& repo, const std::string& tag);
   Result<std::shared_ptr<OpenHandle>> HandleOf(uint64_t handle);
@@ -219,9 +225,8 @@ class Filesystem {
   Error Logged(Error e);
 
   const MountOptions options_;
-  std::shared_ptr<HttpClient> http_;
-  std::shared_ptr<BlobLocationCache> blob_locations_;  // shared with commands and other mounts
-  std::shared_ptr<RegistryCounters> counters_ = std::make_shared<RegistryCounters>();
+  const RegistryFactory registries_factory_;
+  std::shared_ptr<RegistryCounters> counters_;
   std::unique_ptr<BlobCache> cache_;
   std::unique_ptr<FetchPool> pool_;
   std::unique_ptr<BlobStore> blobs_;
@@ -233,7 +238,7 @@ class Filesystem {
   std::map<uint64_t, Node> nodes_;                                   // guarded by mu_
   std::map<std::string, uint64_t> inos_;                             // key → ino, guarded by mu_
   std::set<std::string> registries_;                                 // guarded by mu_
-  std::map<std::string, std::shared_ptr<RegistryClient>> clients_;   // guarded by mu_
+  std::map<std::string, std::shared_ptr<Registry>> clients_;         // guarded by mu_
   std::map<std::string, Timed<std::vector<std::string>>> catalogs_;  // guarded by mu_
   std::map<std::string, Timed<std::vector<std::string>>> tags_;      // guarded by mu_
   std::map<std::string, Timed<std::string>> tag_digests_;            // guarded by mu_

@@ -8,10 +8,10 @@
 #include <algorithm>
 
 #include "fs/filesystem.h"
-#include "transports/digest.h"
-#include "transports/docker_transport.h"
-#include "transports/image_delete.h"
-#include "transports/image_reference.h"
+#include "transports/registry/docker_transport.h"
+#include "transports/registry/image_delete.h"
+#include "transports/types/image_reference.h"
+#include "transports/util/digest.h"
 
 namespace regfs {
 namespace {
@@ -28,7 +28,7 @@ constexpr int kLeftoverSeconds = 60;
 
 }  // namespace
 
-std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node, bool create) {
+std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node) {
   std::string repo, tag;
   if (node.kind == Kind::kStagedFile) {
     repo = node.path;
@@ -44,14 +44,23 @@ std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node, bool creat
       stagings_.erase(it);  // the directory shows the pushed image now
       it = stagings_.end();
     }
-    if (it != stagings_.end() || !create) return it == stagings_.end() ? nullptr : it->second;
+    return it == stagings_.end() ? nullptr : it->second;
   }
-  auto client = Client(node.registry);
+}
+
+Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
+  if (auto staging = StagingOf(dir)) return staging;
+  std::string repo, tag;
+  if (!ImageOf(dir, &repo, &tag) || IsSha256Digest(tag)) {
+    return MakeError(EROFS, "only a tag's directory takes new files");
+  }
+  std::string key = dir.registry + "|" + repo + "|" + tag;
+  ASSIGN_OR_RETURN(auto client, Client(dir.registry));
   std::lock_guard<std::mutex> lock(mu_);
   leftovers_.erase(key);
   auto& staging = stagings_[key];
   if (!staging) {
-    staging = std::make_shared<StagingImage>(node.registry, repo, tag, client,
+    staging = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
                                              options_.cache_dir + "/staging");
   }
   return staging;
@@ -105,7 +114,7 @@ Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
   if (Status s = StagingImage::CheckName(name); !s.ok()) {
     return Logged(Annotate(s.error(), "creating " + repo + ":" + tag + "/" + name));
   }
-  auto staging = StagingOf(parent, true);
+  ASSIGN_OR_RETURN(auto staging, StagingFor(parent));
   RETURN_IF_ERROR(staging->Create(name));
   Node node = MakeNode(Kind::kStagedFile, parent.registry, repo, tag);
   node.target = name;
@@ -127,7 +136,7 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
   auto handle = std::make_shared<OpenHandle>();
   switch (node.kind) {
     case Kind::kStagedFile: {
-      handle->staging = StagingOf(node, false);
+      handle->staging = StagingOf(node);
       if (!handle->staging) return MakeError(ENOENT, "");
       handle->staging->OpenFile();
       handle->name = node.target;
@@ -142,7 +151,7 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
       // Writing into a tag's directory stages a new image under that tag.
       if (IsSha256Digest(node.target)) return MakeError(EROFS, "");
       Node dir = MakeNode(Kind::kImage, node.registry, node.path, node.target);
-      handle->staging = StagingOf(dir, true);
+      ASSIGN_OR_RETURN(handle->staging, StagingFor(dir));
       handle->staging->OpenFile();
       handle->name = node.kind == Kind::kManifestFile ? "manifest.json" : "version";
       RETURN_IF_ERROR(handle->staging->Create(handle->name));
@@ -217,7 +226,7 @@ Result<NodeAttr> Filesystem::SetAttr(uint64_t ino, const int64_t* size) {
   if (size) {
     if (options_.read_only) return ReadOnly();
     if (node.kind == Kind::kStagedFile) {
-      auto staging = StagingOf(node, false);
+      auto staging = StagingOf(node);
       if (!staging) return MakeError(ENOENT, "");
       if (*size == 0) {
         RETURN_IF_ERROR(staging->Create(node.target));
@@ -241,11 +250,12 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
   const Node& node = *found;
   switch (node.kind) {
     case Kind::kStagedFile: {
-      auto staging = StagingOf(node, false);
+      auto staging = StagingOf(node);
       if (!staging) return Ok();
       if (node.target == "manifest.json" && staging->pushed()) {
         // Pushed already: the manifest's removal deletes the image.
-        Status s = DeleteImage(*Client(node.registry), node.path, node.ref, /*force=*/false);
+        ASSIGN_OR_RETURN(auto client, Client(node.registry));
+        Status s = DeleteImage(*client, node.path, node.ref, /*force=*/false);
         Invalidate(node.registry, node.path, node.ref);
         if (!s.ok()) return Logged(s.error());
       }
@@ -254,7 +264,8 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
     case Kind::kManifestFile: {
       // Deleting the manifest deletes the image, by the rule of DeleteImage().
       auto view = View(node.registry, node.path, node.target);
-      Status s = DeleteImage(*Client(node.registry), node.path, node.target, /*force=*/false);
+      ASSIGN_OR_RETURN(auto client, Client(node.registry));
+      Status s = DeleteImage(*client, node.path, node.target, /*force=*/false);
       Invalidate(node.registry, node.path, node.target);
       if (!s.ok()) return Logged(s.error());
       if (view.ok() && !IsSha256Digest(node.target)) {
@@ -307,7 +318,8 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
     Invalidate(node.registry, repo, tag);
     auto tags = Tags(node.registry, repo);
     if (tags.ok() && std::find(tags->begin(), tags->end(), tag) != tags->end()) {
-      Status s = DeleteImage(*Client(node.registry), repo, tag, /*force=*/false);
+      ASSIGN_OR_RETURN(auto client, Client(node.registry));
+      Status s = DeleteImage(*client, repo, tag, /*force=*/false);
       Invalidate(node.registry, repo, tag);
       if (!s.ok() && s.error().errnum != ENOENT) return Logged(s.error());
     }
@@ -346,7 +358,7 @@ Status Filesystem::Rename(uint64_t parent_ino, const std::string& name, uint64_t
     std::lock_guard<std::mutex> lock(mu_);
     stagings_.erase(node.registry + "|" + repo + "|" + tag);
   }
-  auto client = Client(node.registry);
+  ASSIGN_OR_RETURN(auto client, Client(node.registry));
   auto manifest = client->GetManifest(repo, tag);
   if (!manifest.ok()) return Logged(manifest.error());
   Status put = client->PutManifest(repo, new_name, manifest->bytes, manifest->media_type);

@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "transports/image_reference.h"
+#include "transports/types/image_reference.h"
 
 namespace regfs {
 namespace {

@@ -5,8 +5,8 @@
 #include <set>
 #include <string>
 
-#include "transports/manifest.h"
-#include "transports/result.h"
+#include "transports/manifest/manifest.h"
+#include "transports/util/result.h"
 
 namespace regfs {
 

@@ -7,11 +7,11 @@
 #include <cstdlib>
 #include <vector>
 
-#include "transports/copy.h"
-#include "transports/dir_transport.h"
-#include "transports/docker_transport.h"
-#include "transports/local_blob.h"
-#include "transports/manifest.h"
+#include "transports/copy/copy.h"
+#include "transports/dir/dir_transport.h"
+#include "transports/dir/local_blob.h"
+#include "transports/manifest/manifest.h"
+#include "transports/registry/docker_transport.h"
 
 namespace regfs {
 namespace {
@@ -53,7 +53,7 @@ class KnownBlobsDestination final : public ImageDestination {
 }  // namespace
 
 StagingImage::StagingImage(std::string registry, std::string repo, std::string tag,
-                           std::shared_ptr<RegistryClient> client, std::string spill_dir)
+                           std::shared_ptr<Registry> client, std::string spill_dir)
     : registry_(std::move(registry)),
       repo_(std::move(repo)),
       tag_(std::move(tag)),

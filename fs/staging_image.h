@@ -21,18 +21,18 @@
 #include <vector>
 
 #include "fs/interval_set.h"
-#include "transports/digest.h"
-#include "transports/file_util.h"
-#include "transports/image_destination.h"
-#include "transports/image_source.h"
-#include "transports/registry_client.h"
+#include "transports/registry/registry.h"
+#include "transports/types/image_destination.h"
+#include "transports/types/image_source.h"
+#include "transports/util/digest.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 
 class StagingImage final : public ImageSource {
  public:
   StagingImage(std::string registry, std::string repo, std::string tag,
-               std::shared_ptr<RegistryClient> client, std::string spill_dir);
+               std::shared_ptr<Registry> client, std::string spill_dir);
   ~StagingImage() override = default;  // files are dropped with their uploads and spills
 
   // EINVAL, with the reason, for a name the dir: layout does not have.
@@ -107,7 +107,7 @@ class StagingImage final : public ImageSource {
   Status Push();
 
   const std::string registry_, repo_, tag_;
-  const std::shared_ptr<RegistryClient> client_;
+  const std::shared_ptr<Registry> client_;
   const std::string spill_dir_;
   std::unique_ptr<ImageDestination> dest_;
 

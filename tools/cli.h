@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "transports/registry_client.h"
-#include "transports/result.h"
+#include "transports/docker/registry_client.h"
+#include "transports/util/result.h"
 
 namespace regfs::cli {
 

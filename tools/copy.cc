@@ -1,11 +1,11 @@
 // regfs copy SOURCE DESTINATION: one image (or with --all, every platform of an index) from
 // any transport to any other, through the copy pipeline; digests are always preserved.
-#include "transports/copy.h"
+#include "transports/copy/copy.h"
 
 #include <cstdio>
 
 #include "tools/commands.h"
-#include "transports/transports.h"
+#include "transports/alltransports/transports.h"
 
 namespace regfs::cli {
 namespace {

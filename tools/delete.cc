@@ -2,8 +2,8 @@
 // registry supports it, else by digest. Deleting by digest also removes every other tag on that
 // digest, so that is refused, naming them, unless --force.
 #include "tools/commands.h"
-#include "transports/image_delete.h"
-#include "transports/image_reference.h"
+#include "transports/registry/image_delete.h"
+#include "transports/types/image_reference.h"
 
 namespace regfs::cli {
 namespace {

@@ -1,13 +1,13 @@
 // regfs inspect IMAGE: skopeo's inspect output (or with --raw the manifest, with --config the
 // configuration), byte for byte.
-#include "transports/inspect.h"
+#include "transports/image/inspect.h"
 
 #include <cstdio>
 #include <future>
 
 #include "tools/commands.h"
-#include "transports/docker_transport.h"
-#include "transports/transports.h"
+#include "transports/alltransports/transports.h"
+#include "transports/registry/docker_transport.h"
 
 namespace regfs::cli {
 namespace {

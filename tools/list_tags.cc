@@ -3,8 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tools/commands.h"
-#include "transports/image_reference.h"
-#include "transports/inspect.h"
+#include "transports/image/inspect.h"
+#include "transports/types/image_reference.h"
 
 namespace regfs::cli {
 namespace {

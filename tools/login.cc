@@ -10,8 +10,8 @@
 #include <optional>
 
 #include "tools/commands.h"
-#include "transports/auth_file.h"
-#include "transports/credential_helper.h"
+#include "transports/config/auth_file.h"
+#include "transports/config/credential_helper.h"
 
 namespace regfs::cli {
 namespace {

@@ -3,8 +3,8 @@
 #include <cstdio>
 
 #include "tools/commands.h"
-#include "transports/auth_file.h"
-#include "transports/credential_helper.h"
+#include "transports/config/auth_file.h"
+#include "transports/config/credential_helper.h"
 
 namespace regfs::cli {
 namespace {

@@ -2,9 +2,9 @@
 #include <cstdio>
 
 #include "tools/commands.h"
-#include "transports/digest.h"
-#include "transports/file_util.h"
-#include "transports/manifest.h"
+#include "transports/manifest/manifest.h"
+#include "transports/util/digest.h"
+#include "transports/util/file_util.h"
 
 namespace regfs::cli {
 namespace {

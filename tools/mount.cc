@@ -16,10 +16,29 @@
 #include "fs/fuse_adapter.h"
 #include "fs/mount_options.h"
 #include "tools/commands.h"
-#include "transports/file_util.h"
+#include "transports/alltransports/transports.h"
+#include "transports/config/registries_conf.h"
+#include "transports/util/file_util.h"
 
 namespace regfs::cli {
 namespace {
+
+// The mount's registries are opened as the commands open theirs (alltransports): the same
+// registries.conf, certs.d and credentials. registries.conf is read once, here.
+Result<std::unique_ptr<Filesystem>> OpenFilesystem(const MountOptions& options) {
+  RegistryOptions registry;
+  registry.authfile = options.authfile;
+  registry.retry_times = 2;
+  registry.counters = std::make_shared<RegistryCounters>();
+  ASSIGN_OR_RETURN(registry.registries_conf, LoadRegistriesConf());
+  HttpClient::Options http;
+  http.connect_timeout_s = options.timeout;
+  http.stall_timeout_s = options.timeout;
+  auto counters = registry.counters;
+  return Filesystem::Create(
+      options, NewRegistryFactory(std::move(registry), options.insecure, http, options.debug),
+      counters);
+}
 
 // Runs the filesystem in this process; `ready_fd` (or -1) hears "+" when the mount exists, or
 // the error text.
@@ -32,7 +51,7 @@ int Serve(const Command& self, const MountOptions& options, const std::string& m
       ready_fd = -1;
     }
   };
-  auto fs = Filesystem::Create(options);
+  auto fs = OpenFilesystem(options);
   if (!fs.ok()) {
     report("-" + fs.error().message);
     return Fail(self, fs.error());

@@ -1,4 +1,4 @@
-#include "transports/auth_file.h"
+#include "transports/config/auth_file.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "transports/file_util.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 
-#include "transports/digest.h"
+#include "transports/util/digest.h"
 
 namespace regfs {
 namespace {

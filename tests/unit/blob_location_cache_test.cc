@@ -1,4 +1,4 @@
-#include "transports/blob_location_cache.h"
+#include "transports/blobinfocache/blob_location_cache.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -13,8 +13,8 @@
 #include <thread>
 #include <vector>
 
-#include "transports/digest.h"
-#include "transports/file_util.h"
+#include "transports/util/digest.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 namespace {

@@ -1,4 +1,4 @@
-#include "transports/digest.h"
+#include "transports/util/digest.h"
 
 #include <gtest/gtest.h>
 

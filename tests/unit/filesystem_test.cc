@@ -9,7 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "fs/staging_image.h"
-#include "transports/file_util.h"
+#include "transports/alltransports/transports.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 namespace {
@@ -32,7 +33,9 @@ class FilesystemTest : public ::testing::Test {
     o.log_file = dir_ + "/log";
     o.read_only = read_only;
     o.timeout = 2;
-    auto fs = Filesystem::Create(o);
+    RegistryOptions registry;
+    registry.counters = std::make_shared<RegistryCounters>();
+    auto fs = Filesystem::Create(o, NewRegistryFactory(registry, {}, {}, false), registry.counters);
     EXPECT_TRUE(fs.ok());
     fs_ = std::move(fs).value();
     return *fs_;

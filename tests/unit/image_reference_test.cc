@@ -1,4 +1,4 @@
-#include "transports/image_reference.h"
+#include "transports/types/image_reference.h"
 
 #include <gtest/gtest.h>
 

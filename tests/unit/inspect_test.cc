@@ -1,4 +1,4 @@
-#include "transports/inspect.h"
+#include "transports/image/inspect.h"
 
 #include <gtest/gtest.h>
 

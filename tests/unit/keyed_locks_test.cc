@@ -1,4 +1,4 @@
-#include "transports/keyed_locks.h"
+#include "transports/util/keyed_locks.h"
 
 #include <gtest/gtest.h>
 

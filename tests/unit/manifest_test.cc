@@ -1,4 +1,4 @@
-#include "transports/manifest.h"
+#include "transports/manifest/manifest.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "transports/registries_conf.h"
+#include "transports/config/registries_conf.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "transports/file_util.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 namespace {

@@ -1,4 +1,4 @@
-#include "transports/registry_client.h"
+#include "transports/docker/registry_client.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "transports/tls_config.h"
+#include "transports/http/tls_config.h"
 
 #include <gtest/gtest.h>
 #include <openssl/pem.h>
@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <string>
 
-#include "transports/file_util.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 namespace {

@@ -1,4 +1,4 @@
-#include "transports/token_cache.h"
+#include "transports/docker/token_cache.h"
 
 #include <gtest/gtest.h>
 

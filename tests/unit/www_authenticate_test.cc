@@ -1,4 +1,4 @@
-#include "transports/www_authenticate.h"
+#include "transports/docker/www_authenticate.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,96 @@
+#include "transports/alltransports/transports.h"
+
+#include "transports/dir/dir_transport.h"
+#include "transports/docker/mirrored_source.h"
+#include "transports/oci/oci_transport.h"
+#include "transports/registry/docker_transport.h"
+
+namespace regfs {
+namespace {
+
+// A registry image, read through the registries.conf mirrors of its entry (if any) before its
+// origin. Each place gets a client of its own.
+Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref,
+                                                      const RegistryOptions& options,
+                                                      RegistryClients& clients) {
+  std::vector<PullSource> places = {PullSource{ref, false, false}};
+  if (options.registries_conf) {
+    ASSIGN_OR_RETURN(places, options.registries_conf->PullSources(ref));
+  }
+  std::vector<std::unique_ptr<ImageSource>> candidates;
+  for (const PullSource& place : places) {
+    RegistryOptions o = options;
+    // --creds name the origin's account: a mirror on another host must not see them. (Its
+    // `insecure` comes from registries.conf in RegistryClient, unless --tls-verify was given.)
+    if (place.ref.registry != ref.registry) o.creds.reset();
+    candidates.push_back(NewDockerSource(place.ref, clients.Get(place.ref.registry, o)));
+  }
+  if (candidates.size() == 1) return std::move(candidates.front());
+  return NewMirroredSource(std::move(candidates), options.log);
+}
+
+}  // namespace
+
+std::shared_ptr<RegistryClient> RegistryClients::Get(const std::string& registry,
+                                                     const RegistryOptions& o) {
+  // Everything that changes how the client talks to the registry is in the key.
+  std::string key = registry + '\0' + (o.tls_verify ? "v" : "-") + (o.tls_verify_set ? "s" : "-") +
+                    '\0' + o.cert_dir + '\0' + o.authfile + '\0' + std::to_string(o.retry_times);
+  if (o.creds) key += '\0' + o.creds->username + '\0' + o.creds->password;
+  auto& client = clients_[key];
+  if (!client) client = std::make_shared<RegistryClient>(registry, o, http_);
+  return client;
+}
+
+Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
+                                                     const RegistryOptions& options,
+                                                     RegistryClients& clients) {
+  switch (ref.transport) {
+    case Transport::kDocker:
+      return OpenDockerSource(ref.docker, options, clients);
+    case Transport::kDir:
+      return NewDirSource(ref.path);
+    case Transport::kOci:
+      return NewOciSource(ref.path, ref.oci_ref);
+  }
+  return MakeError(EINVAL, "unknown transport");
+}
+
+Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageReference& ref,
+                                                               const RegistryOptions& options,
+                                                               RegistryClients& clients) {
+  switch (ref.transport) {
+    case Transport::kDocker:
+      // Pushes go to the origin, never to a mirror.
+      if (options.registries_conf)
+        RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker));
+      return NewDockerDestination(ref.docker, clients.Get(ref.docker.registry, options));
+    case Transport::kDir:
+      return NewDirDestination(ref.path);
+    case Transport::kOci:
+      return NewOciDestination(ref.path, ref.oci_ref);
+  }
+  return MakeError(EINVAL, "unknown transport");
+}
+
+RegistryFactory NewRegistryFactory(RegistryOptions options, std::set<std::string> insecure,
+                                   HttpClient::Options http, bool debug) {
+  auto client = std::make_shared<HttpClient>(http);
+  return [options = std::move(options), insecure = std::move(insecure), client, debug](
+             const std::string& host, const LogFn& log) -> Result<std::shared_ptr<Registry>> {
+    RegistryOptions o = options;
+    if (insecure.count(host)) {
+      o.tls_verify = false;
+      o.tls_verify_set = true;
+    }
+    if (debug && !o.log) o.log = log;
+    if (!o.registries_conf) {
+      auto conf = LoadRegistriesConf();
+      if (!conf.ok()) return conf.error();
+      o.registries_conf = *conf;
+    }
+    return std::shared_ptr<Registry>(std::make_shared<RegistryClient>(host, o, client));
+  };
+}
+
+}  // namespace regfs

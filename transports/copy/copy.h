@@ -1,0 +1,43 @@
+// The copy pipeline: the one path by which every image moves, whatever the transports
+// (`regfs copy`, and the mount's pushes and server-side copies).
+//
+// Each blob is verified once, while it streams (size and sha256, checked before the
+// destination keeps it); blobs the destination has are skipped and blobs on the same registry
+// are mounted across repositories; up to `parallel` blobs move at once; no blob is ever held in
+// memory whole; manifests are copied byte for byte, so digests are preserved; the top-level
+// manifest is written last, so a failed copy leaves no tag.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "transports/manifest/manifest.h"
+#include "transports/types/image_destination.h"
+#include "transports/types/image_source.h"
+
+namespace regfs {
+
+struct CopyOptions {
+  bool all = false;  // copy every instance of an index; else the one for `platform`
+  Platform platform = HostPlatform();
+  int parallel = 6;
+  // One line per event ("Copying blob sha256:… done"), for progress on a terminal.
+  std::function<void(const std::string&)> progress;
+};
+
+struct CopyResult {
+  std::string manifest_digest;  // of the top-level manifest written
+  int blobs_copied = 0;
+  int blobs_reused = 0;
+  int64_t bytes_copied = 0;
+};
+
+Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options);
+
+// Copies one blob: nothing when the destination has it or can mount it (false), else streamed
+// and verified (true, `moved` bytes). `cancel`, when set, aborts the transfer.
+Result<bool> CopyBlob(ImageSource& src, ImageDestination& dst, const BlobInfo& blob,
+                      const std::atomic<bool>* cancel = nullptr, int64_t* moved = nullptr);
+
+}  // namespace regfs

@@ -1,0 +1,245 @@
+#include "transports/registry/docker_transport.h"
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace regfs {
+namespace {
+
+class DockerSource final : public ImageSource {
+ public:
+  DockerSource(DockerReference ref, std::shared_ptr<Registry> client)
+      : ref_(std::move(ref)), client_(std::move(client)) {}
+
+  std::string Describe() const override { return "docker://" + ref_.String(); }
+
+  Result<RawManifest> GetManifest(const std::string& instance_digest) override {
+    return client_->GetManifest(ref_.repository,
+                                instance_digest.empty() ? ref_.ManifestRef() : instance_digest);
+  }
+
+  Status GetBlob(const BlobInfo& blob, const ByteSink& sink) override {
+    RETURN_IF_ERROR(client_->GetBlobRange(ref_.repository, blob.digest, 0, -1, blob.size, sink));
+    if (BlobLocationCache* known = client_->blob_locations()) {
+      known->Record(ref_.registry, ref_.repository, blob.digest);
+    }
+    return Ok();
+  }
+
+  const DockerReference* RegistryLocation() const override { return &ref_; }
+
+ private:
+  const DockerReference ref_;
+  const std::shared_ptr<Registry> client_;
+};
+
+// A bounded byte pipe from the pipeline's Write() calls to the upload's read callback. The
+// reader never receives the blob's last byte (or, when the size is unknown, its end) before
+// Commit(): the upload can't complete until the writer has verified the digest.
+class UploadPipe {
+ public:
+  explicit UploadPipe(int64_t size) : size_(size), buf_(kCapacity) {}
+
+  // Blocks while the pipe is full. Fails once the reader has stopped.
+  Status Write(const char* data, size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (n > 0) {
+      cv_.wait(lock, [&] { return count_ < buf_.size() || reader_gone_; });
+      if (reader_gone_) return MakeError(EIO, "upload ended early");
+      size_t tail = (head_ + count_) % buf_.size();
+      size_t take = std::min({n, buf_.size() - count_, buf_.size() - tail});
+      std::memcpy(buf_.data() + tail, data, take);
+      count_ += take;
+      data += take;
+      n -= take;
+      cv_.notify_all();
+    }
+    return Ok();
+  }
+
+  // The upload's read callback.
+  size_t Read(char* out, size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      if (aborted_) return kAbortUpload;
+      size_t avail = count_;
+      // Hold back the final byte until the blob is verified.
+      if (size_ >= 0 && !committed_ && delivered_ + static_cast<int64_t>(avail) >= size_ &&
+          avail > 0) {
+        avail = static_cast<size_t>(std::max<int64_t>(0, size_ - 1 - delivered_));
+      }
+      if (avail > 0) {
+        size_t take = std::min({n, avail, buf_.size() - head_});
+        std::memcpy(out, buf_.data() + head_, take);
+        head_ = (head_ + take) % buf_.size();
+        count_ -= take;
+        delivered_ += static_cast<int64_t>(take);
+        cv_.notify_all();
+        return take;
+      }
+      if (size_ >= 0 ? delivered_ >= size_ : committed_) return 0;  // the end
+      cv_.wait(lock);
+    }
+  }
+
+  void Commit() {
+    std::lock_guard<std::mutex> lock(mu_);
+    committed_ = true;
+    cv_.notify_all();
+  }
+  void Abort() {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborted_ = true;
+    cv_.notify_all();
+  }
+  void ReaderGone() {
+    std::lock_guard<std::mutex> lock(mu_);
+    reader_gone_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  static constexpr size_t kCapacity = 512 << 10;
+  const int64_t size_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<char> buf_;
+  size_t head_ = 0, count_ = 0;  // guarded by mu_
+  int64_t delivered_ = 0;        // guarded by mu_
+  bool committed_ = false, aborted_ = false, reader_gone_ = false;
+};
+
+// Streams one blob to the registry: the upload runs on its own thread, fed by the pipe.
+class DockerBlobWriter final : public BlobWriter {
+ public:
+  DockerBlobWriter(std::shared_ptr<Registry> client, DockerReference ref, BlobInfo blob)
+      : client_(std::move(client)), pipe_(blob.size) {
+    upload_ = std::thread([this, ref = std::move(ref), blob = std::move(blob)] {
+      upload_status_ = client_->PutBlob(ref.repository, blob.digest, blob.size,
+                                        [this](char* out, size_t n) { return pipe_.Read(out, n); });
+      pipe_.ReaderGone();
+      if (upload_status_.ok()) {
+        if (BlobLocationCache* known = client_->blob_locations()) {
+          known->Record(ref.registry, ref.repository, blob.digest);
+        }
+      }
+    });
+  }
+
+  ~DockerBlobWriter() override {
+    if (upload_.joinable()) {
+      pipe_.Abort();
+      upload_.join();
+    }
+  }
+
+  Status Write(const char* data, size_t n) override {
+    Status s = pipe_.Write(data, n);
+    if (!s.ok()) {
+      if (upload_.joinable()) upload_.join();
+      return upload_status_.ok() ? s : upload_status_;
+    }
+    return s;
+  }
+
+  Status Commit() override {
+    pipe_.Commit();
+    if (upload_.joinable()) upload_.join();
+    return upload_status_;
+  }
+
+ private:
+  const std::shared_ptr<Registry> client_;
+  UploadPipe pipe_;
+  Status upload_status_ = Ok();  // written by the upload thread before it ends
+  std::thread upload_;
+};
+
+class DockerDestination final : public ImageDestination {
+ public:
+  DockerDestination(DockerReference ref, std::shared_ptr<Registry> client)
+      : ref_(std::move(ref)), client_(std::move(client)) {}
+
+  std::string Describe() const override { return "docker://" + ref_.String(); }
+
+  std::shared_ptr<void> LockBlob(const BlobInfo& blob) override {
+    return std::make_shared<KeyedLocks::Guard>(
+        client_->blob_locks().Lock(ref_.repository + "@" + blob.digest));
+  }
+
+  Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
+    ASSIGN_OR_RETURN(bool reused, Reuse(blob, source));
+    if (reused) Known(blob.digest);
+    return reused;
+  }
+
+  Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
+    return std::unique_ptr<BlobWriter>(new DockerBlobWriter(client_, ref_, blob));
+  }
+
+  Status PutManifest(const RawManifest& m, bool is_instance) override {
+    std::string ref = is_instance ? m.digest : ref_.ManifestRef();
+    if (!is_instance && !ref_.digest.empty() && ref_.digest != m.digest) {
+      return MakeError(EINVAL, "the manifest's digest " + m.digest + " differs from the " +
+                                   "destination reference's " + ref_.digest);
+    }
+    return client_->PutManifest(ref_.repository, ref, m.bytes, m.media_type);
+  }
+
+  Status Commit() override { return Ok(); }
+
+ private:
+  // Mounts from where the blob is known to be on this registry (the source, else the blob
+  // location cache's most recent places), else asks whether the repository has it.
+  Result<bool> Reuse(const BlobInfo& blob, const DockerReference* source) {
+    // On one registry a mount answers both questions (present already, or mountable) at once.
+    if (source && source->registry == ref_.registry && source->repository != ref_.repository) {
+      ASSIGN_OR_RETURN(bool mounted,
+                       client_->MountBlob(ref_.repository, blob.digest, source->repository));
+      if (mounted) return true;
+    }
+    if (BlobLocationCache* known = client_->blob_locations()) {
+      int tries = 0;
+      for (const std::string& repo : known->Repositories(ref_.registry, blob.digest)) {
+        if (repo == ref_.repository ||
+            (source && source->registry == ref_.registry && source->repository == repo)) {
+          continue;
+        }
+        if (++tries > kMaxMountTries) break;
+        ASSIGN_OR_RETURN(bool mounted, client_->MountBlob(ref_.repository, blob.digest, repo));
+        if (mounted) return true;
+        known->Forget(ref_.registry, repo, blob.digest);  // wrong: it cost one request
+      }
+    }
+    return client_->BlobExists(ref_.repository, blob.digest);
+  }
+
+  void Known(const std::string& digest) const {
+    if (BlobLocationCache* known = client_->blob_locations()) {
+      known->Record(ref_.registry, ref_.repository, digest);
+    }
+  }
+
+  // Cache entries tried per blob before it is checked and uploaded.
+  static constexpr int kMaxMountTries = 3;
+
+  const DockerReference ref_;
+  const std::shared_ptr<Registry> client_;
+};
+
+}  // namespace
+
+std::unique_ptr<ImageSource> NewDockerSource(DockerReference ref,
+                                             std::shared_ptr<Registry> client) {
+  return std::make_unique<DockerSource>(std::move(ref), std::move(client));
+}
+
+std::unique_ptr<ImageDestination> NewDockerDestination(DockerReference ref,
+                                                       std::shared_ptr<Registry> client) {
+  return std::make_unique<DockerDestination>(std::move(ref), std::move(client));
+}
+
+}  // namespace regfs

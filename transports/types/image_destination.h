@@ -1,0 +1,53 @@
+// ImageDestination: where a copy writes an image to.
+//
+// Call order, which every destination relies on:
+//   1. for each blob: TryReuseBlob(), and when that returns false, NewBlobWriter(), Write()…,
+//      then Commit() once the pipeline has verified the digest (blobs may be written from
+//      several threads at once);
+//   2. PutManifest() for each instance of an index, then for the top-level manifest;
+//   3. Commit(), which makes the image visible under its name.
+// Until step 3 succeeds nothing is visible under the destination's name: a destination that is
+// destroyed without Commit() leaves no tag, no image directory and no index entry.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "transports/manifest/manifest.h"
+#include "transports/types/image_source.h"
+#include "transports/util/result.h"
+
+namespace regfs {
+
+class BlobWriter {
+ public:
+  virtual ~BlobWriter() = default;  // without Commit() the bytes are discarded
+  virtual Status Write(const char* data, size_t n) = 0;
+  // The pipeline verified size and digest; keep the blob.
+  virtual Status Commit() = 0;
+};
+
+class ImageDestination {
+ public:
+  virtual ~ImageDestination() = default;
+
+  virtual std::string Describe() const = 0;
+
+  // Held by the pipeline from TryReuseBlob() to the blob writer's Commit(): a destination
+  // that other copies in this process may write the same blob to at the same time serialises
+  // them here (the second then finds the blob present). nullptr: nothing to serialise.
+  virtual std::shared_ptr<void> LockBlob(const BlobInfo&) { return nullptr; }
+
+  // True when the blob needs no transfer: the destination has it already, or mounted it from
+  // `source` (a location on the same registry).
+  virtual Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) = 0;
+
+  virtual Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) = 0;
+
+  // Writes an instance manifest of an index (`is_instance`) or the top-level manifest.
+  virtual Status PutManifest(const RawManifest& manifest, bool is_instance) = 0;
+
+  virtual Status Commit() = 0;
+};
+
+}  // namespace regfs

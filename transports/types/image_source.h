@@ -1,0 +1,44 @@
+// ImageSource: where a copy reads an image from (a registry, a dir: or oci: directory).
+//
+// Sources do not verify blob bytes: the copy pipeline hashes every blob once while it streams.
+// Manifests fetched by digest are checked by the source against that digest. A source may be
+// used from several threads at once.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "transports/manifest/manifest.h"
+#include "transports/types/image_reference.h"
+#include "transports/util/byte_sink.h"
+#include "transports/util/result.h"
+
+namespace regfs {
+
+struct BlobInfo {
+  std::string digest;
+  int64_t size = -1;
+  std::string media_type;
+};
+
+class ImageSource {
+ public:
+  virtual ~ImageSource() = default;
+
+  // For messages: "docker://127.0.0.1:5000/repo:tag", "dir:/tmp/x".
+  virtual std::string Describe() const = 0;
+
+  // The top-level manifest when `instance_digest` is empty, else that instance of the index.
+  virtual Result<RawManifest> GetManifest(const std::string& instance_digest) = 0;
+
+  // Streams the blob's bytes, unverified, to `sink`.
+  virtual Status GetBlob(const BlobInfo& blob, const ByteSink& sink) = 0;
+
+  // Capability: the registry location of the image, so that a destination on the same
+  // registry can mount blobs across repositories. nullptr for local sources.
+  virtual const DockerReference* RegistryLocation() const { return nullptr; }
+};
+
+}  // namespace regfs

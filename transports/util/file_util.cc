@@ -1,0 +1,158 @@
+#include "transports/util/file_util.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+namespace regfs {
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = o.release();
+  }
+  return *this;
+}
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Error SysError(const std::string& what, const std::string& path) {
+  int e = errno;
+  return MakeError(e, what + " " + path + ": " + std::strerror(e));
+}
+
+Result<std::string> ReadFileBounded(const std::string& path, int64_t max_size) {
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return SysError("opening", path);
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return SysError("stat", path);
+  if (st.st_size > max_size) {
+    return MakeError(EFBIG, path + " is " + std::to_string(st.st_size) + " bytes, over the " +
+                                std::to_string(max_size) + " byte limit");
+  }
+  std::string out;
+  char buf[65536];
+  while (true) {
+    ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return SysError("reading", path);
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (static_cast<int64_t>(out.size()) > max_size) {
+      return MakeError(EFBIG, path + " is over the " + std::to_string(max_size) + " byte limit");
+    }
+  }
+  return out;
+}
+
+Status WriteAll(int fd, const void* data, size_t n, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return SysError("writing", path);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return Ok();
+}
+
+Status WriteAllAt(int fd, const void* data, size_t n, int64_t offset, const std::string& path) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = pwrite(fd, p, n, offset);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return SysError("writing", path);
+    }
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += w;
+  }
+  return Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
+  std::string tmp = path + ".regfs-tmp-" + std::to_string(std::random_device{}());
+  UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+  if (!fd.valid()) return SysError("creating", tmp);
+  if (fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) return SysError("chmod", tmp);
+  Status s = WriteAll(fd.get(), data.data(), data.size(), tmp);
+  if (s.ok() && fsync(fd.get()) != 0) s = SysError("fsync", tmp);
+  if (s.ok() && rename(tmp.c_str(), path.c_str()) != 0) s = SysError("renaming to", path);
+  if (!s.ok()) unlink(tmp.c_str());
+  return s;
+}
+
+Status MakeDirs(const std::string& path, int mode) {
+  if (path.empty()) return Ok();
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return Ok();
+    errno = ENOTDIR;
+    return SysError("creating directory", path);
+  }
+  std::string parent = DirName(path);
+  if (parent != path && parent != "." && parent != "/") RETURN_IF_ERROR(MakeDirs(parent, mode));
+  if (mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+    return SysError("creating directory", path);
+  }
+  return Ok();
+}
+
+Status RemoveAll(const std::string& path) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return Ok();
+    return SysError("stat", path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    DIR* d = opendir(path.c_str());
+    if (!d) return SysError("opening directory", path);
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name == "." || name == "..") continue;
+      Status s = RemoveAll(path + "/" + name);
+      if (!s.ok()) {
+        closedir(d);
+        return s;
+      }
+    }
+    closedir(d);
+    if (rmdir(path.c_str()) != 0) return SysError("removing", path);
+    return Ok();
+  }
+  if (unlink(path.c_str()) != 0) return SysError("removing", path);
+  return Ok();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string DirName(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return p.substr(0, slash);
+}
+
+}  // namespace regfs

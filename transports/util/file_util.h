@@ -1,0 +1,61 @@
+// Small POSIX file helpers with RAII file descriptors and errno-carrying errors.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "transports/util/result.h"
+
+namespace regfs {
+
+// Owns a file descriptor; closes it on destruction.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd();
+  int get() const { return fd_; }
+  int release() {
+    int fd = fd_;
+    fd_ = -1;
+    return fd;
+  }
+  bool valid() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
+// An error for a failed system call on a path, with errno's text.
+Error SysError(const std::string& what, const std::string& path);
+
+// Reads a whole file; EFBIG if it is larger than `max_size`.
+Result<std::string> ReadFileBounded(const std::string& path, int64_t max_size);
+
+// Writes all of `data` to fd at `offset` (pwrite), retrying short writes.
+Status WriteAllAt(int fd, const void* data, size_t n, int64_t offset, const std::string& path);
+
+// Writes all of `data` to fd, retrying short writes.
+Status WriteAll(int fd, const void* data, size_t n, const std::string& path);
+
+// Writes a file through a temporary in the same directory and a rename, so readers see the old
+// contents or the new, never a part.
+Status WriteFileAtomic(const std::string& path, std::string_view data, int mode);
+
+// mkdir -p.
+Status MakeDirs(const std::string& path, int mode);
+
+// rm -rf; a missing path is fine.
+Status RemoveAll(const std::string& path);
+
+bool PathExists(const std::string& path);
+bool IsDirectory(const std::string& path);
+
+// Parent directory of a path ("." for a bare name).
+std::string DirName(const std::string& path);
+
+}  // namespace regfs
