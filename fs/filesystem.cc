@@ -28,10 +28,20 @@ bool StartsWith(const std::string& s, const std::string& prefix) { return s.rfin
 
 std::string Join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "/" + b; }
 
+// A bound of at least one entry, as LruCache requires.
+size_t Cap(size_t n) { return std::max<size_t>(1, n); }
+
 }  // namespace
 
 Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
-    : options_(options), registries_factory_(std::move(registries)) {}
+    : options_(options),
+      registries_factory_(std::move(registries)),
+      catalogs_(Cap(options.caps.catalogs)),
+      tags_(Cap(options.caps.tag_lists)),
+      tag_digests_(Cap(options.caps.tag_digests)),
+      views_(Cap(options.caps.views)),
+      leftovers_(Cap(options.caps.gone)),
+      removed_(Cap(options.caps.gone)) {}
 
 Filesystem::~Filesystem() {
   {
@@ -103,10 +113,7 @@ Result<std::shared_ptr<Registry>> Filesystem::Client(const std::string& registry
 Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = catalogs_.find(registry);
-    if (it != catalogs_.end() && it->second.expires > std::chrono::steady_clock::now()) {
-      return it->second.value;
-    }
+    if (auto* cached = PeekUnexpired(catalogs_, registry)) return cached->value;
   }
   ASSIGN_OR_RETURN(auto client, Client(registry));
   auto repos = client->Catalog();
@@ -116,17 +123,16 @@ Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry
     repos = std::vector<std::string>{};
   }
   std::lock_guard<std::mutex> lock(mu_);
-  catalogs_[registry] = {Expiry(options_.list_ttl), *repos};
+  PutExpiring(catalogs_, registry, {Expiry(options_.list_ttl), *repos});
   return *repos;
 }
 
-std::chrono::steady_clock::duration Filesystem::ListAge(
-    const std::map<std::string, Timed<std::vector<std::string>>>& lists, const std::string& key,
-    int ttl) {
+std::chrono::steady_clock::duration Filesystem::ListAge(const ListCache& lists,
+                                                        const std::string& key, int ttl) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = lists.find(key);
-  if (it == lists.end()) return std::chrono::steady_clock::duration::max();
-  return std::chrono::steady_clock::now() - (it->second.expires - std::chrono::seconds(ttl));
+  const auto* list = lists.Peek(key);
+  if (!list) return std::chrono::steady_clock::duration::max();
+  return std::chrono::steady_clock::now() - (list->expires - std::chrono::seconds(ttl));
 }
 
 Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
@@ -134,10 +140,7 @@ Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
   std::string key = registry + "/" + repo;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = tags_.find(key);
-    if (it != tags_.end() && it->second.expires > std::chrono::steady_clock::now()) {
-      return it->second.value;
-    }
+    if (auto* cached = PeekUnexpired(tags_, key)) return cached->value;
   }
   ASSIGN_OR_RETURN(auto client, Client(registry));
   auto tags = client->ListTags(repo);
@@ -146,7 +149,7 @@ Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
     tags = std::vector<std::string>{};
   }
   std::lock_guard<std::mutex> lock(mu_);
-  tags_[key] = {Expiry(options_.list_ttl), *tags};
+  PutExpiring(tags_, key, {Expiry(options_.list_ttl), *tags});
   return *tags;
 }
 
@@ -158,23 +161,18 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::View(const std:
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (digest.empty()) {
-      auto it = tag_digests_.find(tag_key);
-      if (it != tag_digests_.end() && it->second.expires > std::chrono::steady_clock::now()) {
-        digest = it->second.value;
-      }
+      if (auto* cached = PeekUnexpired(tag_digests_, tag_key)) digest = cached->value;
     }
     if (!digest.empty()) {
-      auto v = views_.find(digest);
-      if (v != views_.end()) return v->second;
+      if (auto* view = views_.Find(digest)) return *view;
     }
   }
   ASSIGN_OR_RETURN(auto client, Client(registry));
   ASSIGN_OR_RETURN(RawManifest top, client->GetManifest(repo, digest.empty() ? ref : digest));
   if (!IsSha256Digest(ref)) {
     std::lock_guard<std::mutex> lock(mu_);
-    tag_digests_[tag_key] = {Expiry(options_.tag_ttl), top.digest};
-    auto v = views_.find(top.digest);
-    if (v != views_.end()) return v->second;
+    PutExpiring(tag_digests_, tag_key, {Expiry(options_.tag_ttl), top.digest});
+    if (auto* view = views_.Find(top.digest)) return *view;
   }
   return BuildView(registry, repo, std::move(top));
 }
@@ -213,15 +211,39 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
           {std::string(DigestHex(d->digest)), Kind::kBlob, d->digest, d->media_type, d->size});
     }
   }
+  view->registry = registry;
+  view->repo = repo;
   view->top = std::move(top);
+  // Declared before the lock so that the views evicted are destroyed after it is released.
+  std::vector<std::pair<std::string, std::shared_ptr<const ImageView>>> evicted;
   std::lock_guard<std::mutex> lock(mu_);
+  if (auto* built = views_.Find(view->top.digest)) return *built;  // by another thread meanwhile
   for (const auto& e : view->entries) {
     if (e.kind != Kind::kBlob) continue;
     locations_.try_emplace(e.digest, BlobLocation{client, repo});
     blob_images_[e.digest].insert(registry + "/" + repo + "@" + view->top.digest);
   }
-  auto [it, inserted] = views_.emplace(view->top.digest, view);
-  return it->second;
+  evicted = views_.Put(view->top.digest, view);
+  for (const auto& [digest, old] : evicted) DropViewLocked(*old);
+  return std::shared_ptr<const ImageView>(view);
+}
+
+void Filesystem::DropViewLocked(const ImageView& view) {
+  for (const auto& e : view.entries) {
+    if (e.kind != Kind::kBlob) continue;
+    auto images = blob_images_.find(e.digest);
+    if (images == blob_images_.end()) continue;
+    images->second.erase(view.registry + "/" + view.repo + "@" + view.top.digest);
+    if (!images->second.empty()) continue;
+    blob_images_.erase(images);
+    locations_.erase(e.digest);
+  }
+}
+
+Filesystem::CachedEntries Filesystem::Cached() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {views_.size(),    tag_digests_.size(), tags_.size(),
+          catalogs_.size(), locations_.size(),   blob_images_.size()};
 }
 
 Result<BlobLocation> Filesystem::LocationOf(const Node& node) {
@@ -306,24 +328,20 @@ std::optional<Filesystem::Leftovers> Filesystem::LeftoversOf(const std::string& 
                                                              const std::string& repo,
                                                              const std::string& tag) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = leftovers_.find(registry + "|" + repo + "|" + tag);
-  if (it == leftovers_.end()) return std::nullopt;
-  if (it->second.expires < std::chrono::steady_clock::now()) {
-    leftovers_.erase(it);
-    return std::nullopt;
-  }
-  return it->second;
+  Leftovers* left = PeekUnexpired(leftovers_, registry + "|" + repo + "|" + tag);
+  if (!left) return std::nullopt;
+  return *left;
 }
 
 bool Filesystem::IsRemoved(const std::string& registry, const std::string& path) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!removed_.count(registry + "|" + path)) return false;
+    if (!removed_.Peek(registry + "|" + path)) return false;
   }
   auto tags = Tags(registry, path);  // tagged again since?
   if (!tags.ok() || tags->empty()) return true;
   std::lock_guard<std::mutex> lock(mu_);
-  removed_.erase(registry + "|" + path);
+  removed_.Erase(registry + "|" + path);
   return false;
 }
 
@@ -453,7 +471,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           // A miss in a cached catalog: the repository may be new. Ask again, once.
           {
             std::lock_guard<std::mutex> lock(mu_);
-            catalogs_.erase(reg);
+            catalogs_.Erase(reg);
           }
           ASSIGN_OR_RETURN(listed, in_catalog());
         }
@@ -473,7 +491,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         auto digest = client->ResolveDigest(path, name);
         if (digest.ok()) {
           std::lock_guard<std::mutex> lock(mu_);
-          tags_.erase(reg + "/" + path);
+          tags_.Erase(reg + "/" + path);
           *key = "I|" + reg + "|" + path + "|" + name;
           return MakeNode(Kind::kImage, reg, path, name);
         }
@@ -835,6 +853,11 @@ std::string Filesystem::StatsJson() {
                               {"cache_hits", blobs_->cache_hits()},
                               {"cache_bytes", cache_->bytes()},
                               {"cache_partial_bytes", cache_->partial_bytes()}};
+  // What the bounded in-memory caches hold (options_.caps), to watch a long-lived mount.
+  CachedEntries c = Cached();
+  j["entries"] = {{"views", c.views},         {"tag_digests", c.tag_digests},
+                  {"tag_lists", c.tag_lists}, {"catalogs", c.catalogs},
+                  {"locations", c.locations}, {"blob_images", c.blob_images}};
   return j.dump(2) + "\n";
 }
 

@@ -22,6 +22,7 @@
 #include "fs/blob_cache.h"
 #include "fs/blob_store.h"
 #include "fs/fetch_pool.h"
+#include "fs/lru_cache.h"
 #include "fs/mount_options.h"
 #include "fs/staging_image.h"
 #include "transports/manifest/manifest.h"
@@ -91,6 +92,17 @@ class Filesystem {
   // One line to the log (the log= file, else stderr).
   void Log(const std::string& line);
 
+  // How many entries the in-memory caches hold now (.regfs/stats, tests).
+  struct CachedEntries {
+    size_t views = 0;
+    size_t tag_digests = 0;
+    size_t tag_lists = 0;
+    size_t catalogs = 0;
+    size_t locations = 0;
+    size_t blob_images = 0;
+  };
+  CachedEntries Cached();
+
  private:
   enum class Kind {
     kRoot,
@@ -140,11 +152,13 @@ class Filesystem {
   };
   // An image directory's contents, by the digest of its top-level manifest.
   struct ImageView {
+    std::string registry, repo;  // where it was built from
     RawManifest top;
     std::vector<ImageEntry> entries;
     std::map<std::string, std::string> instance_bytes;  // digest → manifest bytes
   };
   // The files left in the directory of an image deleted by unlinking its manifest.json.
+  // Like Timed, it has an `expires`: PeekUnexpired() and PutExpiring() take both.
   struct Leftovers {
     std::shared_ptr<const ImageView> view;
     std::set<std::string> gone;
@@ -179,16 +193,20 @@ class Filesystem {
   // The registry of a host, opened on first use; an error (a blocked host) is not kept.
   Result<std::shared_ptr<Registry>> Client(const std::string& registry);
   Result<std::vector<std::string>> Catalog(const std::string& registry);
+  using ListCache = LruCache<std::string, Timed<std::vector<std::string>>>;
   // How long ago a cached catalog or tag list was fetched (max when none is cached).
-  std::chrono::steady_clock::duration ListAge(
-      const std::map<std::string, Timed<std::vector<std::string>>>& lists, const std::string& key,
-      int ttl);
+  std::chrono::steady_clock::duration ListAge(const ListCache& lists, const std::string& key,
+                                              int ttl);
   // Tags of a repository; an empty list when it is not one.
   Result<std::vector<std::string>> Tags(const std::string& registry, const std::string& repo);
   Result<std::shared_ptr<const ImageView>> View(const std::string& registry,
                                                 const std::string& repo, const std::string& ref);
   Result<std::shared_ptr<const ImageView>> BuildView(const std::string& registry,
                                                      const std::string& repo, RawManifest top);
+  // Undoes what BuildView() recorded in locations_ and blob_images_ for a view that views_
+  // evicted: a blob no held view lists is forgotten, and located again through its
+  // directory's view (LocationOf) if it is opened. REQUIRES: mu_ held.
+  void DropViewLocked(const ImageView& view);
   // Where a blob node is fetched from: recorded when a view listing it was built, which is
   // done again if need be.
   Result<BlobLocation> LocationOf(const Node& node);
@@ -234,23 +252,26 @@ class Filesystem {
   std::mutex log_mu_;
 
   std::mutex mu_;
-  uint64_t next_ino_ = 2;                                            // guarded by mu_
-  std::map<uint64_t, Node> nodes_;                                   // guarded by mu_
-  std::map<std::string, uint64_t> inos_;                             // key → ino, guarded by mu_
-  std::set<std::string> registries_;                                 // guarded by mu_
-  std::map<std::string, std::shared_ptr<Registry>> clients_;         // guarded by mu_
-  std::map<std::string, Timed<std::vector<std::string>>> catalogs_;  // guarded by mu_
-  std::map<std::string, Timed<std::vector<std::string>>> tags_;      // guarded by mu_
-  std::map<std::string, Timed<std::string>> tag_digests_;            // guarded by mu_
-  std::map<std::string, std::shared_ptr<const ImageView>> views_;    // guarded by mu_
-  std::map<std::string, BlobLocation> locations_;                    // guarded by mu_
-  std::map<std::string, std::set<std::string>> blob_images_;         // guarded by mu_
-  uint64_t next_handle_ = 1;                                         // guarded by mu_
-  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;          // guarded by mu_
-  std::set<std::string> local_dirs_;                                 // "reg|path", guarded by mu_
-  std::map<std::string, std::shared_ptr<StagingImage>> stagings_;    // "reg|repo|tag", by mu_
-  std::map<std::string, Leftovers> leftovers_;                       // "reg|repo|tag", by mu_
-  std::set<std::string> removed_;  // "reg|path" of repositories removed here, guarded by mu_
+  uint64_t next_ino_ = 2;                                     // guarded by mu_
+  std::map<uint64_t, Node> nodes_;                            // guarded by mu_
+  std::map<std::string, uint64_t> inos_;                      // key → ino, guarded by mu_
+  std::set<std::string> registries_;                          // guarded by mu_
+  std::map<std::string, std::shared_ptr<Registry>> clients_;  // guarded by mu_
+  // The caches, bounded by options_.caps. The timed ones are read with Peek(), so that their
+  // oldest entries are those that expire first, and dropped once expired (PutExpiring).
+  ListCache catalogs_;                                             // registry, guarded by mu_
+  ListCache tags_;                                                 // "reg/repo", guarded by mu_
+  LruCache<std::string, Timed<std::string>> tag_digests_;          // "reg/repo:tag", guarded by mu_
+  LruCache<std::string, std::shared_ptr<const ImageView>> views_;  // digest, guarded by mu_
+  std::map<std::string, BlobLocation> locations_;                  // guarded by mu_
+  std::map<std::string, std::set<std::string>> blob_images_;       // guarded by mu_
+  uint64_t next_handle_ = 1;                                       // guarded by mu_
+  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;        // guarded by mu_
+  std::set<std::string> local_dirs_;                               // "reg|path", guarded by mu_
+  std::map<std::string, std::shared_ptr<StagingImage>> stagings_;  // "reg|repo|tag", by mu_
+  LruCache<std::string, Leftovers> leftovers_;                     // "reg|repo|tag", by mu_
+  // "reg|path" of repositories removed here (the value is unused), guarded by mu_.
+  LruCache<std::string, bool> removed_;
 };
 
 }  // namespace regfs

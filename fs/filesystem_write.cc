@@ -57,7 +57,7 @@ Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
   std::string key = dir.registry + "|" + repo + "|" + tag;
   ASSIGN_OR_RETURN(auto client, Client(dir.registry));
   std::lock_guard<std::mutex> lock(mu_);
-  leftovers_.erase(key);
+  leftovers_.Erase(key);
   auto& staging = stagings_[key];
   if (!staging) {
     staging = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
@@ -69,9 +69,9 @@ Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
 void Filesystem::Invalidate(const std::string& registry, const std::string& repo,
                             const std::string& tag) {
   std::lock_guard<std::mutex> lock(mu_);
-  catalogs_.erase(registry);
-  tags_.erase(registry + "/" + repo);
-  tag_digests_.erase(registry + "/" + repo + ":" + tag);
+  catalogs_.Erase(registry);
+  tags_.Erase(registry + "/" + repo);
+  tag_digests_.Erase(registry + "/" + repo + ":" + tag);
 }
 
 Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name) {
@@ -95,7 +95,7 @@ Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name)
   {
     std::lock_guard<std::mutex> lock(mu_);
     local_dirs_.insert(parent.registry + "|" + path);
-    removed_.erase(parent.registry + "|" + path);
+    removed_.Erase(parent.registry + "|" + path);
   }
   uint64_t ino = Intern("D|" + parent.registry + "|" + path, node);
   return AttrOf(ino, node);
@@ -271,10 +271,8 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
       if (view.ok() && !IsSha256Digest(node.target)) {
         // The rest of the directory stays until removed, so that rm -r can finish.
         std::lock_guard<std::mutex> lock(mu_);
-        Leftovers& left = leftovers_[node.registry + "|" + node.path + "|" + node.target];
-        left.view = *view;
-        left.gone = {"manifest.json"};
-        left.expires = Expiry(kLeftoverSeconds);
+        PutExpiring(leftovers_, node.registry + "|" + node.path + "|" + node.target,
+                    {*view, {"manifest.json"}, Expiry(kLeftoverSeconds)});
       }
       return Ok();
     }
@@ -283,8 +281,8 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
     case Kind::kInstanceManifest: {
       // They go with the manifest; in a deleted image's directory they are removed here.
       std::lock_guard<std::mutex> lock(mu_);
-      auto left = leftovers_.find(node.registry + "|" + node.path + "|" + node.target);
-      if (left != leftovers_.end()) left->second.gone.insert(name);
+      Leftovers* left = leftovers_.Peek(node.registry + "|" + node.path + "|" + node.target);
+      if (left) left->gone.insert(name);
       return Ok();
     }
     case Kind::kSymlink:
@@ -313,7 +311,7 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stagings_.erase(node.registry + "|" + repo + "|" + tag);
-      leftovers_.erase(node.registry + "|" + repo + "|" + tag);
+      leftovers_.Erase(node.registry + "|" + repo + "|" + tag);
     }
     Invalidate(node.registry, repo, tag);
     auto tags = Tags(node.registry, repo);
@@ -330,7 +328,7 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
     auto tags = Tags(node.registry, node.path);
     if (tags.ok() && !tags->empty()) return MakeError(ENOTEMPTY, "");
     std::lock_guard<std::mutex> lock(mu_);
-    removed_.insert(node.registry + "|" + node.path);
+    removed_.Put(node.registry + "|" + node.path, true);
   } else if (node.kind != Kind::kImage) {
     return MakeError(ENOTDIR, "");
   }

@@ -1,6 +1,7 @@
 // The options of `regfs mount -o …` (DESIGN §2).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <set>
 #include <string>
@@ -26,6 +27,18 @@ struct MountOptions {
   std::string log_file;  // "" = stderr
   bool debug = false;
   int timeout = 30;  // seconds a request may stall
+
+  // Bounds of the mount's in-memory caches, in entries; beyond them the least recently used
+  // entry goes, and is fetched again when needed (DESIGN §4: long-lived maps are bounded).
+  // Not mount options: they cover a walk of a few thousand images — some tens of MiB at
+  // most — and tests make them small.
+  struct Caps {
+    size_t views = 1024;         // image directories' contents by digest: a few KiB each
+    size_t tag_digests = 16384;  // tag → digest: ~200 bytes each
+    size_t tag_lists = 256;      // repositories' tag lists: one may hold thousands of tags
+    size_t catalogs = 16;        // registries' catalogs: one may list thousands of repositories
+    size_t gone = 1024;          // repositories removed and images deleted through this mount
+  } caps;
 };
 
 // Parses "opt,opt=value,…" into `options`; EINVAL naming the bad option.
