@@ -114,12 +114,12 @@ def alive(pid):
 
 
 class Mount:
-    """`regfs mount` on a new mount point with a new, empty cache_dir, and `env` on top of
-    testlib's; a context manager that unmounts (regfs unmount, then fusermount3 -u / -uz,
+    """`regfs mount` on a new mount point with a new, empty cache_dir, `options` (more -o
+    options, comma-separated) and `env` on top of testlib's; a context manager that unmounts (regfs unmount, then fusermount3 -u / -uz,
     then kills the daemon by its pid) and removes the cache whatever happened."""
 
-    def __init__(self, regfs, root, env):
-        self.regfs, self.root, self.env = regfs, root, env
+    def __init__(self, regfs, root, env, options=""):
+        self.regfs, self.root, self.env, self.options = regfs, root, env, options
         self.mnt, self.cache = root / "mnt", root / "cache"
         self.pid = None
 
@@ -127,6 +127,8 @@ class Mount:
         self.mnt.mkdir()
         self.cache.mkdir()
         opts = f"cache_dir={self.cache},log={self.root / 'regfs.log'}"
+        if self.options:
+            opts += "," + self.options
         try:
             with open(self.root / "mount.out", "wb") as out:
                 p = subprocess.run([self.regfs, "mount", "-o", opts, str(self.mnt)],
