@@ -63,7 +63,7 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
     case Transport::kDocker:
       // Pushes go to the origin, never to a mirror.
       if (options.registries_conf)
-        RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker));
+        RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker.Name()));
       return NewDockerDestination(ref.docker, clients.Get(ref.docker.registry, options));
     case Transport::kDir:
       return NewDirDestination(ref.path);
