@@ -94,6 +94,14 @@ def test_blocked_registry_is_refused(regfs, origin, image, work):
     p = regfs("copy", "-q", f"dir:{image}", origin.ref("mirrored/x", "v1"), env=env)
     assert p.returncode == 1
     assert "blocked" in tools.one_line_error(p)
+    # Every command that talks to the registry refuses it, as containers/image does.
+    for argv in (["inspect", origin.ref("mirrored/img", "v1")],
+                 ["list-tags", f"docker://{origin.addr}/mirrored/img"],
+                 ["delete", origin.ref("mirrored/img", "v1")]):
+        p = regfs(*argv, env=env)
+        assert p.returncode == 1, argv
+        assert "blocked" in tools.one_line_error(p), argv
+    assert origin.has_manifest("mirrored/img", "v1")
 
 
 def test_a_broken_registries_conf_is_a_clear_error(regfs, origin, image, work):
