@@ -255,7 +255,7 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
       if (node.target == "manifest.json" && staging->pushed()) {
         // Pushed already: the manifest's removal deletes the image.
         ASSIGN_OR_RETURN(auto client, Client(node.registry));
-        Status s = DeleteImage(*client, node.path, node.ref, /*force=*/false);
+        Status s = DeleteImage(client->Origin(), node.path, node.ref, /*force=*/false);
         Invalidate(node.registry, node.path, node.ref);
         if (!s.ok()) return Logged(s.error());
       }
@@ -265,7 +265,7 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
       // Deleting the manifest deletes the image, by the rule of DeleteImage().
       auto view = View(node.registry, node.path, node.target);
       ASSIGN_OR_RETURN(auto client, Client(node.registry));
-      Status s = DeleteImage(*client, node.path, node.target, /*force=*/false);
+      Status s = DeleteImage(client->Origin(), node.path, node.target, /*force=*/false);
       Invalidate(node.registry, node.path, node.target);
       if (!s.ok()) return Logged(s.error());
       if (view.ok() && !IsSha256Digest(node.target)) {
@@ -317,7 +317,7 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
     auto tags = Tags(node.registry, repo);
     if (tags.ok() && std::find(tags->begin(), tags->end(), tag) != tags->end()) {
       ASSIGN_OR_RETURN(auto client, Client(node.registry));
-      Status s = DeleteImage(*client, repo, tag, /*force=*/false);
+      Status s = DeleteImage(client->Origin(), repo, tag, /*force=*/false);
       Invalidate(node.registry, repo, tag);
       if (!s.ok() && s.error().errnum != ENOENT) return Logged(s.error());
     }
@@ -357,16 +357,17 @@ Status Filesystem::Rename(uint64_t parent_ino, const std::string& name, uint64_t
     stagings_.erase(node.registry + "|" + repo + "|" + tag);
   }
   ASSIGN_OR_RETURN(auto client, Client(node.registry));
-  auto manifest = client->GetManifest(repo, tag);
+  Registry& origin = client->Origin();  // the manifest the tag names where it is re-tagged
+  auto manifest = origin.GetManifest(repo, tag);
   if (!manifest.ok()) return Logged(manifest.error());
-  Status put = client->PutManifest(repo, new_name, manifest->bytes, manifest->media_type);
+  Status put = origin.PutManifest(repo, new_name, manifest->bytes, manifest->media_type);
   Invalidate(node.registry, repo, new_name);
   if (!put.ok()) return Logged(put.error());
-  Status removed = RemoveTag(*client, repo, tag);
+  Status removed = RemoveTag(origin, repo, tag);
   Invalidate(node.registry, repo, tag);
   if (!removed.ok()) {
     // Never left under both names: take the new one back.
-    Status undo = RemoveTag(*client, repo, new_name);
+    Status undo = RemoveTag(origin, repo, new_name);
     Invalidate(node.registry, repo, new_name);
     if (!undo.ok()) Log("renaming " + repo + ":" + tag + ": " + undo.error().message);
     return Logged(Annotate(removed.error(), "renaming " + repo + ":" + tag + " to " + new_name));

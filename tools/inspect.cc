@@ -7,7 +7,6 @@
 
 #include "tools/commands.h"
 #include "transports/alltransports/transports.h"
-#include "transports/registry/docker_transport.h"
 
 namespace regfs::cli {
 namespace {
@@ -19,22 +18,14 @@ int Run(const Command& self, const Args& args) {
   if (!ref.ok()) return Fail(self, ref.error());
   auto opts = RegistryOptionsFrom(args, "");
   if (!opts.ok()) return Fail(self, opts.error());
-  auto http = std::make_shared<HttpClient>();
+  RegistryClients clients(std::make_shared<HttpClient>());
+  auto opened = OpenImageSource(*ref, *opts, clients);
+  if (!opened.ok()) return Fail(self, opened.error());
+  std::unique_ptr<ImageSource> src = std::move(opened).value();
+  // Tags are listed at the origin, as skopeo lists them, whether or not the image comes through
+  // registries.conf mirrors; with none, by the source's own client.
   std::shared_ptr<RegistryClient> client;
-  std::unique_ptr<ImageSource> src;
-  if (ref->transport == Transport::kDocker) {
-    // Tags are listed at the origin; the image comes through registries.conf's mirrors if any.
-    client = std::make_shared<RegistryClient>(ref->docker.registry, *opts, http);
-    if (!opts->registries_conf || !opts->registries_conf->Find(ref->docker.Name())) {
-      src = NewDockerSource(ref->docker, client);
-    }
-  }
-  if (!src) {
-    RegistryClients clients(http);
-    auto opened = OpenImageSource(*ref, *opts, clients);
-    if (!opened.ok()) return Fail(self, opened.error());
-    src = std::move(opened).value();
-  }
+  if (ref->transport == Transport::kDocker) client = clients.Get(ref->docker.registry, *opts);
   bool raw = args.Bool("raw"), config = args.Bool("config");
   if (raw && !config) {
     auto m = src->GetManifest("");

@@ -3,6 +3,7 @@
     from mountlib import mounts_fixture     # in a test module: makes the `mounts` fixture
     m = mounts()                             # a started mount, own cache_dir and log
     m = mounts("tag_ttl=1", "timeout=3", cache_dir=..., name="second")
+    m = mounts(env={"CONTAINERS_REGISTRIES_CONF": path})  # variables for the daemon
     m.image(registry.addr, "img/oci", "v1")  # Path of MNT/127.0.0.1:PORT/img/oci/v1
     m.stats()                                # MNT/.regfs/stats, parsed
     m.pid, m.kill(), m.unmount(), m.log_text()
@@ -142,8 +143,9 @@ def expect_errno(code, fn, *args, within=60, **kw):
 # ---- a mount --------------------------------------------------------------------------------
 
 class Mount:
-    def __init__(self, regfs_bin, root, name, opts, cache_dir=None, log=True):
+    def __init__(self, regfs_bin, root, name, opts, cache_dir=None, log=True, env=None):
         self.regfs_bin = regfs_bin
+        self.env = dict(env or {})
         self.root = Path(root)
         self.mnt = self.root / f"mnt-{name}"
         self.cache_dir = Path(cache_dir) if cache_dir else self.root / f"cache-{name}"
@@ -165,6 +167,7 @@ class Mount:
         self.mnt.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         env = tools._env(tools.private_home())
+        env.update(self.env)
         with open(self.out_path, "ab") as out:
             p = subprocess.Popen(self.argv(foreground), stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, env=env)
@@ -272,8 +275,9 @@ class Mount:
 
 @pytest.fixture(name="mounts")
 def mounts_fixture(regfs_bin, work):
-    """Factory: mounts(*opts, cache_dir=None, name=None, foreground=False) → a started
-    Mount. All are unmounted (and their daemons killed) at the end of the test."""
+    """Factory: mounts(*opts, cache_dir=None, name=None, foreground=False, env=None) → a
+    started Mount (env: variables added to the daemon's environment). All are unmounted (and
+    their daemons killed) at the end of the test."""
     made = []
     fired = []
 
@@ -287,8 +291,10 @@ def mounts_fixture(regfs_bin, work):
     timer.daemon = True
     timer.start()
 
-    def make(*opts, cache_dir=None, name=None, foreground=False, log=True, start=True):
-        m = Mount(regfs_bin, work, name or str(len(made)), opts, cache_dir=cache_dir, log=log)
+    def make(*opts, cache_dir=None, name=None, foreground=False, log=True, start=True,
+             env=None):
+        m = Mount(regfs_bin, work, name or str(len(made)), opts, cache_dir=cache_dir, log=log,
+                  env=env)
         made.append(m)
         return m.start(foreground=foreground) if start else m
 

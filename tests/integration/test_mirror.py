@@ -31,19 +31,8 @@ def mirror(origin):
             yield px
 
 
-def conf_env(work, text):
-    conf = work / "registries.conf"
-    conf.write_text(text)
-    return {"CONTAINERS_REGISTRIES_CONF": str(conf)}
-
-
-def mirror_conf(origin, mirror_addr):
-    return (f'[[registry]]\nlocation = "{origin.addr}"\n'
-            f'[[registry.mirror]]\nlocation = "{mirror_addr}"\n')
-
-
 def test_pulls_go_through_the_mirror(regfs, origin, image, mirror, work):
-    env = conf_env(work, mirror_conf(origin, mirror.addr))
+    env = tools.registries_conf_env(work, tools.mirror_conf(origin.addr, mirror.addr))
     ref = origin.ref("mirrored/img", "v1")
     p = regfs("copy", "-q", ref, f"dir:{work / 'out'}", env=env)
     assert p.returncode == 0, p.stderr
@@ -60,14 +49,14 @@ def test_pulls_go_through_the_mirror(regfs, origin, image, mirror, work):
 
 def test_pulls_fall_back_to_the_origin_when_the_mirror_is_down(regfs, origin, image, work):
     down = tools.closed_port()
-    env = conf_env(work, mirror_conf(origin, f"127.0.0.1:{down}"))
+    env = tools.registries_conf_env(work, tools.mirror_conf(origin.addr, f"127.0.0.1:{down}"))
     p = regfs("copy", "-q", origin.ref("mirrored/img", "v1"), f"dir:{work / 'out'}", env=env)
     assert p.returncode == 0, p.stderr
     assert tools.tree_diff(work / "out", image) == ""
 
 
 def test_stopped_mirror_falls_back(regfs, origin, image, mirror, work):
-    env = conf_env(work, mirror_conf(origin, mirror.addr))
+    env = tools.registries_conf_env(work, tools.mirror_conf(origin.addr, mirror.addr))
     ref = origin.ref("mirrored/img", "v1")
     assert regfs("copy", "-q", ref, f"dir:{work / 'a'}", env=env).returncode == 0
     mirror.stop()
@@ -77,7 +66,7 @@ def test_stopped_mirror_falls_back(regfs, origin, image, mirror, work):
 
 
 def test_pushes_go_to_the_origin(regfs, origin, image, mirror, work):
-    env = conf_env(work, mirror_conf(origin, mirror.addr))
+    env = tools.registries_conf_env(work, tools.mirror_conf(origin.addr, mirror.addr))
     p = regfs("copy", "-q", f"dir:{image}", origin.ref("mirrored/pushed", "v2"), env=env)
     assert p.returncode == 0, p.stderr
     assert origin.has_manifest("mirrored/pushed", "v2")
@@ -85,8 +74,8 @@ def test_pushes_go_to_the_origin(regfs, origin, image, mirror, work):
 
 
 def test_mirror_by_digest_only_skips_the_mirror_for_tags(regfs, origin, image, mirror, work):
-    env = conf_env(work, f'[[registry]]\nlocation = "{origin.addr}"\nmirror-by-digest-only = true\n'
-                         f'[[registry.mirror]]\nlocation = "{mirror.addr}"\n')
+    env = tools.registries_conf_env(
+        work, tools.mirror_conf(origin.addr, mirror.addr, "mirror-by-digest-only = true\n"))
     p = regfs("copy", "-q", origin.ref("mirrored/img", "v1"), f"dir:{work / 'a'}", env=env)
     assert p.returncode == 0, p.stderr
     assert mirror.requests() == []
@@ -97,17 +86,26 @@ def test_mirror_by_digest_only_skips_the_mirror_for_tags(regfs, origin, image, m
 
 
 def test_blocked_registry_is_refused(regfs, origin, image, work):
-    env = conf_env(work, f'[[registry]]\nlocation = "{origin.addr}"\nblocked = true\n')
+    env = tools.registries_conf_env(
+        work, f'[[registry]]\nlocation = "{origin.addr}"\nblocked = true\n')
     p = regfs("copy", "-q", origin.ref("mirrored/img", "v1"), f"dir:{work / 'a'}", env=env)
     assert p.returncode == 1
     assert "blocked" in tools.one_line_error(p)
     p = regfs("copy", "-q", f"dir:{image}", origin.ref("mirrored/x", "v1"), env=env)
     assert p.returncode == 1
     assert "blocked" in tools.one_line_error(p)
+    # Every command that talks to the registry refuses it, as containers/image does.
+    for argv in (["inspect", origin.ref("mirrored/img", "v1")],
+                 ["list-tags", f"docker://{origin.addr}/mirrored/img"],
+                 ["delete", origin.ref("mirrored/img", "v1")]):
+        p = regfs(*argv, env=env)
+        assert p.returncode == 1, argv
+        assert "blocked" in tools.one_line_error(p), argv
+    assert origin.has_manifest("mirrored/img", "v1")
 
 
 def test_a_broken_registries_conf_is_a_clear_error(regfs, origin, image, work):
-    env = conf_env(work, '[[registry]]\nlocation = "x"\ninsecure = 1\n')
+    env = tools.registries_conf_env(work, '[[registry]]\nlocation = "x"\ninsecure = 1\n')
     p = regfs("inspect", origin.ref("mirrored/img", "v1"), env=env)
     assert p.returncode == 1
     line = tools.one_line_error(p)

@@ -101,6 +101,20 @@ def closed_port():
     return port
 
 
+def registries_conf_env(work, text):
+    """Writes `text` to WORK/registries.conf; the environment that makes regfs read it."""
+    conf = Path(work) / "registries.conf"
+    conf.write_text(text)
+    return {"CONTAINERS_REGISTRIES_CONF": str(conf)}
+
+
+def mirror_conf(origin_addr, mirror_addr, entry_keys=""):
+    """registries.conf text: the registry at origin_addr, with `entry_keys` (lines) and one
+    [[registry.mirror]] at mirror_addr."""
+    return (f'[[registry]]\nlocation = "{origin_addr}"\n{entry_keys}'
+            f'[[registry.mirror]]\nlocation = "{mirror_addr}"\n')
+
+
 def tree_files(root):
     """Sorted relative paths of all regular files below root."""
     root = Path(root)

@@ -132,8 +132,10 @@ blocked = true
   auto blocked = c.PullSources(Ref("a.example.com/team/x:1"));
   ASSERT_FALSE(blocked.ok());
   EXPECT_EQ(blocked.error().errnum, EACCES);
-  EXPECT_FALSE(c.CheckNotBlocked(Ref("a.example.com/team/x:1")).ok());
-  EXPECT_TRUE(c.CheckNotBlocked(Ref("a.example.com/x:1")).ok());
+  EXPECT_FALSE(c.CheckNotBlocked(Ref("a.example.com/team/x:1").Name()).ok());
+  EXPECT_TRUE(c.CheckNotBlocked(Ref("a.example.com/x:1").Name()).ok());
+  // A host is blocked only by an entry for the host itself, not one for a namespace in it.
+  EXPECT_TRUE(c.CheckNotBlocked("a.example.com").ok());
 }
 
 TEST(RegistriesConfTest, InsecureCoversLocationsAndMirrors) {
@@ -241,7 +243,8 @@ registry = [
   EXPECT_EQ(c.entries()[0].mirrors[0].location, "m.example");
   EXPECT_EQ(Sources(c, "b.example/team/app:1"),
             (std::vector<std::string>{"c.example:5000/team/app:1 insecure"}));
-  EXPECT_FALSE(c.CheckNotBlocked(Ref("x.blocked.example/app:1")).ok());
+  EXPECT_FALSE(c.CheckNotBlocked(Ref("x.blocked.example/app:1").Name()).ok());
+  EXPECT_EQ(c.CheckNotBlocked("x.blocked.example").error().errnum, EACCES);
 }
 
 TEST(RegistriesConfTest, MultiLineArraysAndCommentsAreRead) {

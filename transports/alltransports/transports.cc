@@ -1,6 +1,7 @@
 #include "transports/alltransports/transports.h"
 
 #include "transports/dir/dir_transport.h"
+#include "transports/docker/mirrored_registry.h"
 #include "transports/docker/mirrored_source.h"
 #include "transports/oci/oci_transport.h"
 #include "transports/registry/docker_transport.h"
@@ -8,8 +9,17 @@
 namespace regfs {
 namespace {
 
+// The client of one place a pull of an image on `origin` (a host) may come from. --creds name
+// the origin's account: a mirror on another host must not see them. (Its `insecure` comes from
+// registries.conf in RegistryClient, unless --tls-verify was given.)
+std::shared_ptr<RegistryClient> PullClient(const PullSource& place, const std::string& origin,
+                                           RegistryOptions options, RegistryClients& clients) {
+  if (place.ref.registry != origin) options.creds.reset();
+  return clients.Get(place.ref.registry, options);
+}
+
 // A registry image, read through the registries.conf mirrors of its entry (if any) before its
-// origin. Each place gets a client of its own.
+// origin.
 Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref,
                                                       const RegistryOptions& options,
                                                       RegistryClients& clients) {
@@ -19,11 +29,8 @@ Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref
   }
   std::vector<std::unique_ptr<ImageSource>> candidates;
   for (const PullSource& place : places) {
-    RegistryOptions o = options;
-    // --creds name the origin's account: a mirror on another host must not see them. (Its
-    // `insecure` comes from registries.conf in RegistryClient, unless --tls-verify was given.)
-    if (place.ref.registry != ref.registry) o.creds.reset();
-    candidates.push_back(NewDockerSource(place.ref, clients.Get(place.ref.registry, o)));
+    candidates.push_back(
+        NewDockerSource(place.ref, PullClient(place, ref.registry, options, clients)));
   }
   if (candidates.size() == 1) return std::move(candidates.front());
   return NewMirroredSource(std::move(candidates), options.log);
@@ -37,6 +44,7 @@ std::shared_ptr<RegistryClient> RegistryClients::Get(const std::string& registry
   std::string key = registry + '\0' + (o.tls_verify ? "v" : "-") + (o.tls_verify_set ? "s" : "-") +
                     '\0' + o.cert_dir + '\0' + o.authfile + '\0' + std::to_string(o.retry_times);
   if (o.creds) key += '\0' + o.creds->username + '\0' + o.creds->password;
+  std::lock_guard<std::mutex> lock(mu_);
   auto& client = clients_[key];
   if (!client) client = std::make_shared<RegistryClient>(registry, o, http_);
   return client;
@@ -63,7 +71,7 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
     case Transport::kDocker:
       // Pushes go to the origin, never to a mirror.
       if (options.registries_conf)
-        RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker));
+        RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker.Name()));
       return NewDockerDestination(ref.docker, clients.Get(ref.docker.registry, options));
     case Transport::kDir:
       return NewDirDestination(ref.path);
@@ -75,21 +83,34 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
 
 RegistryFactory NewRegistryFactory(RegistryOptions options, std::set<std::string> insecure,
                                    HttpClient::Options http, bool debug) {
-  auto client = std::make_shared<HttpClient>(http);
-  return [options = std::move(options), insecure = std::move(insecure), client, debug](
+  // One set of clients for the mount: a mirror's client serves its host's own directory too.
+  auto clients = std::make_shared<RegistryClients>(std::make_shared<HttpClient>(http));
+  return [options = std::move(options), insecure = std::move(insecure), clients, debug](
              const std::string& host, const LogFn& log) -> Result<std::shared_ptr<Registry>> {
     RegistryOptions o = options;
-    if (insecure.count(host)) {
-      o.tls_verify = false;
-      o.tls_verify_set = true;
-    }
     if (debug && !o.log) o.log = log;
     if (!o.registries_conf) {
       auto conf = LoadRegistriesConf();
       if (!conf.ok()) return conf.error();
       o.registries_conf = *conf;
     }
-    return std::shared_ptr<Registry>(std::make_shared<RegistryClient>(host, o, client));
+    // As containers/image makes no client for a blocked host, nothing under it is reachable.
+    RETURN_IF_ERROR(o.registries_conf->CheckNotBlocked(host));
+    // The mount's insecure=HOST is --tls-verify=false for that host, wherever it is used.
+    auto options_for = [o, insecure](const std::string& h) {
+      RegistryOptions for_host = o;
+      if (insecure.count(h)) {
+        for_host.tls_verify = false;
+        for_host.tls_verify_set = true;
+      }
+      return for_host;
+    };
+    return NewMirroredRegistry(
+        clients->Get(host, options_for(host)), o.registries_conf,
+        [host, options_for, clients](const PullSource& place) -> std::shared_ptr<Registry> {
+          return PullClient(place, host, options_for(place.ref.registry), *clients);
+        },
+        o.log);
   };
 }
 

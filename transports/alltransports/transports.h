@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 
@@ -14,16 +15,20 @@
 
 namespace regfs {
 
-// The registry clients of one command. A source and a destination on one registry, used with
-// the same settings, share a client: one ping, one token cache, one set of connections.
+// The registry clients of one command, or of a mount. A source and a destination on one
+// registry, used with the same settings, share a client: one ping, one token cache, one set of
+// connections. Thread-safe.
 class RegistryClients {
  public:
   explicit RegistryClients(std::shared_ptr<HttpClient> http) : http_(std::move(http)) {}
+  // The client of `registry` itself, never of a mirror: the one OpenImageSource uses for a
+  // pull that is not redirected, and the one to list tags with, as skopeo lists them.
   std::shared_ptr<RegistryClient> Get(const std::string& registry, const RegistryOptions& options);
 
  private:
   const std::shared_ptr<HttpClient> http_;
-  std::map<std::string, std::shared_ptr<RegistryClient>> clients_;
+  std::mutex mu_;
+  std::map<std::string, std::shared_ptr<RegistryClient>> clients_;  // guarded by mu_
 };
 
 Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
@@ -36,8 +41,10 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
 
 // The registries of a mount, as the commands open theirs: one client per host with `options`
 // (registries.conf, certs.d and credentials found as for `copy`), verification off for the
-// hosts in `insecure`, over one HTTP client with `http`'s limits. With options.log unset and
-// `debug`, requests are logged to the log the caller passes.
+// hosts in `insecure`, over one HTTP client with `http`'s limits; reads through registries.conf
+// mirrors (docker/mirrored_registry.h), writes to the host. A host blocked in registries.conf
+// is an EACCES error. With options.log unset and `debug`, requests are logged to the log the
+// caller passes.
 RegistryFactory NewRegistryFactory(RegistryOptions options, std::set<std::string> insecure,
                                    HttpClient::Options http, bool debug);
 

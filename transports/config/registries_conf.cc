@@ -459,8 +459,8 @@ bool RegistriesConf::IsInsecure(std::string_view registry) const {
   return false;
 }
 
-Status RegistriesConf::CheckNotBlocked(const DockerReference& ref) const {
-  const RegistryEntry* e = Find(ref.Name());
+Status RegistriesConf::CheckNotBlocked(std::string_view name) const {
+  const RegistryEntry* e = Find(name);
   if (e && e->blocked) {
     return MakeError(EACCES, "registry " + e->prefix + " is blocked in registries.conf");
   }
@@ -470,7 +470,7 @@ Status RegistriesConf::CheckNotBlocked(const DockerReference& ref) const {
 Result<std::vector<PullSource>> RegistriesConf::PullSources(const DockerReference& ref) const {
   const RegistryEntry* e = Find(ref.Name());
   if (!e) return std::vector<PullSource>{PullSource{ref, IsInsecure(ref.registry), false}};
-  RETURN_IF_ERROR(CheckNotBlocked(ref));
+  RETURN_IF_ERROR(CheckNotBlocked(ref.Name()));
   const bool by_digest = !ref.digest.empty();
   const std::string suffix = by_digest ? "@" + ref.digest : ":" + ref.tag;
   std::vector<PullSource> out;

@@ -65,8 +65,9 @@ class RegistriesConf {
   // `ref`. EACCES when the matching entry is blocked.
   Result<std::vector<PullSource>> PullSources(const DockerReference& ref) const;
 
-  // EACCES when `ref`'s registry entry is blocked.
-  Status CheckNotBlocked(const DockerReference& ref) const;
+  // EACCES when the entry for `name` — a host[:port], as containers/image checks every client
+  // it makes, or host/repository, as it checks every image it opens — is blocked.
+  Status CheckNotBlocked(std::string_view name) const;
 
  private:
   std::vector<RegistryEntry> entries_;

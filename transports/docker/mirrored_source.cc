@@ -3,6 +3,8 @@
 #include <mutex>
 #include <type_traits>
 
+#include "transports/docker/try_in_order.h"
+
 namespace regfs {
 namespace {
 
@@ -36,24 +38,20 @@ class MirroredSource final : public ImageSource {
     return chosen_;
   }
 
-  // Tries the candidates in order; the first that succeeds is chosen for good. On failure of
-  // all, the origin's error.
+  // Tries the candidates in order; the first that succeeds is chosen for good.
   template <class F>
   std::invoke_result_t<F, ImageSource&> FirstThat(F&& attempt) {
-    for (size_t i = 0;; ++i) {
-      ImageSource& candidate = *candidates_[i];
-      auto result = attempt(candidate);
-      if (result.ok()) {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (!chosen_) chosen_ = &candidate;
-        return result;
-      }
-      if (i + 1 == candidates_.size()) return result;
-      if (log_) {
-        log_("pulling from " + candidate.Describe() +
-             " failed, trying the next source: " + result.error().message);
-      }
-    }
+    return TryInOrder(
+        candidates_.size(),
+        [&](size_t i) {
+          auto result = attempt(*candidates_[i]);
+          if (result.ok()) {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (!chosen_) chosen_ = candidates_[i].get();
+          }
+          return result;
+        },
+        [&](size_t i) { return candidates_[i]->Describe(); }, log_);
   }
 
   const std::vector<std::unique_ptr<ImageSource>> candidates_;

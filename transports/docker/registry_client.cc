@@ -228,6 +228,10 @@ Result<RegistryClient::Endpoint> RegistryClient::GetEndpoint() {
     }
   }
   Result<Endpoint> settled = [&]() -> Result<Endpoint> {
+    // Every request needs the endpoint: a blocked registry is never contacted, whatever asks
+    // (containers/image refuses to make a client for it).
+    if (options_.registries_conf)
+      RETURN_IF_ERROR(options_.registries_conf->CheckNotBlocked(registry_));
     auto loaded = LoadTlsConfigFor(options_.cert_dir, registry_);
     if (!loaded.ok()) return Annotate(loaded.error(), "TLS certificates for " + registry_);
     // A verified registry that is not loopback can only be HTTPS: nothing to probe.

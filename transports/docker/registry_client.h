@@ -5,7 +5,8 @@
 // handshake with Basic and Bearer tokens cached per scope until they expire; one retry policy
 // around single attempts — backoff for 429 (honouring Retry-After), 502–504 and connection
 // resets, and broken blob downloads resumed with Range; redirects followed without carrying
-// Authorization to another host; Link pagination; size limits on everything buffered.
+// Authorization to another host; Link pagination; size limits on everything buffered. A
+// host blocked in registries.conf is refused (EACCES) before any request.
 //
 // The endpoint (scheme, TLS material) is settled once, before the first request, and never
 // changes after: a verified host that is not loopback is HTTPS without a request spent on it;
@@ -46,7 +47,8 @@ struct RegistryOptions {
   bool tls_verify_set = false;
   // --cert-dir: the only certs.d-style directory used; empty: containers-certs.d(5) lookup.
   std::string cert_dir;
-  // [[registry]] entries (insecure hosts, mirrors); null means none.
+  // [[registry]] entries: the client honours `insecure` and `blocked` for its host; mirrors
+  // are its callers' (alltransports/). Null means none.
   std::shared_ptr<const RegistriesConf> registries_conf;
   std::optional<Credentials> creds;  // --creds; when absent, auth.json is searched
   std::string authfile;              // --authfile

@@ -1,8 +1,8 @@
 // Registry: one registry host as the mount and the deletion code see it — manifests, blobs,
 // tags and the catalog of the OCI distribution API, with errno-carrying Results (DESIGN §1).
 //
-// The HTTP implementation is docker/'s RegistryClient; the commands' factory
-// (alltransports/) wraps it for registries.conf (mirrors, blocked hosts). The mount core holds
+// The HTTP implementation is docker/'s RegistryClient; the mount's factory (alltransports/)
+// wraps it in docker/'s MirroredRegistry for registries.conf mirrors. The mount core holds
 // only this interface, so it can be tested against registries that fail on purpose
 // (tests/unit/testing/failing_registry.h). Implementations are thread-safe.
 #pragma once
@@ -62,6 +62,11 @@ class Registry {
 
   virtual Result<std::vector<std::string>> ListTags(const std::string& repo) = 0;
   virtual Result<std::vector<std::string>> Catalog() = 0;
+
+  // Where writes go, and the reads that decide what a write does (the digest a deletion
+  // removes, the manifest a re-tag copies): this registry, unless its reads come from
+  // registries.conf mirrors, which may be behind the origin.
+  virtual Registry& Origin() { return *this; }
 
   // Where blobs were seen, across processes, for mounts across repositories; null: not used.
   virtual BlobLocationCache* blob_locations() const { return nullptr; }
