@@ -153,6 +153,48 @@ Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
 Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::View(const std::string& registry,
                                                                       const std::string& repo,
                                                                       const std::string& ref) {
+  ASSIGN_OR_RETURN(auto view, FindOrBuildView(registry, repo, ref));
+  std::string dir = registry + "/" + repo + "/" + ref;
+  auto noted = [&] {
+    auto it = dir_blobs_.find(dir);
+    return it != dir_blobs_.end() && it->second.manifest_digest == view->top.digest;
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (noted()) return view;
+  }
+  ASSIGN_OR_RETURN(auto client, Client(registry));  // no request: opened already
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!noted()) NoteDirectoryLocked(dir, *view, BlobLocation{client, repo});
+  return view;
+}
+
+void Filesystem::NoteDirectoryLocked(const std::string& dir, const ImageView& view,
+                                     const BlobLocation& where) {
+  DirBlobs& shown = dir_blobs_[dir];
+  // A tag that moved: its directory no longer holds the blobs of the old image.
+  for (const std::string& b : shown.blobs) {
+    auto it = blob_dirs_.find(b);
+    if (it == blob_dirs_.end()) continue;
+    it->second.erase(dir);
+    if (it->second.empty()) blob_dirs_.erase(it);
+  }
+  shown.manifest_digest = view.top.digest;
+  shown.blobs.clear();
+  for (const ImageEntry& e : view.entries) {
+    if (e.kind != Kind::kBlob) continue;
+    shown.blobs.push_back(e.digest);
+    blob_dirs_[e.digest].insert(dir);
+    std::vector<BlobLocation>& known = locations_[e.digest];
+    bool seen = std::any_of(known.begin(), known.end(), [&](const BlobLocation& l) {
+      return l.repository == where.repository && l.client->registry() == where.client->registry();
+    });
+    if (!seen) known.push_back(where);
+  }
+}
+
+Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::FindOrBuildView(
+    const std::string& registry, const std::string& repo, const std::string& ref) {
   std::string digest = IsSha256Digest(ref) ? ref : "";
   std::string tag_key = registry + "/" + repo + ":" + ref;
   {
@@ -215,16 +257,11 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
   }
   view->top = std::move(top);
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& e : view->entries) {
-    if (e.kind != Kind::kBlob) continue;
-    locations_.try_emplace(e.digest, BlobLocation{client, repo});
-    blob_images_[e.digest].insert(registry + "/" + repo + "@" + view->top.digest);
-  }
   auto [it, inserted] = views_.emplace(view->top.digest, view);
   return it->second;
 }
 
-Result<BlobLocation> Filesystem::LocationOf(const Node& node) {
+Result<std::vector<BlobLocation>> Filesystem::LocationsOf(const Node& node) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = locations_.find(node.digest);
@@ -566,11 +603,16 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       a.mode = kFileMode;
       a.timeout = kForever;
       a.size = node.size;
+      // st_nlink = 1 + the image directories known to hold the blob (two tags of one image
+      // are two directories). The 1 is the registry's content store, which every image
+      // directory links into, as in a hard-link farm. Views are lazy, so GNU du decides at its
+      // first stat of the blob, before the other directories holding it are known; a count
+      // that is at least 2 from that first stat on makes du count the blob once whatever it
+      // is given, and ls -l still shows how widely the blob is shared.
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = blob_images_.find(node.digest);
-      a.nlink = it == blob_images_.end()
-                    ? 1
-                    : static_cast<uint32_t>(std::max<size_t>(1, it->second.size()));
+      auto it = blob_dirs_.find(node.digest);
+      size_t dirs = it == blob_dirs_.end() ? 0 : it->second.size();
+      a.nlink = static_cast<uint32_t>(1 + std::max<size_t>(1, dirs));
       break;
     }
     case Kind::kSymlink:
@@ -744,15 +786,21 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       break;
     }
     case Kind::kBlob: {
-      auto located = LocationOf(node);
+      auto located = LocationsOf(node);
       if (!located.ok()) return Logged(located.error());
-      const BlobLocation& loc = *located;
-      auto blob = blobs_->Open(node.digest, node.size, loc);
+      auto blob = blobs_->Open(node.digest, node.size, *located);
       if (!blob.ok()) return Logged(blob.error());
-      handle->blob = std::move(blob).value();
+      handle->blob = std::move(blob->blob);
+      handle->cursor = blob->cursor;
       handle->blob_info = BlobInfo{node.digest, node.size, node.media_type};
-      handle->location = loc;
-      opened.keep_cache = true;
+      // copy_file_range copies from the directory's own registry where it can.
+      handle->location = located->front();
+      for (const BlobLocation& l : *located) {
+        if (l.client->registry() == node.registry && l.repository == node.path) {
+          handle->location = l;
+        }
+      }
+      opened.keep_cache = blob->keep_cache;
       break;
     }
     case Kind::kSymlink:

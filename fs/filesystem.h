@@ -185,13 +185,22 @@ class Filesystem {
       int ttl);
   // Tags of a repository; an empty list when it is not one.
   Result<std::vector<std::string>> Tags(const std::string& registry, const std::string& repo);
+  // The image of directory registry/repo/ref; records the directory as holding its blobs
+  // (NoteDirectoryLocked).
   Result<std::shared_ptr<const ImageView>> View(const std::string& registry,
                                                 const std::string& repo, const std::string& ref);
+  Result<std::shared_ptr<const ImageView>> FindOrBuildView(const std::string& registry,
+                                                           const std::string& repo,
+                                                           const std::string& ref);
   Result<std::shared_ptr<const ImageView>> BuildView(const std::string& registry,
                                                      const std::string& repo, RawManifest top);
-  // Where a blob node is fetched from: recorded when a view listing it was built, which is
-  // done again if need be.
-  Result<BlobLocation> LocationOf(const Node& node);
+  // Records that directory `dir` ("registry/repo/ref") shows `view`: the directory holds its
+  // blobs (st_nlink) and `where` is one more location of each.
+  void NoteDirectoryLocked(const std::string& dir, const ImageView& view,
+                           const BlobLocation& where);
+  // Where a blob node can be fetched from, in the order seen: recorded when a view listing it
+  // was shown, which is done again if need be.
+  Result<std::vector<BlobLocation>> LocationsOf(const Node& node);
 
   Result<Node> NodeOf(uint64_t ino);
   // Adds (or finds) the node for `key` and counts one lookup.
@@ -243,13 +252,20 @@ class Filesystem {
   std::map<std::string, Timed<std::vector<std::string>>> tags_;      // guarded by mu_
   std::map<std::string, Timed<std::string>> tag_digests_;            // guarded by mu_
   std::map<std::string, std::shared_ptr<const ImageView>> views_;    // guarded by mu_
-  std::map<std::string, BlobLocation> locations_;                    // guarded by mu_
-  std::map<std::string, std::set<std::string>> blob_images_;         // guarded by mu_
-  uint64_t next_handle_ = 1;                                         // guarded by mu_
-  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;          // guarded by mu_
-  std::set<std::string> local_dirs_;                                 // "reg|path", guarded by mu_
-  std::map<std::string, std::shared_ptr<StagingImage>> stagings_;    // "reg|repo|tag", by mu_
-  std::map<std::string, Leftovers> leftovers_;                       // "reg|repo|tag", by mu_
+  std::map<std::string, std::vector<BlobLocation>> locations_;       // by blob, guarded by mu_
+  // The image directories ("registry/repo/ref") known to hold each blob, and what each
+  // directory was last seen to show. guarded by mu_
+  struct DirBlobs {
+    std::string manifest_digest;
+    std::vector<std::string> blobs;
+  };
+  std::map<std::string, std::set<std::string>> blob_dirs_;         // guarded by mu_
+  std::map<std::string, DirBlobs> dir_blobs_;                      // guarded by mu_
+  uint64_t next_handle_ = 1;                                       // guarded by mu_
+  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;        // guarded by mu_
+  std::set<std::string> local_dirs_;                               // "reg|path", guarded by mu_
+  std::map<std::string, std::shared_ptr<StagingImage>> stagings_;  // "reg|repo|tag", by mu_
+  std::map<std::string, Leftovers> leftovers_;                     // "reg|repo|tag", by mu_
   std::set<std::string> removed_;  // "reg|path" of repositories removed here, guarded by mu_
 };
 
