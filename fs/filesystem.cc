@@ -588,7 +588,8 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       a.mode = kFileMode;
       a.nlink = 1;
       a.timeout = by_digest ? kForever : options_.tag_ttl;
-      ASSIGN_OR_RETURN(auto view, View(node.registry, node.path, node.ref));
+      // node.ref is the manifest's digest, not a directory: nothing to note (View).
+      ASSIGN_OR_RETURN(auto view, FindOrBuildView(node.registry, node.path, node.ref));
       a.size = static_cast<int64_t>(view->top.bytes.size());
       break;
     }
@@ -770,7 +771,7 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       opened.keep_cache = true;
       break;
     case Kind::kManifestFile: {
-      auto view = View(node.registry, node.path, node.ref);
+      auto view = FindOrBuildView(node.registry, node.path, node.ref);  // by digest, as above
       if (!view.ok()) return Logged(view.error());
       handle->bytes = (*view)->top.bytes;  // an open file keeps the digest it opened on
       opened.keep_cache = IsSha256Digest(node.ref);

@@ -189,6 +189,7 @@ class Filesystem {
   // (NoteDirectoryLocked).
   Result<std::shared_ptr<const ImageView>> View(const std::string& registry,
                                                 const std::string& repo, const std::string& ref);
+  // The same, for a `ref` that is not a directory of the tree (a manifest file's digest).
   Result<std::shared_ptr<const ImageView>> FindOrBuildView(const std::string& registry,
                                                            const std::string& repo,
                                                            const std::string& ref);

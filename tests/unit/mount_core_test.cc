@@ -291,6 +291,8 @@ TEST_F(MountCoreTest, ABlobsLinkCountIsOnePlusTheImageDirectoriesKnownToHoldIt) 
   ASSERT_TRUE(v2.ok()) << v2.error().message;
   ASSERT_TRUE(fs_->ReadDir(v2->ino).ok());        // listing a directory makes its blobs known
   EXPECT_EQ(nlink("app/v1/" + Hex(shared)), 3u);  // by directory, not by manifest digest
+  EXPECT_EQ(nlink("app/v2/manifest.json"), 1u);
+  EXPECT_EQ(nlink("app/v1/" + Hex(shared)), 3u);  // a manifest file is no directory
   EXPECT_EQ(nlink("app/" + digest + "/" + Hex(shared)), 4u);
   EXPECT_EQ(nlink("app/v3/" + Hex(own)), 2u);
   EXPECT_EQ(nlink("app/v3/" + Hex(shared)), 5u);
