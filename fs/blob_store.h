@@ -137,6 +137,7 @@ class Blob : public std::enable_shared_from_this<Blob> {
   UniqueFd fd_;
   std::string partial_path_;  // "" when fd_ is a cache entry
 
+  // After the store's mu_, before its marks_mu_; the log callback may be called under it.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   State state_ = State::kPartial;  // guarded by mu_

@@ -144,6 +144,12 @@ class Filesystem {
     std::vector<ImageEntry> entries;
     std::map<std::string, std::string> instance_bytes;  // digest → manifest bytes
   };
+  // What an image directory ("registry/repo/ref") was last seen to show, for the count of
+  // directories known to hold each blob (blob_dirs_).
+  struct DirBlobs {
+    std::string manifest_digest;
+    std::vector<std::string> blobs;
+  };
   // The files left in the directory of an image deleted by unlinking its manifest.json.
   struct Leftovers {
     std::shared_ptr<const ImageView> view;
@@ -254,19 +260,13 @@ class Filesystem {
   std::map<std::string, Timed<std::string>> tag_digests_;            // guarded by mu_
   std::map<std::string, std::shared_ptr<const ImageView>> views_;    // guarded by mu_
   std::map<std::string, std::vector<BlobLocation>> locations_;       // by blob, guarded by mu_
-  // The image directories ("registry/repo/ref") known to hold each blob, and what each
-  // directory was last seen to show. guarded by mu_
-  struct DirBlobs {
-    std::string manifest_digest;
-    std::vector<std::string> blobs;
-  };
-  std::map<std::string, std::set<std::string>> blob_dirs_;         // guarded by mu_
-  std::map<std::string, DirBlobs> dir_blobs_;                      // guarded by mu_
-  uint64_t next_handle_ = 1;                                       // guarded by mu_
-  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;        // guarded by mu_
-  std::set<std::string> local_dirs_;                               // "reg|path", guarded by mu_
-  std::map<std::string, std::shared_ptr<StagingImage>> stagings_;  // "reg|repo|tag", by mu_
-  std::map<std::string, Leftovers> leftovers_;                     // "reg|repo|tag", by mu_
+  std::map<std::string, std::set<std::string>> blob_dirs_;           // blob → dirs, by mu_
+  std::map<std::string, DirBlobs> dir_blobs_;                        // by dir, guarded by mu_
+  uint64_t next_handle_ = 1;                                         // guarded by mu_
+  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;          // guarded by mu_
+  std::set<std::string> local_dirs_;                                 // "reg|path", guarded by mu_
+  std::map<std::string, std::shared_ptr<StagingImage>> stagings_;    // "reg|repo|tag", by mu_
+  std::map<std::string, Leftovers> leftovers_;                       // "reg|repo|tag", by mu_
   std::set<std::string> removed_;  // "reg|path" of repositories removed here, guarded by mu_
 };
 
