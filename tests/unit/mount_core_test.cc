@@ -208,6 +208,24 @@ TEST_F(MountCoreTest, WhenEveryLocationFailsTheReadIsEIONamingEach) {
   EXPECT_NE(m.find(std::string(kHost2) + "/app: injected failure"), std::string::npos) << m;
 }
 
+TEST_F(MountCoreTest, WhenEveryLocationWasBadTheNextOpenTriesThemAgain) {
+  std::string layer(100000, 'v');
+  fake_->AddImage("app", "v1", {layer});
+  Make();
+  failing_->SetRule([](const RegistryCall& call) {
+    return call.op == "GetBlobRange" ? Fault::Fail(EIO) : Fault::None();
+  });
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  auto bad = ReadAll(blob->ino);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().errnum, EIO);
+  failing_->SetRule(nullptr);  // the registry is well again
+  auto good = ReadAll(blob->ino);
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  EXPECT_TRUE(*good == layer);
+}
+
 TEST_F(MountCoreTest, ACutTransferResumesAtTheNextLocationAndStillVerifies) {
   std::string layer;
   for (int i = 0; layer.size() < (3 << 20); ++i) layer += std::to_string(i) + ",";
