@@ -6,6 +6,8 @@
 
 #include <cstdlib>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "fs/filesystem.h"
 #include "tests/unit/testing/fake_registry.h"
@@ -284,6 +286,46 @@ TEST_F(MountCoreTest, AFileThatWasServedBadBytesGetsEIOThoughTheBlobThenVerifies
   ASSERT_TRUE(h.ok()) << h.error().message;
   EXPECT_TRUE(h->keep_cache);  // verified, and the pages dropped since
   fs_->Release(h->handle);
+}
+
+TEST_F(MountCoreTest, ConcurrentReadersOfABadFirstLocationGetGoodBytesOrEIO) {
+  for (VerifyMode mode : {VerifyMode::kFull, VerifyMode::kStream}) {
+    SCOPED_TRACE(mode == VerifyMode::kFull ? "verify=full" : "verify=stream");
+    std::string layer;
+    for (int i = 0; layer.size() < (5 << 20); ++i) layer += std::to_string(i * 7) + ";";
+    fake_ = std::make_shared<FakeRegistry>(kHost);
+    failing_ = std::make_shared<FailingRegistry>(fake_);
+    fake2_ = std::make_shared<FakeRegistry>(kHost2);
+    failing2_ = std::make_shared<FailingRegistry>(fake2_);
+    fake_->AddImage("app", "v1", {layer});
+    fake2_->AddImage("app", "v1", {layer});
+    fs_.reset();
+    (void)RemoveAll(dir_ + "/cache");
+    Make(mode);
+    failing_->SetRule([](const RegistryCall& call) {
+      return call.op == "GetBlobRange" ? Fault::CorruptAt(3 << 20) : Fault::None();
+    });
+    auto blob = Walk("app/v1/" + Hex(layer));
+    ASSERT_TRUE(blob.ok()) << blob.error().message;
+    ASSERT_TRUE(Walk("app/v1/" + Hex(layer), kHost2).ok());
+    std::vector<Result<std::string>> got(6, MakeError(EINVAL, "not run"));
+    std::vector<std::thread> readers;
+    for (size_t i = 0; i < got.size(); ++i) {
+      readers.emplace_back([&, i] { got[i] = ReadAll(blob->ino); });
+    }
+    for (auto& t : readers) t.join();
+    for (const auto& r : got) {
+      if (r.ok()) {
+        EXPECT_TRUE(*r == layer);  // never bad bytes without an error
+      } else {
+        EXPECT_EQ(mode, VerifyMode::kStream) << r.error().message;  // full: each falls back
+        EXPECT_EQ(r.error().errnum, EIO) << r.error().message;
+      }
+    }
+    auto after = ReadAll(blob->ino);
+    ASSERT_TRUE(after.ok()) << after.error().message;
+    EXPECT_TRUE(*after == layer);
+  }
 }
 
 // ---- st_nlink: 1 + the image directories known to hold the blob -----------------------------
