@@ -40,6 +40,7 @@ Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
       tags_(Cap(options.caps.tag_lists)),
       tag_digests_(Cap(options.caps.tag_digests)),
       views_(Cap(options.caps.views)),
+      dir_blobs_(Cap(options.caps.dirs)),
       leftovers_(Cap(options.caps.gone)),
       removed_(Cap(options.caps.gone)) {}
 
@@ -156,6 +157,68 @@ Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
 Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::View(const std::string& registry,
                                                                       const std::string& repo,
                                                                       const std::string& ref) {
+  ASSIGN_OR_RETURN(auto view, FindOrBuildView(registry, repo, ref));
+  std::string dir = registry + "/" + repo + "/" + ref;
+  auto noted = [&] {
+    const DirBlobs* shown = dir_blobs_.Find(dir);
+    return shown && shown->manifest_digest == view->top.digest;
+  };
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (noted()) return view;
+  }
+  ASSIGN_OR_RETURN(auto client, Client(registry));  // no request: opened already
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!noted()) NoteDirectoryLocked(dir, *view, BlobLocation{client, repo});
+  return view;
+}
+
+void Filesystem::NoteDirectoryLocked(const std::string& dir, const ImageView& view,
+                                     const BlobLocation& where) {
+  // A tag that moved: its directory no longer holds the blobs of the old image.
+  if (const DirBlobs* before = dir_blobs_.Peek(dir)) UnnoteDirectoryLocked(dir, *before);
+  DirBlobs shown;
+  shown.manifest_digest = view.top.digest;
+  for (const ImageEntry& e : view.entries) {
+    if (e.kind != Kind::kBlob) continue;
+    shown.blobs.push_back(e.digest);
+    blob_dirs_[e.digest].insert(dir);
+    std::vector<BlobLocation>& known = locations_[e.digest];
+    bool seen = std::any_of(known.begin(), known.end(), [&](const BlobLocation& l) {
+      return l.repository == where.repository && l.client->registry() == where.client->registry();
+    });
+    if (!seen) known.push_back(where);
+  }
+  for (const auto& [gone, what] : dir_blobs_.Put(dir, std::move(shown))) {
+    UnnoteDirectoryLocked(gone, what);
+  }
+}
+
+void Filesystem::UnnoteDirectoryLocked(const std::string& dir, const DirBlobs& shown) {
+  // dir is "registry/repo/ref" and a ref has no '/': the directory's location is its prefix.
+  const std::string place = dir.substr(0, dir.rfind('/') + 1);
+  auto same_place = [&](const std::string& other) {
+    return other.size() > place.size() && other.compare(0, place.size(), place) == 0 &&
+           other.find('/', place.size()) == std::string::npos;
+  };
+  for (const std::string& b : shown.blobs) {
+    auto dirs = blob_dirs_.find(b);
+    if (dirs == blob_dirs_.end()) continue;
+    dirs->second.erase(dir);
+    bool place_still_holds = std::any_of(dirs->second.begin(), dirs->second.end(), same_place);
+    if (dirs->second.empty()) blob_dirs_.erase(dirs);
+    if (place_still_holds) continue;
+    auto known = locations_.find(b);
+    if (known == locations_.end()) continue;
+    std::erase_if(known->second, [&](const BlobLocation& l) {
+      return place == l.client->registry() + "/" + l.repository + "/";
+    });
+    if (known->second.empty()) locations_.erase(known);
+  }
+}
+
+Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::FindOrBuildView(
+    const std::string& registry, const std::string& repo, const std::string& ref) {
   std::string digest = IsSha256Digest(ref) ? ref : "";
   std::string tag_key = registry + "/" + repo + ":" + ref;
   {
@@ -218,35 +281,17 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
   std::vector<std::pair<std::string, std::shared_ptr<const ImageView>>> evicted;
   std::lock_guard<std::mutex> lock(mu_);
   if (auto* built = views_.Find(view->top.digest)) return *built;  // by another thread meanwhile
-  for (const auto& e : view->entries) {
-    if (e.kind != Kind::kBlob) continue;
-    locations_.try_emplace(e.digest, BlobLocation{client, repo});
-    blob_images_[e.digest].insert(registry + "/" + repo + "@" + view->top.digest);
-  }
   evicted = views_.Put(view->top.digest, view);
-  for (const auto& [digest, old] : evicted) DropViewLocked(*old);
   return std::shared_ptr<const ImageView>(view);
-}
-
-void Filesystem::DropViewLocked(const ImageView& view) {
-  for (const auto& e : view.entries) {
-    if (e.kind != Kind::kBlob) continue;
-    auto images = blob_images_.find(e.digest);
-    if (images == blob_images_.end()) continue;
-    images->second.erase(view.registry + "/" + view.repo + "@" + view.top.digest);
-    if (!images->second.empty()) continue;
-    blob_images_.erase(images);
-    locations_.erase(e.digest);
-  }
 }
 
 Filesystem::CachedEntries Filesystem::Cached() {
   std::lock_guard<std::mutex> lock(mu_);
   return {views_.size(),    tag_digests_.size(), tags_.size(),
-          catalogs_.size(), locations_.size(),   blob_images_.size()};
+          catalogs_.size(), locations_.size(),   dir_blobs_.size()};
 }
 
-Result<BlobLocation> Filesystem::LocationOf(const Node& node) {
+Result<std::vector<BlobLocation>> Filesystem::LocationsOf(const Node& node) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = locations_.find(node.digest);
@@ -569,7 +614,8 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       a.mode = kFileMode;
       a.nlink = 1;
       a.timeout = by_digest ? kForever : options_.tag_ttl;
-      ASSIGN_OR_RETURN(auto view, View(node.registry, node.path, node.ref));
+      // node.ref is the manifest's digest, not a directory: nothing to note (View).
+      ASSIGN_OR_RETURN(auto view, FindOrBuildView(node.registry, node.path, node.ref));
       a.size = static_cast<int64_t>(view->top.bytes.size());
       break;
     }
@@ -584,11 +630,16 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       a.mode = kFileMode;
       a.timeout = kForever;
       a.size = node.size;
+      // st_nlink = 1 + the image directories known to hold the blob (two tags of one image
+      // are two directories). The 1 is the registry's content store, which every image
+      // directory links into, as in a hard-link farm. Views are lazy, so GNU du decides at its
+      // first stat of the blob, before the other directories holding it are known; a count
+      // that is at least 2 from that first stat on makes du count the blob once whatever it
+      // is given, and ls -l still shows how widely the blob is shared.
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = blob_images_.find(node.digest);
-      a.nlink = it == blob_images_.end()
-                    ? 1
-                    : static_cast<uint32_t>(std::max<size_t>(1, it->second.size()));
+      auto it = blob_dirs_.find(node.digest);
+      size_t dirs = it == blob_dirs_.end() ? 0 : it->second.size();
+      a.nlink = static_cast<uint32_t>(1 + std::max<size_t>(1, dirs));
       break;
     }
     case Kind::kSymlink:
@@ -746,7 +797,7 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       opened.keep_cache = true;
       break;
     case Kind::kManifestFile: {
-      auto view = View(node.registry, node.path, node.ref);
+      auto view = FindOrBuildView(node.registry, node.path, node.ref);  // by digest, as above
       if (!view.ok()) return Logged(view.error());
       handle->bytes = (*view)->top.bytes;  // an open file keeps the digest it opened on
       opened.keep_cache = IsSha256Digest(node.ref);
@@ -762,15 +813,21 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       break;
     }
     case Kind::kBlob: {
-      auto located = LocationOf(node);
+      auto located = LocationsOf(node);
       if (!located.ok()) return Logged(located.error());
-      const BlobLocation& loc = *located;
-      auto blob = blobs_->Open(node.digest, node.size, loc);
+      auto blob = blobs_->Open(node.digest, node.size, *located);
       if (!blob.ok()) return Logged(blob.error());
-      handle->blob = std::move(blob).value();
+      handle->blob = std::move(blob->blob);
+      handle->cursor = blob->cursor;
       handle->blob_info = BlobInfo{node.digest, node.size, node.media_type};
-      handle->location = loc;
-      opened.keep_cache = true;
+      // copy_file_range copies from the directory's own registry where it can.
+      handle->location = located->front();
+      for (const BlobLocation& l : *located) {
+        if (l.client->registry() == node.registry && l.repository == node.path) {
+          handle->location = l;
+        }
+      }
+      opened.keep_cache = blob->keep_cache;
       break;
     }
     case Kind::kSymlink:
@@ -857,7 +914,7 @@ std::string Filesystem::StatsJson() {
   CachedEntries c = Cached();
   j["entries"] = {{"views", c.views},         {"tag_digests", c.tag_digests},
                   {"tag_lists", c.tag_lists}, {"catalogs", c.catalogs},
-                  {"locations", c.locations}, {"blob_images", c.blob_images}};
+                  {"locations", c.locations}, {"dirs", c.dirs}};
   return j.dump(2) + "\n";
 }
 

@@ -99,7 +99,7 @@ class Filesystem {
     size_t tag_lists = 0;
     size_t catalogs = 0;
     size_t locations = 0;
-    size_t blob_images = 0;
+    size_t dirs = 0;
   };
   CachedEntries Cached();
 
@@ -157,6 +157,12 @@ class Filesystem {
     std::vector<ImageEntry> entries;
     std::map<std::string, std::string> instance_bytes;  // digest → manifest bytes
   };
+  // What an image directory ("registry/repo/ref") was last seen to show, for the count of
+  // directories known to hold each blob (blob_dirs_).
+  struct DirBlobs {
+    std::string manifest_digest;
+    std::vector<std::string> blobs;
+  };
   // The files left in the directory of an image deleted by unlinking its manifest.json.
   // Like Timed, it has an `expires`: PeekUnexpired() and PutExpiring() take both.
   struct Leftovers {
@@ -199,17 +205,28 @@ class Filesystem {
                                               int ttl);
   // Tags of a repository; an empty list when it is not one.
   Result<std::vector<std::string>> Tags(const std::string& registry, const std::string& repo);
+  // The image of directory registry/repo/ref; records the directory as holding its blobs
+  // (NoteDirectoryLocked).
   Result<std::shared_ptr<const ImageView>> View(const std::string& registry,
                                                 const std::string& repo, const std::string& ref);
+  // The same, for a `ref` that is not a directory of the tree (a manifest file's digest).
+  Result<std::shared_ptr<const ImageView>> FindOrBuildView(const std::string& registry,
+                                                           const std::string& repo,
+                                                           const std::string& ref);
   Result<std::shared_ptr<const ImageView>> BuildView(const std::string& registry,
                                                      const std::string& repo, RawManifest top);
-  // Undoes what BuildView() recorded in locations_ and blob_images_ for a view that views_
-  // evicted: a blob no held view lists is forgotten, and located again through its
-  // directory's view (LocationOf) if it is opened. REQUIRES: mu_ held.
-  void DropViewLocked(const ImageView& view);
-  // Where a blob node is fetched from: recorded when a view listing it was built, which is
-  // done again if need be.
-  Result<BlobLocation> LocationOf(const Node& node);
+  // Records that directory `dir` ("registry/repo/ref") shows `view`: the directory holds its
+  // blobs (st_nlink) and `where` is one more location of each. May evict the least recently
+  // noted directory (UnnoteDirectoryLocked). REQUIRES: mu_ held.
+  void NoteDirectoryLocked(const std::string& dir, const ImageView& view,
+                           const BlobLocation& where);
+  // Undoes what NoteDirectoryLocked() recorded for a directory that is evicted or shows
+  // another image now: it no longer counts for its blobs, and its (registry, repository) is
+  // no longer a location of a blob no other directory there holds. REQUIRES: mu_ held.
+  void UnnoteDirectoryLocked(const std::string& dir, const DirBlobs& shown);
+  // Where a blob node can be fetched from, in the order seen: recorded when a view listing it
+  // was shown, which is done again if need be.
+  Result<std::vector<BlobLocation>> LocationsOf(const Node& node);
 
   Result<Node> NodeOf(uint64_t ino);
   // Adds (or finds) the node for `key` and counts one lookup.
@@ -263,8 +280,11 @@ class Filesystem {
   ListCache tags_;                                                 // "reg/repo", guarded by mu_
   LruCache<std::string, Timed<std::string>> tag_digests_;          // "reg/repo:tag", guarded by mu_
   LruCache<std::string, std::shared_ptr<const ImageView>> views_;  // digest, guarded by mu_
-  std::map<std::string, BlobLocation> locations_;                  // guarded by mu_
-  std::map<std::string, std::set<std::string>> blob_images_;       // guarded by mu_
+  // What each image directory shows (bounded: caps.dirs), and from it, for every blob, the
+  // directories known to hold it and its locations in the order seen.
+  LruCache<std::string, DirBlobs> dir_blobs_;                      // by dir, guarded by mu_
+  std::map<std::string, std::set<std::string>> blob_dirs_;         // blob → dirs, by mu_
+  std::map<std::string, std::vector<BlobLocation>> locations_;     // by blob, guarded by mu_
   uint64_t next_handle_ = 1;                                       // guarded by mu_
   std::map<uint64_t, std::shared_ptr<OpenHandle>> handles_;        // guarded by mu_
   std::set<std::string> local_dirs_;                               // "reg|path", guarded by mu_

@@ -37,6 +37,7 @@ struct MountOptions {
     size_t tag_digests = 16384;  // tag → digest: ~200 bytes each
     size_t tag_lists = 256;      // repositories' tag lists: one may hold thousands of tags
     size_t catalogs = 16;        // registries' catalogs: one may list thousands of repositories
+    size_t dirs = 8192;          // image directories' blob lists (st_nlink, locations): ~1 KiB
     size_t gone = 1024;          // repositories removed and images deleted through this mount
   } caps;
 };

@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "fs/filesystem.h"
 #include "tests/unit/testing/fake_registry.h"
@@ -23,6 +25,9 @@ using testing::Fault;
 using testing::RegistryCall;
 
 constexpr char kHost[] = "fake.example:5000";
+constexpr char kHost2[] = "mirror.example:5000";  // a second registry holding the same images
+
+std::string Hex(const std::string& bytes) { return std::string(DigestHex(DigestOf(bytes))); }
 
 class MountCoreTest : public ::testing::Test {
  protected:
@@ -32,24 +37,31 @@ class MountCoreTest : public ::testing::Test {
     dir_ = tmpl;
     fake_ = std::make_shared<FakeRegistry>(kHost);
     failing_ = std::make_shared<FailingRegistry>(fake_);
+    fake2_ = std::make_shared<FakeRegistry>(kHost2);
+    failing2_ = std::make_shared<FailingRegistry>(fake2_);
   }
   void TearDown() override {
     fs_.reset();
     (void)RemoveAll(dir_);
   }
 
+  Filesystem& Make(VerifyMode verify) {
+    MountOptions o;
+    o.verify = verify;
+    return Make(o);
+  }
   Filesystem& Make(MountOptions o = {}) {
     o.cache_dir = dir_ + "/cache";
     o.log_file = dir_ + "/log";
-    auto fs = Filesystem::Create(o, FactoryOf({{kHost, failing_}}));
+    auto fs = Filesystem::Create(o, FactoryOf({{kHost, failing_}, {kHost2, failing2_}}));
     EXPECT_TRUE(fs.ok()) << fs.error().message;
     fs_ = std::move(fs).value();
     return *fs_;
   }
 
   // The inode of `path` ("repo/tag/file"), looked up from the registry's directory.
-  Result<NodeAttr> Walk(const std::string& path) {
-    ASSIGN_OR_RETURN(NodeAttr at, fs_->Lookup(kRootIno, kHost));
+  Result<NodeAttr> Walk(const std::string& path, const std::string& host = kHost) {
+    ASSIGN_OR_RETURN(NodeAttr at, fs_->Lookup(kRootIno, host));
     size_t start = 0;
     while (start < path.size()) {
       size_t end = path.find('/', start);
@@ -114,6 +126,8 @@ class MountCoreTest : public ::testing::Test {
   std::string dir_;
   std::shared_ptr<FakeRegistry> fake_;
   std::shared_ptr<FailingRegistry> failing_;
+  std::shared_ptr<FakeRegistry> fake2_;
+  std::shared_ptr<FailingRegistry> failing2_;
   std::unique_ptr<Filesystem> fs_;
 };
 
@@ -162,6 +176,7 @@ MountOptions SmallCaps() {
   o.caps.tag_digests = 6;
   o.caps.tag_lists = 2;
   o.caps.catalogs = 1;
+  o.caps.dirs = 4;
   return o;
 }
 
@@ -178,9 +193,10 @@ TEST_F(MountCoreTest, WalkingMoreImagesThanTheCapsKeepsTheCachesAtTheirCaps) {
   EXPECT_EQ(c.views, 4u);
   EXPECT_EQ(c.tag_digests, 6u);
   EXPECT_EQ(c.tag_lists, 2u);
-  // The blobs of the views held, and no others: one layer each and the config they share.
+  // The blobs of the directories held, and no others: one layer each and the config they
+  // share.
+  EXPECT_EQ(c.dirs, 4u);
   EXPECT_EQ(c.locations, 5u);
-  EXPECT_EQ(c.blob_images, 5u);
 }
 
 TEST_F(MountCoreTest, ExpiredTagsAndListsAreDroppedNotKept) {
@@ -220,6 +236,7 @@ TEST_F(MountCoreTest, AnOpenBlobKeepsReadingAfterItsViewIsEvicted) {
   fake_->AddImage("app", "v2", {"another layer"});
   MountOptions o;
   o.caps.views = 1;
+  o.caps.dirs = 1;
   Filesystem& fs = Make(o);
   auto blob = Walk("app/v1/" + std::string(DigestHex(DigestOf(layer))));
   ASSERT_TRUE(blob.ok()) << blob.error().message;
@@ -230,7 +247,7 @@ TEST_F(MountCoreTest, AnOpenBlobKeepsReadingAfterItsViewIsEvicted) {
   ASSERT_TRUE(n.ok()) << n.error().message;
   ASSERT_EQ(*n, 1000u);
 
-  ListTree("app/v2");  // evicts v1's view, and with it where its layer is
+  ListTree("app/v2");  // evicts v1's view and directory, and with it where its layer is
   ASSERT_EQ(fs.Cached().views, 1u);
   ASSERT_EQ(fs.Cached().locations, 2u);  // v2's config and layer
 
@@ -243,6 +260,233 @@ TEST_F(MountCoreTest, AnOpenBlobKeepsReadingAfterItsViewIsEvicted) {
   }
   fs.Release(opened->handle);
   EXPECT_EQ(got, layer);
+}
+
+// ---- Blob locations: every registry and repository holding a blob is tried in turn ----------
+
+Fault CorruptBlobs(const RegistryCall& call) {
+  return call.op == "GetBlobRange" ? Fault::CorruptAt(5) : Fault::None();
+}
+
+TEST_F(MountCoreTest, AReadFallsBackToASecondRegistryWhenTheFirstServesBadBytes) {
+  // verify=full: no byte reaches the reader before the blob verified, so the read itself can
+  // fall back (with verify=stream, a reader given bad bytes gets EIO; see below).
+  std::string layer(100000, 'x');
+  fake_->AddImage("app", "v1", {layer});
+  fake2_->AddImage("app", "v1", {layer});
+  Make(VerifyMode::kFull);
+  failing_->SetRule(CorruptBlobs);
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  ASSERT_TRUE(Walk("app/v1/" + Hex(layer), kHost2).ok());  // known second
+  auto bytes = ReadAll(blob->ino);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_TRUE(*bytes == layer);
+  EXPECT_GE(failing_->Faults(), 1);             // the first was tried
+  EXPECT_GE(fake2_->Calls("GetBlobRange"), 1);  // and the second served the blob
+  auto again = ReadAll(blob->ino);              // verified and cached: no registry is asked again
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(fake2_->Calls("GetBlobRange"), 1);
+}
+
+TEST_F(MountCoreTest, AfterABadFirstRegistryTheSecondServesTheBlob) {
+  // The second registry's image is found by digest in the views already built: its location
+  // must be recorded all the same.
+  std::string layer(100000, 'y');
+  fake_->AddImage("app", "v1", {layer});
+  fake2_->AddImage("app", "v1", {layer});
+  Make();
+  failing_->SetRule(CorruptBlobs);
+  auto first = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto bad = ReadAll(first->ino);
+  ASSERT_FALSE(bad.ok());  // the only location known then was bad
+  EXPECT_EQ(bad.error().errnum, EIO);
+  EXPECT_NE(bad.error().message.find(kHost), std::string::npos) << bad.error().message;
+  auto second = Walk("app/v1/" + Hex(layer), kHost2);
+  ASSERT_TRUE(second.ok()) << second.error().message;
+  EXPECT_EQ(second->ino, first->ino);  // one inode wherever it appears
+  int faults = failing_->Faults();
+  auto good = ReadAll(second->ino);
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  EXPECT_TRUE(*good == layer);
+  EXPECT_EQ(failing_->Faults(), faults);  // the bad location was not asked again
+}
+
+TEST_F(MountCoreTest, WhenEveryLocationFailsTheReadIsEIONamingEach) {
+  std::string layer(100000, 'z');
+  fake_->AddImage("app", "v1", {layer});
+  fake2_->AddImage("app", "v1", {layer});
+  Make();
+  failing_->SetRule(CorruptBlobs);
+  failing2_->SetRule([](const RegistryCall& call) {
+    return call.op == "GetBlobRange" ? Fault::Fail(ENOENT) : Fault::None();
+  });
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  auto dir2 = Walk("app/v1", kHost2);
+  ASSERT_TRUE(dir2.ok()) << dir2.error().message;
+  ASSERT_TRUE(fs_->ReadDir(dir2->ino).ok());  // listing it makes the second location known
+  // One read of the whole blob waits for the verdict: no byte is served before it.
+  auto f = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  std::string buf(layer.size(), '\0');
+  auto n = fs_->Read(f->handle, buf.data(), buf.size(), 0);
+  fs_->Release(f->handle);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().errnum, EIO);
+  const std::string& m = n.error().message;
+  EXPECT_NE(m.find(std::string(kHost) + "/app: served bytes with digest"), std::string::npos) << m;
+  EXPECT_NE(m.find(std::string(kHost2) + "/app: injected failure"), std::string::npos) << m;
+}
+
+TEST_F(MountCoreTest, WhenEveryLocationWasBadTheNextOpenTriesThemAgain) {
+  std::string layer(100000, 'v');
+  fake_->AddImage("app", "v1", {layer});
+  Make();
+  failing_->SetRule([](const RegistryCall& call) {
+    return call.op == "GetBlobRange" ? Fault::Fail(EIO) : Fault::None();
+  });
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  auto bad = ReadAll(blob->ino);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().errnum, EIO);
+  failing_->SetRule(nullptr);  // the registry is well again
+  auto good = ReadAll(blob->ino);
+  ASSERT_TRUE(good.ok()) << good.error().message;
+  EXPECT_TRUE(*good == layer);
+}
+
+TEST_F(MountCoreTest, ACutTransferResumesAtTheNextLocationAndStillVerifies) {
+  std::string layer;
+  for (int i = 0; layer.size() < (3 << 20); ++i) layer += std::to_string(i) + ",";
+  fake_->AddImage("app", "v1", {layer});
+  fake2_->AddImage("app", "v1", {layer});
+  Make();
+  constexpr int64_t kCut = (3 << 20) / 2;  // half way through the first piece fetched
+  failing_->SetRule([](const RegistryCall& call) {
+    return call.op == "GetBlobRange" ? Fault::CutAfter(kCut) : Fault::None();
+  });
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  ASSERT_TRUE(Walk("app/v1/" + Hex(layer), kHost2).ok());
+  auto bytes = ReadAll(blob->ino);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_TRUE(*bytes == layer);
+  EXPECT_GE(failing_->Faults(), 1);
+  // The second registry sent only what the first had not: the transfer resumed.
+  EXPECT_GT(fake2_->BlobBytesServed(), 0);
+  EXPECT_LE(fake2_->BlobBytesServed(), static_cast<int64_t>(layer.size()) - kCut);
+}
+
+TEST_F(MountCoreTest, AFileThatWasServedBadBytesGetsEIOThoughTheBlobThenVerifies) {
+  // verify=stream gives bytes to readers before the verdict. Those of a location that turns
+  // out bad must not end in a successful read, nor stay in the kernel's page cache.
+  std::string layer(3 << 20, 'w');
+  fake_->AddImage("app", "v1", {layer});
+  fake2_->AddImage("app", "v1", {layer});
+  Make();
+  failing_->SetRule(CorruptBlobs);
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  ASSERT_TRUE(Walk("app/v1/" + Hex(layer), kHost2).ok());
+  auto f = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  EXPECT_FALSE(f->keep_cache);  // not verified yet
+  char buf[4096];
+  auto n = fs_->Read(f->handle, buf, sizeof buf, 0);  // the first MiBs only: no verdict yet
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_NE(buf[5], 'w');  // the corrupted byte, served unverified
+  auto last = fs_->Read(f->handle, buf, 1, static_cast<int64_t>(layer.size()) - 1);
+  ASSERT_FALSE(last.ok());  // the blob verified from the second registry, but not for this file
+  EXPECT_EQ(last.error().errnum, EIO);
+  auto later = fs_->Read(f->handle, buf, sizeof buf, 0);
+  EXPECT_FALSE(later.ok());
+  fs_->Release(f->handle);
+
+  auto g = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_FALSE(g->keep_cache);  // the kernel must drop the bad pages it may hold
+  fs_->Release(g->handle);
+  auto bytes = ReadAll(blob->ino);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_TRUE(*bytes == layer);
+  auto h = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(h.ok()) << h.error().message;
+  EXPECT_TRUE(h->keep_cache);  // verified, and the pages dropped since
+  fs_->Release(h->handle);
+}
+
+TEST_F(MountCoreTest, ConcurrentReadersOfABadFirstLocationGetGoodBytesOrEIO) {
+  for (VerifyMode mode : {VerifyMode::kFull, VerifyMode::kStream}) {
+    SCOPED_TRACE(mode == VerifyMode::kFull ? "verify=full" : "verify=stream");
+    std::string layer;
+    for (int i = 0; layer.size() < (5 << 20); ++i) layer += std::to_string(i * 7) + ";";
+    fake_ = std::make_shared<FakeRegistry>(kHost);
+    failing_ = std::make_shared<FailingRegistry>(fake_);
+    fake2_ = std::make_shared<FakeRegistry>(kHost2);
+    failing2_ = std::make_shared<FailingRegistry>(fake2_);
+    fake_->AddImage("app", "v1", {layer});
+    fake2_->AddImage("app", "v1", {layer});
+    fs_.reset();
+    (void)RemoveAll(dir_ + "/cache");
+    Make(mode);
+    failing_->SetRule([](const RegistryCall& call) {
+      return call.op == "GetBlobRange" ? Fault::CorruptAt(3 << 20) : Fault::None();
+    });
+    auto blob = Walk("app/v1/" + Hex(layer));
+    ASSERT_TRUE(blob.ok()) << blob.error().message;
+    ASSERT_TRUE(Walk("app/v1/" + Hex(layer), kHost2).ok());
+    std::vector<Result<std::string>> got(6, MakeError(EINVAL, "not run"));
+    std::vector<std::thread> readers;
+    for (size_t i = 0; i < got.size(); ++i) {
+      readers.emplace_back([&, i] { got[i] = ReadAll(blob->ino); });
+    }
+    for (auto& t : readers) t.join();
+    for (const auto& r : got) {
+      if (r.ok()) {
+        EXPECT_TRUE(*r == layer);  // never bad bytes without an error
+      } else {
+        EXPECT_EQ(mode, VerifyMode::kStream) << r.error().message;  // full: each falls back
+        EXPECT_EQ(r.error().errnum, EIO) << r.error().message;
+      }
+    }
+    auto after = ReadAll(blob->ino);
+    ASSERT_TRUE(after.ok()) << after.error().message;
+    EXPECT_TRUE(*after == layer);
+  }
+}
+
+// ---- st_nlink: 1 + the image directories known to hold the blob -----------------------------
+
+TEST_F(MountCoreTest, ABlobsLinkCountIsOnePlusTheImageDirectoriesKnownToHoldIt) {
+  std::string shared = "shared layer", own = "v3's own layer";
+  std::string digest = fake_->AddImage("app", "v1", {shared});
+  ASSERT_EQ(fake_->AddImage("app", "v2", {shared}), digest);  // two tags, one image
+  fake_->AddImage("app", "v3", {shared, own});
+  Make();
+  auto nlink = [&](const std::string& path) -> uint32_t {
+    auto a = Walk(path);
+    EXPECT_TRUE(a.ok()) << path << ": " << a.error().message;
+    if (!a.ok()) return 0;
+    auto again = fs_->GetAttr(a->ino);
+    EXPECT_TRUE(again.ok()) << again.error().message;
+    return again.ok() ? again->nlink : 0;
+  };
+  // At the first stat only its own directory is known, and the count is already 2: GNU du
+  // remembers the inode and counts the blob once.
+  EXPECT_EQ(nlink("app/v1/" + Hex(shared)), 2u);
+  auto v2 = Walk("app/v2");
+  ASSERT_TRUE(v2.ok()) << v2.error().message;
+  ASSERT_TRUE(fs_->ReadDir(v2->ino).ok());        // listing a directory makes its blobs known
+  EXPECT_EQ(nlink("app/v1/" + Hex(shared)), 3u);  // by directory, not by manifest digest
+  EXPECT_EQ(nlink("app/v2/manifest.json"), 1u);
+  EXPECT_EQ(nlink("app/v1/" + Hex(shared)), 3u);  // a manifest file is no directory
+  EXPECT_EQ(nlink("app/" + digest + "/" + Hex(shared)), 4u);
+  EXPECT_EQ(nlink("app/v3/" + Hex(own)), 2u);
+  EXPECT_EQ(nlink("app/v3/" + Hex(shared)), 5u);
+  EXPECT_EQ(nlink("app/v1/version"), 1u);  // small files are each their own
 }
 
 }  // namespace
