@@ -16,17 +16,18 @@
 namespace regfs::cli {
 namespace {
 
-// Turns terminal echo off for its lifetime.
+// Turns terminal echo off for its lifetime. TCSANOW, not TCSAFLUSH: a flush would discard
+// what was typed ahead of the prompt (a password typed as soon as "Password: " shows).
 class NoEcho {
  public:
   explicit NoEcho(int fd) : fd_(fd) {
     if (tcgetattr(fd_, &saved_) != 0) return;
     termios quiet = saved_;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
-    active_ = tcsetattr(fd_, TCSAFLUSH, &quiet) == 0;
+    active_ = tcsetattr(fd_, TCSANOW, &quiet) == 0;
   }
   ~NoEcho() {
-    if (active_) tcsetattr(fd_, TCSAFLUSH, &saved_);
+    if (active_) tcsetattr(fd_, TCSANOW, &saved_);
   }
   NoEcho(const NoEcho&) = delete;
   NoEcho& operator=(const NoEcho&) = delete;
@@ -46,12 +47,13 @@ Result<std::string> ReadLine() {
 }
 
 Result<std::string> Prompt(const std::string& label, bool echo) {
-  std::fprintf(stderr, "%s", label.c_str());
-  std::fflush(stderr);
   Result<std::string> line = MakeError(EIO, "");
   {
+    // Echo goes off before the prompt shows, so nothing typed after it is echoed.
     std::optional<NoEcho> quiet;
     if (!echo) quiet.emplace(STDIN_FILENO);
+    std::fprintf(stderr, "%s", label.c_str());
+    std::fflush(stderr);
     line = ReadLine();
   }
   if (!echo) std::fprintf(stderr, "\n");

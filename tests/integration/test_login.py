@@ -11,6 +11,7 @@ import json
 import os
 import pty
 import select
+import signal
 import socket
 import stat
 import subprocess
@@ -183,13 +184,17 @@ def test_password_prompt_does_not_echo(regfs_bin, auth_registry, work):
                     break
         return marker in seen
 
+    succeeded = False
     try:
         assert read_until(b"Username: "), seen
         os.write(fd, USER.encode() + b"\n")
         assert read_until(b"Password: "), seen
         os.write(fd, PASSWORD.encode() + b"\n")
         assert read_until(b"Login Succeeded!"), seen
+        succeeded = True
     finally:
+        if not succeeded:
+            os.kill(pid, signal.SIGKILL)  # a login still waiting for input must not hang the suite
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 0, seen
