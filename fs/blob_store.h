@@ -59,6 +59,7 @@ class BlobStore {
   FetchPool* const pool_;
   const VerifyMode verify_;
   const std::function<void(const std::string&)> log_;
+  // Lock order: this, then a Blob's mu_, then BlobCache's. No request runs under it.
   std::mutex mu_;
   std::map<std::string, std::weak_ptr<Blob>> open_;  // guarded by mu_
   std::atomic<uint64_t> cache_hits_{0};
@@ -91,6 +92,8 @@ class Blob : public std::enable_shared_from_this<Blob> {
   UniqueFd fd_;
   std::string partial_path_;  // "" when fd_ is a cache entry
 
+  // Lock order: BlobStore's, then this, then FetchPool's and BlobCache's, then the log's. No
+  // request runs under it: Fetch() takes it around its bookkeeping only.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   State state_ = State::kPartial;  // guarded by mu_
