@@ -102,8 +102,8 @@ void ReplyEntry(fuse_req_t req, const NodeAttr& a) {
   e.attr = ToStat(Ctx(req), a);
   e.attr_timeout = a.timeout;
   e.entry_timeout = a.entry_timeout;
-  Filesystem* fs = Ctx(req)->fs;
-  if (fuse_reply_entry(req, &e) != 0) (void)fs->Forget(a.ino, 1);
+  Filesystem* fs = Ctx(req)->fs;                                   // req is gone once replied to
+  if (fuse_reply_entry(req, &e) != 0) (void)fs->Forget(a.ino, 1);  // just counted: cannot fail
 }
 
 void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
@@ -114,13 +114,12 @@ void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   auto r = Ctx(req)->fs->Lookup(parent, name);
   if (!r.ok()) {
-    LogFailure(req, "lookup", At(req, parent, name), r.error());
-    if (r.error().errnum == ENOENT) {
-      fuse_entry_param e{};  // a negative entry, not cached: tags come and go
+    if (r.error().errnum == ENOENT) {  // routine, not logged (see Routine)
+      fuse_entry_param e{};            // a negative entry, not cached: tags come and go
       fuse_reply_entry(req, &e);
       return;
     }
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "lookup", At(req, parent, name), r.error());
     return;
   }
   ReplyEntry(req, *r);
