@@ -55,6 +55,7 @@ class BlobCache {
 
   const std::string dir_;
   const int64_t max_bytes_;
+  // Last in the lock order (a Blob's and the BlobStore's come before it); local disk I/O only.
   mutable std::mutex mu_;
   std::map<std::string, Entry> entries_;  // by digest, guarded by mu_
   std::map<std::string, int> pins_;       // guarded by mu_

@@ -85,7 +85,8 @@ class BlobStore {
   FetchPool* const pool_;
   const VerifyMode verify_;
   const std::function<void(const std::string&)> log_;
-  // Lock order: mu_, then a Blob's mu_, then marks_mu_.
+  // Lock order: mu_, then a Blob's mu_, then marks_mu_, then BlobCache's. No request runs
+  // under any of them.
   std::mutex mu_;
   std::map<std::string, std::weak_ptr<Blob>> open_;  // guarded by mu_
   std::mutex marks_mu_;
@@ -137,7 +138,9 @@ class Blob : public std::enable_shared_from_this<Blob> {
   UniqueFd fd_;
   std::string partial_path_;  // "" when fd_ is a cache entry
 
-  // After the store's mu_, before its marks_mu_; the log callback may be called under it.
+  // Lock order: BlobStore's mu_, then this, then BlobStore's marks_mu_, FetchPool's and
+  // BlobCache's, then the log's. No request runs under it: Fetch() takes it around its
+  // bookkeeping only.
   mutable std::mutex mu_;
   std::condition_variable cv_;
   State state_ = State::kPartial;  // guarded by mu_

@@ -7,11 +7,13 @@ FetchPool::FetchPool(int threads) {
 }
 
 FetchPool::~FetchPool() {
+  std::deque<std::function<void()>> dropped;  // what they hold (blobs) goes outside mu_
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    jobs_.clear();
+    dropped.swap(jobs_);
   }
+  dropped.clear();
   cv_.notify_all();
   for (auto& t : threads_) t.join();
 }

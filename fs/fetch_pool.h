@@ -24,7 +24,7 @@ class FetchPool {
  private:
   void Loop();
 
-  std::mutex mu_;
+  std::mutex mu_;  // last in the lock order: jobs run without it
   std::condition_variable cv_;
   std::deque<std::function<void()>> jobs_;  // guarded by mu_
   bool stopping_ = false;                   // guarded by mu_

@@ -45,11 +45,13 @@ Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
       removed_(Cap(options.caps.gone)) {}
 
 Filesystem::~Filesystem() {
+  std::map<uint64_t, std::shared_ptr<OpenHandle>> handles;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    handles_.clear();
+    handles.swap(handles_);
   }
-  pool_.reset();  // waits for running downloads before the store and cache go
+  handles.clear();  // outside mu_, as everywhere
+  pool_.reset();    // waits for running downloads before the store and cache go
   blobs_.reset();
   cache_.reset();
   if (log_ && log_ != stderr) std::fclose(log_);
@@ -87,11 +89,6 @@ void Filesystem::Log(const std::string& line) {
   gmtime_r(&now, &t);
   strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &t);
   std::fprintf(log_, "%s regfs: %s\n", stamp, line.c_str());
-}
-
-Error Filesystem::Logged(Error e) {
-  Log(e.message);
-  return e;
 }
 
 std::chrono::steady_clock::time_point Filesystem::Expiry(int seconds) const {
@@ -328,15 +325,70 @@ uint64_t Filesystem::Intern(const std::string& key, const Node& node) {
   return ino;
 }
 
-void Filesystem::Forget(uint64_t ino, uint64_t count) {
-  if (ino == kRootIno) return;
+Status Filesystem::Forget(uint64_t ino, uint64_t count) {
+  if (ino == kRootIno) return Ok();  // never dropped
   std::lock_guard<std::mutex> lock(mu_);
   auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return;
-  it->second.lookups -= std::min(count, it->second.lookups);
-  if (it->second.lookups > 0) return;
-  inos_.erase(it->second.key);
+  if (it == nodes_.end()) {
+    return MakeError(EINVAL, "bug: the kernel forgets " + std::to_string(count) +
+                                 " lookups of inode " + std::to_string(ino) +
+                                 ", which has none left");
+  }
+  Node& node = it->second;
+  Status status = Ok();
+  if (count > node.lookups) {
+    // The kernel holds no more than it was given: a lookup reply was counted wrong.
+    status = MakeError(EINVAL, "bug: the kernel forgets " + std::to_string(count) +
+                                   " lookups of inode " + std::to_string(ino) + " (" + node.key +
+                                   "), which has " + std::to_string(node.lookups));
+    count = node.lookups;
+  }
+  node.lookups -= count;
+  if (node.lookups > 0) return status;
+  // The kernel has dropped the inode, and nothing else refers to it (see nodes_).
+  auto key = inos_.find(node.key);
+  if (key != inos_.end() && key->second == ino) inos_.erase(key);  // not a renamed-over name
   nodes_.erase(it);
+  return status;
+}
+
+std::string Filesystem::PathOf(uint64_t ino) {
+  auto found = NodeOf(ino);
+  if (!found.ok()) return "inode " + std::to_string(ino);
+  const Node& n = *found;
+  std::string dir = n.registry + (n.path.empty() ? "" : "/" + n.path);
+  switch (n.kind) {
+    case Kind::kRoot:
+      return "";
+    case Kind::kControl:
+      return ".regfs";
+    case Kind::kStats:
+      return ".regfs/stats";
+    case Kind::kPid:
+      return ".regfs/pid";
+    case Kind::kRegistry:
+    case Kind::kNamespace:
+    case Kind::kLocalDir:
+      return dir;
+    case Kind::kImage:
+      return dir + "/" + n.ref;
+    case Kind::kStagedFile:
+      return dir + "/" + n.ref + "/" + n.target;
+    case Kind::kManifestFile:
+      return dir + "/" + n.target + "/manifest.json";
+    case Kind::kVersion:
+      return dir + "/" + n.target + "/version";
+    case Kind::kInstanceManifest:
+      return dir + "/" + n.target + "/" + std::string(DigestHex(n.digest)) + ".manifest.json";
+    case Kind::kBlob:
+      return dir + "/" + n.target + "/" + std::string(DigestHex(n.digest));
+    case Kind::kSymlink: {
+      size_t slash = n.target.find('/');
+      std::string ref = n.target.substr(slash + 1);
+      return dir + "/" + n.target.substr(0, slash) + (IsSha256Digest(ref) ? "@" : ":") + ref;
+    }
+  }
+  return dir;
 }
 
 std::string Filesystem::ImageEntryKey(const std::string& registry, const std::string& repo,
@@ -393,11 +445,11 @@ bool Filesystem::IsRemoved(const std::string& registry, const std::string& path)
 Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::string& name,
                                                    std::string* key) {
   std::string repo, ref;
-  if (!ImageOf(dir, &repo, &ref)) return MakeError(ENOENT, "");
+  if (!ImageOf(dir, &repo, &ref)) return MakeError(ENOENT, "not an image directory");
   if (!IsSha256Digest(ref)) {
     // While a staging image is there, the directory is what was written into it.
     if (auto staging = StagingOf(dir)) {
-      if (!staging->Has(name)) return MakeError(ENOENT, "");
+      if (!staging->Has(name)) return MakeError(ENOENT, "not written into this staging image");
       *key = "S|" + dir.registry + "|" + repo + "|" + ref + "|" + name;
       Node n = MakeNode(Kind::kStagedFile, dir.registry, repo, ref);
       n.target = name;
@@ -406,14 +458,16 @@ Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::s
   }
   std::shared_ptr<const ImageView> view;
   if (auto left = LeftoversOf(dir.registry, repo, ref)) {
-    if (left->gone.count(name)) return MakeError(ENOENT, "");
+    if (left->gone.count(name)) {
+      return MakeError(ENOENT, "removed from the deleted image's directory");
+    }
     view = left->view;
   }
   if (!view && dir.kind == Kind::kLocalDir) {
     // A directory made here names an image only once one is pushed under its tag.
     auto tags = Tags(dir.registry, repo);
     if (!tags.ok() || std::find(tags->begin(), tags->end(), ref) == tags->end()) {
-      return MakeError(ENOENT, "");
+      return MakeError(ENOENT, "no image is pushed under this tag yet");
     }
   }
   if (!view) {
@@ -428,7 +482,7 @@ Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::s
     *key = ImageEntryKey(dir.registry, repo, ref, e);
     return n;
   }
-  return MakeError(ENOENT, "");
+  return MakeError(ENOENT, "not a file of the image");
 }
 
 Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::string& name,
@@ -439,7 +493,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         *key = "C";
         return MakeNode(Kind::kControl);
       }
-      if (!IsValidRegistryHost(name)) return MakeError(ENOENT, "");
+      if (!IsValidRegistryHost(name)) return MakeError(ENOENT, "not a registry host name");
       *key = "R|" + name;
       return MakeNode(Kind::kRegistry, name);
     case Kind::kControl:
@@ -451,7 +505,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         *key = "C|pid";
         return MakeNode(Kind::kPid);
       }
-      return MakeError(ENOENT, "");
+      return MakeError(ENOENT, ".regfs holds stats and pid only");
     case Kind::kRegistry:
     case Kind::kNamespace:
     case Kind::kLocalDir: {
@@ -469,7 +523,7 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         auto in_image = LookupInImage(parent, name, key);
         if (in_image.ok() || in_image.error().errnum != ENOENT) return in_image;
         // Files written here make it an image directory: nothing else is in it.
-        if (StagingOf(parent)) return MakeError(ENOENT, "");
+        if (StagingOf(parent)) return MakeError(ENOENT, "not written into this staging image");
       }
       // Pasted references: repo:tag and repo@sha256:… are symlinks into the tree.
       size_t at = name.find('@');
@@ -479,14 +533,14 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         std::string comp = name.substr(0, split), ref = name.substr(split + 1);
         bool ok = IsValidRepositoryComponent(comp) &&
                   (at != std::string::npos ? IsSha256Digest(ref) : IsValidTag(ref));
-        if (!ok) return MakeError(ENOENT, "");
+        if (!ok) return MakeError(ENOENT, "neither <repo>:<tag> nor <repo>@sha256:<hex>");
         Node n = MakeNode(Kind::kSymlink, reg, path);
         n.target = comp + "/" + ref;
         *key = "L|" + reg + "|" + path + "|" + name;
         return n;
       }
       if (!path.empty() && StartsWith(name, "sha256:")) {
-        if (!IsSha256Digest(name)) return MakeError(ENOENT, "");
+        if (!IsSha256Digest(name)) return MakeError(ENOENT, "not a sha256 digest");
         RETURN_IF_ERROR(View(reg, path, name));  // exists? (then cached for good)
         Node n = MakeNode(Kind::kImage, reg, path, name);
         *key = "I|" + reg + "|" + path + "|" + name;
@@ -494,7 +548,9 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
       }
       bool tag_like = !path.empty() && IsValidTag(name);
       bool component_like = IsValidRepositoryComponent(name);
-      if (!tag_like && !component_like) return MakeError(ENOENT, "");
+      if (!tag_like && !component_like) {
+        return MakeError(ENOENT, "not a repository name component or tag");
+      }
       if (tag_like) {
         ASSIGN_OR_RETURN(std::vector<std::string> tags, Tags(reg, path));
         if (std::find(tags.begin(), tags.end(), name) != tags.end()) {
@@ -542,25 +598,22 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         }
         if (digest.error().errnum != ENOENT) return digest.error();
       }
-      return MakeError(ENOENT, "");
+      return MakeError(ENOENT, "no such tag or repository at the registry");
     }
     case Kind::kImage:
       return LookupInImage(parent, name, key);
     default:
-      return MakeError(ENOTDIR, "");
+      return MakeError(ENOTDIR, "not a directory");
   }
 }
 
 Result<NodeAttr> Filesystem::Lookup(uint64_t parent_ino, const std::string& name) {
   ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
   std::string key;
-  auto child = LookupChild(parent, name, &key);
-  if (!child.ok()) {
-    if (!child.error().message.empty()) Log(child.error().message);
-    return child.error();
-  }
-  uint64_t ino = Intern(key, *child);
-  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(ino, *child));
+  ASSIGN_OR_RETURN(Node child, LookupChild(parent, name, &key));
+  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(0, child));
+  // Counted only now that nothing can fail: each lookup counted is one the kernel holds.
+  attr.ino = Intern(key, child);
   // Which file a name in a tag's directory is changes when the tag moves.
   if ((parent.kind == Kind::kImage && !IsSha256Digest(parent.ref)) ||
       parent.kind == Kind::kLocalDir) {
@@ -594,7 +647,7 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       break;
     case Kind::kStagedFile: {
       auto staging = StagingOf(node);
-      if (!staging || !staging->Has(node.target)) return MakeError(ENOENT, "");
+      if (!staging || !staging->Has(node.target)) return MakeError(ENOENT, "no longer staged");
       a.mode = S_IFREG | 0644;
       a.nlink = 1;
       a.timeout = 0;
@@ -656,7 +709,7 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
 Result<NodeAttr> Filesystem::GetAttr(uint64_t ino) {
   ASSIGN_OR_RETURN(Node node, NodeOf(ino));
   auto a = AttrOf(ino, node);
-  if (!a.ok()) return Logged(a.error());
+  if (!a.ok()) return a.error();
   return a;
 }
 
@@ -712,7 +765,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
           }
           if (at_registry) {
             auto view = View(node.registry, repo, ref);
-            if (!view.ok()) return Logged(view.error());
+            if (!view.ok()) return view.error();
             for (const ImageEntry& e : (*view)->entries) {
               out.push_back(
                   {e.name, ino_of(ImageEntryKey(node.registry, repo, ref, e)), kFileMode});
@@ -735,11 +788,11 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
         }
       }
       auto repos = Catalog(node.registry);
-      if (!repos.ok()) return Logged(repos.error());
+      if (!repos.ok()) return repos.error();
       std::vector<std::string> tags;
       if (!node.path.empty()) {
         auto t = Tags(node.registry, node.path);
-        if (!t.ok()) return Logged(t.error());
+        if (!t.ok()) return t.error();
         tags = std::move(t).value();
       }
       std::set<std::string> tag_set(tags.begin(), tags.end());
@@ -762,13 +815,13 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
       return out;
     }
     default:
-      return MakeError(ENOTDIR, "");
+      return MakeError(ENOTDIR, "not a directory");
   }
 }
 
 Result<std::string> Filesystem::ReadLink(uint64_t ino) {
   ASSIGN_OR_RETURN(Node node, NodeOf(ino));
-  if (node.kind != Kind::kSymlink) return MakeError(EINVAL, "");
+  if (node.kind != Kind::kSymlink) return MakeError(EINVAL, "not a symlink");
   return node.target;
 }
 
@@ -780,7 +833,7 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
   switch (node.kind) {
     case Kind::kStagedFile: {
       auto staging = StagingOf(node);
-      if (!staging) return MakeError(ENOENT, "");
+      if (!staging) return MakeError(ENOENT, "no longer staged");
       ASSIGN_OR_RETURN(handle->bytes, staging->ReadSmall(node.target));
       opened.direct_io = true;
       break;
@@ -798,14 +851,14 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       break;
     case Kind::kManifestFile: {
       auto view = FindOrBuildView(node.registry, node.path, node.ref);  // by digest, as above
-      if (!view.ok()) return Logged(view.error());
+      if (!view.ok()) return view.error();
       handle->bytes = (*view)->top.bytes;  // an open file keeps the digest it opened on
       opened.keep_cache = IsSha256Digest(node.ref);
       break;
     }
     case Kind::kInstanceManifest: {
       auto view = View(node.registry, node.path, node.ref);
-      if (!view.ok()) return Logged(view.error());
+      if (!view.ok()) return view.error();
       auto it = (*view)->instance_bytes.find(node.digest);
       if (it == (*view)->instance_bytes.end()) return MakeError(EIO, "instance manifest gone");
       handle->bytes = it->second;
@@ -814,9 +867,9 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
     }
     case Kind::kBlob: {
       auto located = LocationsOf(node);
-      if (!located.ok()) return Logged(located.error());
+      if (!located.ok()) return located.error();
       auto blob = blobs_->Open(node.digest, node.size, *located);
-      if (!blob.ok()) return Logged(blob.error());
+      if (!blob.ok()) return blob.error();
       handle->blob = std::move(blob->blob);
       handle->cursor = blob->cursor;
       handle->blob_info = BlobInfo{node.digest, node.size, node.media_type};
@@ -831,9 +884,9 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
       break;
     }
     case Kind::kSymlink:
-      return MakeError(ELOOP, "");
+      return MakeError(ELOOP, "a symlink");
     default:
-      return MakeError(EISDIR, "");
+      return MakeError(EISDIR, "a directory");
   }
   opened.handle = AddHandle(std::move(handle));
   return opened;
@@ -849,7 +902,7 @@ uint64_t Filesystem::AddHandle(std::shared_ptr<OpenHandle> handle) {
 Result<std::shared_ptr<Filesystem::OpenHandle>> Filesystem::HandleOf(uint64_t id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = handles_.find(id);
-  if (it == handles_.end()) return MakeError(EBADF, "");
+  if (it == handles_.end()) return MakeError(EBADF, "no such open file");
   return it->second;
 }
 
@@ -858,13 +911,13 @@ Result<size_t> Filesystem::Read(uint64_t fh, char* buf, size_t size, int64_t off
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = handles_.find(fh);
-    if (it == handles_.end()) return MakeError(EBADF, "");
+    if (it == handles_.end()) return MakeError(EBADF, "no such open file");
     h = it->second;
   }
   if (h->blob) {
     std::lock_guard<std::mutex> lock(h->mu);
     auto n = h->blob->Read(buf, size, off, &h->cursor);
-    if (!n.ok()) return Logged(n.error());
+    if (!n.ok()) return n.error();
     return n;
   }
   if (off >= static_cast<int64_t>(h->bytes.size())) return size_t{0};
@@ -874,8 +927,12 @@ Result<size_t> Filesystem::Read(uint64_t fh, char* buf, size_t size, int64_t off
 }
 
 void Filesystem::Release(uint64_t fh) {
+  std::shared_ptr<OpenHandle> released;  // closed (staging image, blob) after the lock
   std::lock_guard<std::mutex> lock(mu_);
-  handles_.erase(fh);
+  auto it = handles_.find(fh);
+  if (it == handles_.end()) return;
+  released = std::move(it->second);
+  handles_.erase(it);
 }
 
 Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) {
@@ -887,10 +944,10 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) 
   if (node.kind == Kind::kImage &&
       (name == "user.regfs.digest" || name == "user.regfs.mediatype")) {
     auto view = View(node.registry, node.path, node.ref);
-    if (!view.ok()) return Logged(view.error());
+    if (!view.ok()) return view.error();
     return name == "user.regfs.digest" ? (*view)->top.digest : (*view)->top.media_type;
   }
-  return MakeError(ENODATA, "");
+  return MakeError(ENODATA, "no such attribute");
 }
 
 Result<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {

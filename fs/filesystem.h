@@ -6,6 +6,12 @@
 //
 // Thread-safe: called from the FUSE worker threads. Network requests are made without holding
 // the filesystem lock, so a slow registry never blocks paths of another.
+//
+// Errors are returned, each with a message, and logged by the caller (the FUSE adapter logs a
+// failed operation once); the core logs nothing about the operations it answers.
+//
+// Lookup counts follow libfuse's passthrough_hp: a lookup that returns a node counts one, and
+// the caller that cannot hand it to the kernel (a failed reply) gives it back with Forget.
 #pragma once
 
 #include <atomic>
@@ -62,8 +68,11 @@ class Filesystem {
       std::shared_ptr<RegistryCounters> counters = nullptr);
   ~Filesystem();
 
+  // Counts one lookup of the inode returned; an error counts none.
   Result<NodeAttr> Lookup(uint64_t parent, const std::string& name);
-  void Forget(uint64_t ino, uint64_t count);
+  // Gives back `count` lookups; a node left with none is dropped. Forgetting more than was
+  // counted is a bug, reported as an error (the count is then taken as zero).
+  Status Forget(uint64_t ino, uint64_t count);
   Result<NodeAttr> GetAttr(uint64_t ino);
   Result<std::vector<DirEntry>> ReadDir(uint64_t ino);
   Result<std::string> ReadLink(uint64_t ino);
@@ -74,6 +83,7 @@ class Filesystem {
   Result<std::vector<std::string>> ListXattr(uint64_t ino);
 
   // The write side (fs/filesystem_write.cc): writing is pushing, removing is deleting.
+  // Mkdir and Create count one lookup of the inode they return, as Lookup does.
   Result<NodeAttr> Mkdir(uint64_t parent, const std::string& name);
   Result<std::pair<NodeAttr, OpenedFile>> Create(uint64_t parent, const std::string& name);
   Result<size_t> Write(uint64_t handle, const char* data, size_t size, int64_t off);
@@ -91,6 +101,9 @@ class Filesystem {
 
   // One line to the log (the log= file, else stderr).
   void Log(const std::string& line);
+  // Where an inode is in the tree, for the log: "<registry>/<repo>/<tag>/manifest.json", ""
+  // for the root, "inode N" for one not known.
+  std::string PathOf(uint64_t ino);
 
   // How many entries the in-memory caches hold now (.regfs/stats, tests).
   struct CachedEntries {
@@ -184,7 +197,7 @@ class Filesystem {
     BlobInfo blob_info;          // blobs
     BlobLocation location;       // blobs
     ReadCursor cursor;
-    std::mutex mu;                          // guards cursor
+    std::mutex mu;  // guards cursor and the write state below (lock order: see mu_)
     std::shared_ptr<StagingImage> staging;  // staged files
     std::string name;                       // staged files
     bool dirty = false;                     // written since the last flush
@@ -249,6 +262,10 @@ class Filesystem {
   // The staging image of a tag directory, or null. A settled one (pushed and idle) is dropped,
   // and null returned.
   std::shared_ptr<StagingImage> StagingOf(const Node& dir);
+  // Removes the staging image of a tag from stagings_ and returns it, to be dropped by the
+  // caller outside mu_ (dropping it aborts its uploads).
+  std::shared_ptr<StagingImage> TakeStaging(const std::string& registry, const std::string& repo,
+                                            const std::string& tag);
   // The staging image of a tag directory, made if there is none.
   Result<std::shared_ptr<StagingImage>> StagingFor(const Node& dir);
   // Forgets what is cached about a tag (after a push or a delete).
@@ -257,7 +274,6 @@ class Filesystem {
   uint64_t AddHandle(std::shared_ptr<OpenHandle> handle);
   Result<OpenedFile> OpenForWrite(const Node& node, int flags);
   std::chrono::steady_clock::time_point Expiry(int seconds) const;
-  Error Logged(Error e);
 
   const MountOptions options_;
   const RegistryFactory registries_factory_;
@@ -266,10 +282,26 @@ class Filesystem {
   std::unique_ptr<FetchPool> pool_;
   std::unique_ptr<BlobStore> blobs_;
   FILE* log_ = nullptr;
+
+  // Locks, in the order they are taken (one is only taken while holding none after it):
+  //   1. OpenHandle::mu, around one handle's reads or writes
+  //   2. a StagingImage's push lock, then one of its files' stream lock: held across that
+  //      image's own requests (uploads, the push), which only its writers wait for
+  //   3. mu_, the filesystem lock: the tree and its caches. Never held across a network
+  //      request, a blob's disk I/O or anything that can wait for one; a StagingImage or an
+  //      OpenHandle is never destroyed under it
+  //   4. a StagingImage's mu_ (its quick accessors, such as Settled(), are called under mu_)
+  //   5. the locks inside BlobStore, BlobCache and the registries
+  //   6. log_mu_, around one line of the log
+  // So stat and readdir of one path never wait for a request about another, and those of a
+  // staging image's directory never wait for its uploads.
   std::mutex log_mu_;
 
   std::mutex mu_;
-  uint64_t next_ino_ = 2;                                     // guarded by mu_
+  uint64_t next_ino_ = 2;  // guarded by mu_
+  // The nodes the kernel holds a lookup of (and the root). Open handles keep what they read
+  // (bytes, blob, staging image) rather than a node, and the kernel forgets no inode that has
+  // an open file, so a node whose lookups reach zero is dropped.
   std::map<uint64_t, Node> nodes_;                            // guarded by mu_
   std::map<std::string, uint64_t> inos_;                      // key → ino, guarded by mu_
   std::set<std::string> registries_;                          // guarded by mu_

@@ -18,7 +18,7 @@ namespace {
 
 std::string Join(const std::string& a, const std::string& b) { return a.empty() ? b : a + "/" + b; }
 
-Error ReadOnly() { return MakeError(EROFS, ""); }
+Error ReadOnly() { return MakeError(EROFS, "the mount is read-only (ro)"); }
 
 // How long a pushed staging image keeps showing what was written after its last file closed.
 constexpr int64_t kSettleMs = 2000;
@@ -37,15 +37,27 @@ std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node) {
     return nullptr;
   }
   std::string key = node.registry + "|" + repo + "|" + tag;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = stagings_.find(key);
-    if (it != stagings_.end() && it->second->Settled(kSettleMs)) {
-      stagings_.erase(it);  // the directory shows the pushed image now
-      it = stagings_.end();
-    }
-    return it == stagings_.end() ? nullptr : it->second;
+  std::shared_ptr<StagingImage> settled;  // dropped after the lock is released
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = stagings_.find(key);
+  if (it == stagings_.end()) return nullptr;
+  if (it->second->Settled(kSettleMs)) {
+    settled = std::move(it->second);  // the directory shows the pushed image now
+    stagings_.erase(it);
+    return nullptr;
   }
+  return it->second;
+}
+
+std::shared_ptr<StagingImage> Filesystem::TakeStaging(const std::string& registry,
+                                                      const std::string& repo,
+                                                      const std::string& tag) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = stagings_.find(registry + "|" + repo + "|" + tag);
+  if (it == stagings_.end()) return nullptr;
+  std::shared_ptr<StagingImage> taken = std::move(it->second);
+  stagings_.erase(it);
+  return taken;
 }
 
 Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
@@ -80,16 +92,16 @@ Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name)
   if (parent.kind != Kind::kRegistry && parent.kind != Kind::kNamespace &&
       parent.kind != Kind::kLocalDir) {
     if (parent.kind == Kind::kImage) {
-      return Logged(MakeError(EINVAL, "mkdir " + name + ": an image directory holds files only"));
+      return MakeError(EINVAL, "an image directory holds files only");
     }
-    return MakeError(EPERM, "");
+    return MakeError(EPERM, "directories go below a registry, namespace or repository");
   }
   bool ok = IsValidRepositoryComponent(name) || (!parent.path.empty() && IsValidTag(name));
   if (!ok) {
-    return Logged(MakeError(EINVAL, "mkdir " + name + ": not a repository name component or tag"));
+    return MakeError(EINVAL, "not a repository name component or tag");
   }
   std::string key;
-  if (LookupChild(parent, name, &key).ok()) return MakeError(EEXIST, "");
+  if (LookupChild(parent, name, &key).ok()) return MakeError(EEXIST, "exists already");
   std::string path = Join(parent.path, name);
   Node node = MakeNode(Kind::kLocalDir, parent.registry, path);
   {
@@ -97,8 +109,9 @@ Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name)
     local_dirs_.insert(parent.registry + "|" + path);
     removed_.Erase(parent.registry + "|" + path);
   }
-  uint64_t ino = Intern("D|" + parent.registry + "|" + path, node);
-  return AttrOf(ino, node);
+  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(0, node));
+  attr.ino = Intern("D|" + parent.registry + "|" + path, node);  // counted once nothing can fail
+  return attr;
 }
 
 Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
@@ -107,19 +120,17 @@ Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
   ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
   std::string repo, tag;
   if (!ImageOf(parent, &repo, &tag) || IsSha256Digest(tag)) {
-    return Logged(MakeError(EINVAL, "creating " + name +
-                                        ": files go into an image directory, "
-                                        "<registry>/<repository>/<tag>/"));
+    return MakeError(EINVAL, "files go into an image directory, <registry>/<repository>/<tag>/");
   }
   if (Status s = StagingImage::CheckName(name); !s.ok()) {
-    return Logged(Annotate(s.error(), "creating " + repo + ":" + tag + "/" + name));
+    return s.error();  // names the name and what it should be
   }
   ASSIGN_OR_RETURN(auto staging, StagingFor(parent));
   RETURN_IF_ERROR(staging->Create(name));
   Node node = MakeNode(Kind::kStagedFile, parent.registry, repo, tag);
   node.target = name;
-  uint64_t ino = Intern("S|" + parent.registry + "|" + repo + "|" + tag + "|" + name, node);
-  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(ino, node));
+  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(0, node));
+  attr.ino = Intern("S|" + parent.registry + "|" + repo + "|" + tag + "|" + name, node);
   auto handle = std::make_shared<OpenHandle>();
   handle->staging = staging;
   handle->staging->OpenFile();
@@ -137,7 +148,7 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
   switch (node.kind) {
     case Kind::kStagedFile: {
       handle->staging = StagingOf(node);
-      if (!handle->staging) return MakeError(ENOENT, "");
+      if (!handle->staging) return MakeError(ENOENT, "no longer staged");
       handle->staging->OpenFile();
       handle->name = node.target;
       if (flags & O_TRUNC) {
@@ -149,7 +160,9 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
     case Kind::kManifestFile:
     case Kind::kVersion: {
       // Writing into a tag's directory stages a new image under that tag.
-      if (IsSha256Digest(node.target)) return MakeError(EROFS, "");
+      if (IsSha256Digest(node.target)) {
+        return MakeError(EROFS, "an image addressed by digest never changes");
+      }
       Node dir = MakeNode(Kind::kImage, node.registry, node.path, node.target);
       ASSIGN_OR_RETURN(handle->staging, StagingFor(dir));
       handle->staging->OpenFile();
@@ -166,7 +179,7 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
       handle->dirty = true;
       break;
     default:
-      return MakeError(EACCES, "");
+      return MakeError(EACCES, "not a file that takes writes");
   }
   OpenedFile opened;
   opened.direct_io = true;
@@ -180,20 +193,21 @@ Result<size_t> Filesystem::Write(uint64_t id, const char* data, size_t size, int
   if (h->staging) {
     h->dirty = true;
     auto n = h->staging->Write(h->name, data, size, off);
-    if (!n.ok()) return Logged(n.error());
+    if (!n.ok()) return n.error();
     return n;
   }
   if (h->check) {
     if (off != h->check_next) {
-      return Logged(MakeError(EINVAL, h->check_digest + " is at the registry: rewriting it takes "
-                                                        "sequential writes"));
+      return MakeError(EINVAL, h->check_digest +
+                                   " is at the registry: rewriting it takes "
+                                   "sequential writes");
     }
     h->check->Update(data, size);
     h->check_next += static_cast<int64_t>(size);
     h->dirty = true;
     return size;
   }
-  return MakeError(EBADF, "");
+  return MakeError(EBADF, "not open for writing");
 }
 
 Status Filesystem::Flush(uint64_t id) {
@@ -203,7 +217,7 @@ Status Filesystem::Flush(uint64_t id) {
   h->dirty = false;
   if (h->staging) {
     Status s = h->staging->Finish(h->name);
-    if (!s.ok()) return Logged(s.error());
+    if (!s.ok()) return s.error();
     if (h->staging->pushed()) {
       Invalidate(h->staging->registry(), h->staging->repo(), h->staging->tag());
     }
@@ -214,8 +228,7 @@ Status Filesystem::Flush(uint64_t id) {
     h->check = std::make_unique<Sha256>();
     h->check_next = 0;
     if (got != h->check_digest) {
-      return Logged(
-          MakeError(EIO, "content written has digest " + got + ", not " + h->check_digest));
+      return MakeError(EIO, "content written has digest " + got + ", not " + h->check_digest);
     }
   }
   return Ok();
@@ -227,11 +240,11 @@ Result<NodeAttr> Filesystem::SetAttr(uint64_t ino, const int64_t* size) {
     if (options_.read_only) return ReadOnly();
     if (node.kind == Kind::kStagedFile) {
       auto staging = StagingOf(node);
-      if (!staging) return MakeError(ENOENT, "");
+      if (!staging) return MakeError(ENOENT, "no longer staged");
       if (*size == 0) {
         RETURN_IF_ERROR(staging->Create(node.target));
       } else if (*size != staging->Size(node.target)) {
-        return MakeError(EINVAL, "");
+        return MakeError(EINVAL, "a staged file is truncated only to 0 or to its size");
       }
     }
     // A committed image's files: a truncation before a rewrite, which open() stages.
@@ -257,7 +270,7 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
         ASSIGN_OR_RETURN(auto client, Client(node.registry));
         Status s = DeleteImage(client->Origin(), node.path, node.ref, /*force=*/false);
         Invalidate(node.registry, node.path, node.ref);
-        if (!s.ok()) return Logged(s.error());
+        if (!s.ok()) return s.error();
       }
       return staging->Remove(node.target);
     }
@@ -267,7 +280,7 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
       ASSIGN_OR_RETURN(auto client, Client(node.registry));
       Status s = DeleteImage(client->Origin(), node.path, node.target, /*force=*/false);
       Invalidate(node.registry, node.path, node.target);
-      if (!s.ok()) return Logged(s.error());
+      if (!s.ok()) return s.error();
       if (view.ok() && !IsSha256Digest(node.target)) {
         // The rest of the directory stays until removed, so that rm -r can finish.
         std::lock_guard<std::mutex> lock(mu_);
@@ -286,9 +299,9 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
       return Ok();
     }
     case Kind::kSymlink:
-      return MakeError(EPERM, "");
+      return MakeError(EPERM, "<repo>:<tag> and <repo>@<digest> links are not removable");
     default:
-      return MakeError(EISDIR, "");
+      return MakeError(EISDIR, "a directory (rmdir removes it)");
   }
 }
 
@@ -305,12 +318,14 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
     std::lock_guard<std::mutex> lock(mu_);
     std::string prefix = node.registry + "|" + node.path + "/";
     auto sub = local_dirs_.lower_bound(prefix);
-    if (sub != local_dirs_.end() && sub->rfind(prefix, 0) == 0) return MakeError(ENOTEMPTY, "");
+    if (sub != local_dirs_.end() && sub->rfind(prefix, 0) == 0) {
+      return MakeError(ENOTEMPTY, "directories made here are below it");
+    }
   }
   if (image && !IsSha256Digest(tag)) {
+    auto dropped = TakeStaging(node.registry, repo, tag);  // its uploads abort outside mu_
     {
       std::lock_guard<std::mutex> lock(mu_);
-      stagings_.erase(node.registry + "|" + repo + "|" + tag);
       leftovers_.Erase(node.registry + "|" + repo + "|" + tag);
     }
     Invalidate(node.registry, repo, tag);
@@ -319,18 +334,18 @@ Status Filesystem::Rmdir(uint64_t parent_ino, const std::string& name) {
       ASSIGN_OR_RETURN(auto client, Client(node.registry));
       Status s = DeleteImage(client->Origin(), repo, tag, /*force=*/false);
       Invalidate(node.registry, repo, tag);
-      if (!s.ok() && s.error().errnum != ENOENT) return Logged(s.error());
+      if (!s.ok() && s.error().errnum != ENOENT) return s.error();
     }
   } else if (node.kind == Kind::kNamespace || node.kind == Kind::kLocalDir) {
     // A repository without tags is gone as far as the tree goes, though the registry may keep
     // listing it in its catalog: this mount stops showing it.
     Invalidate(node.registry, node.path, "");
     auto tags = Tags(node.registry, node.path);
-    if (tags.ok() && !tags->empty()) return MakeError(ENOTEMPTY, "");
+    if (tags.ok() && !tags->empty()) return MakeError(ENOTEMPTY, "the repository has tags");
     std::lock_guard<std::mutex> lock(mu_);
     removed_.Put(node.registry + "|" + node.path, true);
   } else if (node.kind != Kind::kImage) {
-    return MakeError(ENOTDIR, "");
+    return MakeError(ENOTDIR, "not a directory");
   }
   std::lock_guard<std::mutex> lock(mu_);
   local_dirs_.erase(node.registry + "|" + node.path);
@@ -351,26 +366,28 @@ Status Filesystem::Rename(uint64_t parent_ino, const std::string& name, uint64_t
     auto tags = Tags(node.registry, repo);  // a directory made here: pushed yet?
     retag = tags.ok() && std::find(tags->begin(), tags->end(), tag) != tags->end();
   }
-  if (!retag) return MakeError(EXDEV, "");  // mv then copies and removes
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stagings_.erase(node.registry + "|" + repo + "|" + tag);
+  if (!retag) {
+    // mv then copies and removes
+    return MakeError(EXDEV, "only a tag's directory is renamed, within its repository");
   }
+  auto dropped = TakeStaging(node.registry, repo, tag);  // its uploads abort outside mu_
   ASSIGN_OR_RETURN(auto client, Client(node.registry));
   Registry& origin = client->Origin();  // the manifest the tag names where it is re-tagged
   auto manifest = origin.GetManifest(repo, tag);
-  if (!manifest.ok()) return Logged(manifest.error());
+  if (!manifest.ok()) return manifest.error();
   Status put = origin.PutManifest(repo, new_name, manifest->bytes, manifest->media_type);
   Invalidate(node.registry, repo, new_name);
-  if (!put.ok()) return Logged(put.error());
+  if (!put.ok()) return put.error();
   Status removed = RemoveTag(origin, repo, tag);
   Invalidate(node.registry, repo, tag);
   if (!removed.ok()) {
     // Never left under both names: take the new one back.
     Status undo = RemoveTag(origin, repo, new_name);
     Invalidate(node.registry, repo, new_name);
-    if (!undo.ok()) Log("renaming " + repo + ":" + tag + ": " + undo.error().message);
-    return Logged(Annotate(removed.error(), "renaming " + repo + ":" + tag + " to " + new_name));
+    Error e =
+        Annotate(removed.error(), "removing " + repo + ":" + tag + " after tagging " + new_name);
+    if (!undo.ok()) e.message += "; " + new_name + " is left too: " + undo.error().message;
+    return e;
   }
   // The kernel keeps the directory's inode under its new name: it is now the new tag's.
   std::lock_guard<std::mutex> lock(mu_);
@@ -396,11 +413,13 @@ Result<size_t> Filesystem::CopyFileRange(uint64_t in_id, int64_t in_off, uint64_
   ASSIGN_OR_RETURN(auto out, HandleOf(out_id));
   // Only a whole blob into a staged file of its name; anything else the caller copies itself.
   if (!in->blob || !out->staging || out->name != DigestHex(in->blob_info.digest)) {
-    return MakeError(EOPNOTSUPP, "");
+    return MakeError(
+        EOPNOTSUPP, "only a whole blob into the staged file of its name is copied at the registry");
   }
   if (in_off >= in->blob_info.size) return size_t{0};
   if (in_off != 0 || out_off != 0 || len < static_cast<size_t>(in->blob_info.size)) {
-    return MakeError(EOPNOTSUPP, "");
+    return MakeError(
+        EOPNOTSUPP, "only a whole blob into the staged file of its name is copied at the registry");
   }
   DockerReference where;
   where.registry = in->location.client->registry();
@@ -409,7 +428,7 @@ Result<size_t> Filesystem::CopyFileRange(uint64_t in_id, int64_t in_off, uint64_
   auto src = NewDockerSource(where, in->location.client);
   std::lock_guard<std::mutex> lock(out->mu);
   Status s = out->staging->CopyFrom(out->name, *src, in->blob_info);
-  if (!s.ok()) return Logged(s.error());
+  if (!s.ok()) return s.error();
   out->dirty = true;
   return static_cast<size_t>(in->blob_info.size);
 }

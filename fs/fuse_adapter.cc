@@ -64,43 +64,81 @@ struct stat ToStat(const Context* c, const NodeAttr& a) {
   return st;
 }
 
+// Where a failed operation was, for the log: the inode's path in the tree ("/" the root),
+// and the name under it when the operation names one.
+std::string At(fuse_req_t req, fuse_ino_t ino, const char* name = nullptr) {
+  std::string path = Ctx(req)->fs->PathOf(ino);
+  if (name) path = path.empty() ? name : path + "/" + name;
+  return path.empty() ? "/" : path;
+}
+
+// The answers that are not failures but routine, and so not logged: ENOENT of lookup (shells,
+// ls and cp ask for names that are not there all the time; the reply is a negative entry),
+// ENODATA of getxattr (ls and cp -a ask for attributes the tree does not have), EEXIST of
+// mkdir (mkdir -p), EXDEV of rename and EOPNOTSUPP of copy_file_range (the cues for mv and cp
+// to copy the bytes themselves).
+bool Routine(const std::string& op, int errnum) {
+  return (op == "lookup" && errnum == ENOENT) || (op == "getxattr" && errnum == ENODATA) ||
+         (op == "mkdir" && errnum == EEXIST) || (op == "rename" && errnum == EXDEV) ||
+         (op == "copy_file_range" && errnum == EOPNOTSUPP);
+}
+
+// Every failed operation is logged here, once, and nowhere in the core (DESIGN §1 "Errors"):
+// "<op> <path>: <message>", the message carrying the registry's own words.
+void LogFailure(fuse_req_t req, const std::string& op, const std::string& where, const Error& e) {
+  if (!Routine(op, e.errnum)) Ctx(req)->fs->Log(op + " " + where + ": " + e.message);
+}
+
+void ReplyError(fuse_req_t req, const std::string& op, const std::string& where, const Error& e) {
+  LogFailure(req, op, where, e);
+  fuse_reply_err(req, Errno(e));
+}
+
+// Hands the kernel an entry whose lookup the core counted; a reply that does not reach it
+// (the request was interrupted) gives the count back.
 void ReplyEntry(fuse_req_t req, const NodeAttr& a) {
   fuse_entry_param e{};
   e.ino = a.ino;
   e.attr = ToStat(Ctx(req), a);
   e.attr_timeout = a.timeout;
   e.entry_timeout = a.entry_timeout;
-  fuse_reply_entry(req, &e);
+  Filesystem* fs = Ctx(req)->fs;                                   // req is gone once replied to
+  if (fuse_reply_entry(req, &e) != 0) (void)fs->Forget(a.ino, 1);  // just counted: cannot fail
+}
+
+void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+  Status s = Ctx(req)->fs->Forget(ino, n);
+  if (!s.ok()) LogFailure(req, "forget", "inode " + std::to_string(ino), s.error());
 }
 
 void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   auto r = Ctx(req)->fs->Lookup(parent, name);
   if (!r.ok()) {
-    if (r.error().errnum == ENOENT) {
-      fuse_entry_param e{};  // a negative entry, not cached: tags come and go
+    if (r.error().errnum == ENOENT) {  // routine, not logged (see Routine)
+      fuse_entry_param e{};            // a negative entry, not cached: tags come and go
       fuse_reply_entry(req, &e);
       return;
     }
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "lookup", At(req, parent, name), r.error());
     return;
   }
   ReplyEntry(req, *r);
 }
 
 void OnForget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
-  Ctx(req)->fs->Forget(ino, n);
+  Forget(req, ino, n);
   fuse_reply_none(req);
 }
 
 void OnForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  for (size_t i = 0; i < count; ++i) Ctx(req)->fs->Forget(forgets[i].ino, forgets[i].nlookup);
+  for (size_t i = 0; i < count; ++i) Forget(req, forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 
 void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   auto r = Ctx(req)->fs->GetAttr(ino);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "getattr", At(req, ino), r.error());
     return;
   }
   struct stat st = ToStat(Ctx(req), *r);
@@ -110,7 +148,7 @@ void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 void OnReadlink(fuse_req_t req, fuse_ino_t ino) {
   auto r = Ctx(req)->fs->ReadLink(ino);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "readlink", At(req, ino), r.error());
     return;
   }
   fuse_reply_readlink(req, r->c_str());
@@ -120,7 +158,7 @@ void OnReadlink(fuse_req_t req, fuse_ino_t ino) {
 void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto r = Ctx(req)->fs->ReadDir(ino);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "readdir", At(req, ino), r.error());
     return;
   }
   auto* entries = new std::vector<DirEntry>();
@@ -128,7 +166,7 @@ void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   entries->push_back({"..", 0, S_IFDIR});
   for (auto& e : *r) entries->push_back(std::move(e));
   fi->fh = reinterpret_cast<uint64_t>(entries);
-  fuse_reply_open(req, fi);
+  if (fuse_reply_open(req, fi) != 0) delete entries;  // no releasedir comes for it
 }
 
 void OnReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
@@ -156,20 +194,21 @@ void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto r = Ctx(req)->fs->Open(ino, fi->flags);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "open", At(req, ino), r.error());
     return;
   }
   fi->fh = r->handle;
   fi->keep_cache = r->keep_cache;
   fi->direct_io = r->direct_io;
-  if (fuse_reply_open(req, fi) == -ENOENT) Ctx(req)->fs->Release(r->handle);  // interrupted
+  Filesystem* fs = Ctx(req)->fs;
+  if (fuse_reply_open(req, fi) != 0) fs->Release(r->handle);  // no release comes for it
 }
 
-void OnRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
   std::vector<char> buf(size);
   auto r = Ctx(req)->fs->Read(fi->fh, buf.data(), size, off);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "read", At(req, ino), r.error());
     return;
   }
   fuse_reply_buf(req, buf.data(), *r);
@@ -183,7 +222,7 @@ void OnRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   auto r = Ctx(req)->fs->GetXattr(ino, name);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "getxattr", At(req, ino) + " " + name, r.error());
     return;
   }
   if (size == 0) {
@@ -198,7 +237,7 @@ void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
 void OnListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   auto r = Ctx(req)->fs->ListXattr(ino);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "listxattr", At(req, ino), r.error());
     return;
   }
   std::string names;
@@ -218,14 +257,15 @@ void OnSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, in
 
 void OnRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, ENOTSUP); }
 
-void ReplyStatus(fuse_req_t req, const Status& s) {
+void ReplyStatus(fuse_req_t req, const std::string& op, const std::string& where, const Status& s) {
+  if (!s.ok()) LogFailure(req, op, where, s.error());
   fuse_reply_err(req, s.ok() ? 0 : Errno(s.error()));
 }
 
 void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
   auto r = Ctx(req)->fs->Mkdir(parent, name);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "mkdir", At(req, parent, name), r.error());
     return;
   }
   ReplyEntry(req, *r);
@@ -234,7 +274,7 @@ void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
 void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
   auto r = Ctx(req)->fs->Create(parent, name);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "create", At(req, parent, name), r.error());
     return;
   }
   fuse_entry_param e{};
@@ -242,14 +282,19 @@ void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_
   e.attr = ToStat(Ctx(req), r->first);
   fi->fh = r->second.handle;
   fi->direct_io = r->second.direct_io;
-  if (fuse_reply_create(req, &e, fi) == -ENOENT) Ctx(req)->fs->Release(r->second.handle);
+  Filesystem* fs = Ctx(req)->fs;
+  if (fuse_reply_create(req, &e, fi) != 0) {
+    // The kernel got neither the entry nor the handle: give both back.
+    fs->Release(r->second.handle);
+    (void)fs->Forget(r->first.ino, 1);
+  }
 }
 
-void OnWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi) {
   auto r = Ctx(req)->fs->Write(fi->fh, buf, size, off);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "write", At(req, ino), r.error());
     return;
   }
   fuse_reply_write(req, *r);
@@ -257,8 +302,9 @@ void OnWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
 
 // close(): the kernel ignores release's result, so a staged file is checked, and a completed
 // image pushed, here.
-void OnFlush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  ReplyStatus(req, Ctx(req)->fs->Flush(fi->fh));
+void OnFlush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Status s = Ctx(req)->fs->Flush(fi->fh);
+  ReplyStatus(req, "close", s.ok() ? "" : At(req, ino), s);
 }
 
 void OnFsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
@@ -267,7 +313,7 @@ void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
   int64_t size = attr->st_size;
   auto r = Ctx(req)->fs->SetAttr(ino, (to_set & FUSE_SET_ATTR_SIZE) ? &size : nullptr);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "setattr", At(req, ino), r.error());
     return;
   }
   struct stat st = ToStat(Ctx(req), *r);
@@ -275,11 +321,13 @@ void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
 }
 
 void OnUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  ReplyStatus(req, Ctx(req)->fs->Unlink(parent, name));
+  Status s = Ctx(req)->fs->Unlink(parent, name);
+  ReplyStatus(req, "unlink", s.ok() ? "" : At(req, parent, name), s);
 }
 
 void OnRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  ReplyStatus(req, Ctx(req)->fs->Rmdir(parent, name));
+  Status s = Ctx(req)->fs->Rmdir(parent, name);
+  ReplyStatus(req, "rmdir", s.ok() ? "" : At(req, parent, name), s);
 }
 
 void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
@@ -288,14 +336,16 @@ void OnRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
     fuse_reply_err(req, EINVAL);  // RENAME_EXCHANGE and RENAME_NOREPLACE are not supported
     return;
   }
-  ReplyStatus(req, Ctx(req)->fs->Rename(parent, name, new_parent, new_name));
+  Status s = Ctx(req)->fs->Rename(parent, name, new_parent, new_name);
+  ReplyStatus(req, "rename",
+              s.ok() ? "" : At(req, parent, name) + " to " + At(req, new_parent, new_name), s);
 }
 
-void OnCopyFileRange(fuse_req_t req, fuse_ino_t, off_t off_in, fuse_file_info* fi_in, fuse_ino_t,
-                     off_t off_out, fuse_file_info* fi_out, size_t len, int) {
+void OnCopyFileRange(fuse_req_t req, fuse_ino_t ino_in, off_t off_in, fuse_file_info* fi_in,
+                     fuse_ino_t ino_out, off_t off_out, fuse_file_info* fi_out, size_t len, int) {
   auto r = Ctx(req)->fs->CopyFileRange(fi_in->fh, off_in, fi_out->fh, off_out, len);
   if (!r.ok()) {
-    fuse_reply_err(req, Errno(r.error()));
+    ReplyError(req, "copy_file_range", At(req, ino_in) + " to " + At(req, ino_out), r.error());
     return;
   }
   fuse_reply_write(req, *r);

@@ -84,82 +84,101 @@ std::string StagingImage::Describe() const {
   return "staging image " + registry_ + "/" + repo_ + ":" + tag_;
 }
 
-Result<StagingImage::File*> StagingImage::Find(const std::string& name) {
+Result<StagingImage::FilePtr> StagingImage::FindLocked(const std::string& name) {
   auto it = files_.find(name);
-  if (it == files_.end()) return MakeError(ENOENT, name + " is not staged");
-  return &it->second;
+  if (it == files_.end()) return MakeError(ENOENT, name + " is not staged in " + Describe());
+  return it->second;
 }
 
 Status StagingImage::Create(const std::string& name) {
   RETURN_IF_ERROR(CheckName(name));
-  std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = files_.find(name); it != files_.end()) {
-    files_.erase(it);
+  auto f = std::make_shared<File>();
+  if (IsHex64(name)) {
+    f->is_blob = true;
+    f->digest = "sha256:" + name;
+    f->hash = std::make_unique<Sha256>();
+    f->spill_path = spill_dir_ + "/" + name + ".XXXXXX";
+    int fd = mkostemp(f->spill_path.data(), O_CLOEXEC);
+    if (fd < 0) {
+      Error e = SysError("creating", f->spill_path);
+      f->spill_path.clear();  // nothing to remove
+      return e;
+    }
+    f->spill = UniqueFd(fd);
+  } else if (name.size() > 64 && name.find(".manifest.json") == 64) {
+    f->digest = "sha256:" + name.substr(0, 64);
   }
-  File& f = files_[name];
+  FilePtr replaced;  // dropped (its upload aborted) after the lock is released
+  std::lock_guard<std::mutex> lock(mu_);
+  FilePtr& slot = files_[name];
+  replaced = std::move(slot);
+  slot = std::move(f);
   if (name == "manifest.json") {
     pushed_ = false;  // a new manifest: a new push, moving the tag
     not_at_registry_.clear();
-  }
-  if (IsHex64(name)) {
-    f.is_blob = true;
-    f.digest = "sha256:" + name;
-    f.hash = std::make_unique<Sha256>();
-    f.spill_path = spill_dir_ + "/" + name + ".XXXXXX";
-    int fd = mkostemp(f.spill_path.data(), O_CLOEXEC);
-    if (fd < 0) {
-      Error e = SysError("creating", f.spill_path);
-      files_.erase(name);
-      return e;
-    }
-    f.spill = UniqueFd(fd);
-  } else if (name.size() > 64 && name.find(".manifest.json") == 64) {
-    f.digest = "sha256:" + name.substr(0, 64);
+    ++manifest_generation_;
   }
   return Ok();
 }
 
 Result<size_t> StagingImage::Write(const std::string& name, const char* data, size_t n,
                                    int64_t off) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(File * f, Find(name));
-  if (f->finished) f->finished = false;  // written again after a close: check it again
-  if (!f->is_blob) {
-    if (off + static_cast<int64_t>(n) > kMaxManifestSize) {
-      return MakeError(EFBIG, name + " is over the 4 MiB limit");
-    }
-    if (f->bytes.size() < static_cast<size_t>(off) + n)
-      f->bytes.resize(static_cast<size_t>(off) + n);
-    f->bytes.replace(static_cast<size_t>(off), n, data, n);
-    f->size = static_cast<int64_t>(f->bytes.size());
-    return n;
-  }
-  RETURN_IF_ERROR(WriteAllAt(f->spill.get(), data, n, off, f->spill_path));
-  if (f->sequential && off == f->size) {
-    f->hash->Update(data, n);
-    if (f->size == 0 && !f->upload && !f->already_there) {
-      auto there = client_->BlobExists(repo_, f->digest);
-      if (there.ok() && *there) {
-        f->already_there = true;  // no upload: the bytes are only checked
-      } else {
-        auto writer = dest_->NewBlobWriter(BlobInfo{f->digest, -1, ""});
-        if (writer.ok()) f->upload = std::move(writer).value();
+  FilePtr f;
+  bool rewrite = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(f, FindLocked(name));
+    rewrite = f->finished;
+    f->finished = false;  // written again after a close: check it again
+    if (!f->is_blob) {
+      if (off + static_cast<int64_t>(n) > kMaxManifestSize) {
+        return MakeError(EFBIG, name + " is over the 4 MiB limit");
       }
+      if (f->bytes.size() < static_cast<size_t>(off) + n) {
+        f->bytes.resize(static_cast<size_t>(off) + n);
+      }
+      f->bytes.replace(static_cast<size_t>(off), n, data, n);
+      f->size = static_cast<int64_t>(f->bytes.size());
+      return n;
     }
-    if (f->upload && !f->upload->Write(data, n).ok()) f->upload.reset();  // the push uploads it
-  } else {
-    f->sequential = false;  // staged on disk only; hashed and uploaded when complete
-    f->upload.reset();
   }
-  f->size = std::max(f->size, off + static_cast<int64_t>(n));
+  // A blob: the spill, the hash and the upload, under the file's own lock only.
+  {
+    std::lock_guard<std::mutex> stream(f->stream_mu);
+    RETURN_IF_ERROR(WriteAllAt(f->spill.get(), data, n, off, f->spill_path));
+    if (f->sequential && !rewrite && off == f->end) {
+      f->hash->Update(data, n);
+      if (f->end == 0 && !f->upload && !f->already_there) {
+        auto there = client_->BlobExists(repo_, f->digest);
+        if (there.ok() && *there) {
+          f->already_there = true;  // no upload: the bytes are only checked
+        } else {
+          auto writer = dest_->NewBlobWriter(BlobInfo{f->digest, -1, ""});
+          if (writer.ok()) f->upload = std::move(writer).value();
+        }
+      }
+      if (f->upload && !f->upload->Write(data, n).ok()) f->upload.reset();  // the push uploads it
+    } else {
+      f->sequential = false;  // staged on disk only; hashed and uploaded when complete
+      f->upload.reset();
+    }
+    f->end = std::max(f->end, off + static_cast<int64_t>(n));
+    std::lock_guard<std::mutex> lock(mu_);
+    f->size = f->end;
+  }
   return n;
 }
 
 Status StagingImage::Adopt(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(File * f, Find(name));
-  if (!f->is_blob) return MakeError(EINVAL, name + " is not a blob");
+  FilePtr f;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(f, FindLocked(name));
+    if (!f->is_blob) return MakeError(EINVAL, name + " is not a blob");
+  }
+  std::lock_guard<std::mutex> stream(f->stream_mu);
   f->upload.reset();
+  std::lock_guard<std::mutex> lock(mu_);
   f->adopted = true;
   at_registry_.insert(f->digest);
   return Ok();
@@ -169,23 +188,27 @@ Status StagingImage::CopyFrom(const std::string& name, ImageSource& src, const B
   if (std::string(DigestHex(blob.digest)) != name) {
     return MakeError(EOPNOTSUPP, "copying " + blob.digest + " into a file named " + name);
   }
+  FilePtr f;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(File * f, Find(name));
+    ASSIGN_OR_RETURN(f, FindLocked(name));
     if (f->size > 0) return MakeError(EOPNOTSUPP, name + " has bytes written already");
   }
   RETURN_IF_ERROR(CopyBlob(src, *dest_, blob));
   RETURN_IF_ERROR(Adopt(name));
+  std::lock_guard<std::mutex> stream(f->stream_mu);
+  f->end = blob.size;
   std::lock_guard<std::mutex> lock(mu_);
-  ASSIGN_OR_RETURN(File * f, Find(name));
   f->size = blob.size;
   return Ok();
 }
 
 Status StagingImage::Remove(const std::string& name) {
+  FilePtr removed;  // dropped after the lock is released
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(name);
-  if (it == files_.end()) return MakeError(ENOENT, "");
+  if (it == files_.end()) return MakeError(ENOENT, name + " is not staged in " + Describe());
+  removed = std::move(it->second);
   files_.erase(it);
   return Ok();
 }
@@ -198,7 +221,7 @@ bool StagingImage::Has(const std::string& name) const {
 int64_t StagingImage::Size(const std::string& name) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = files_.find(name);
-  return it == files_.end() ? 0 : it->second.size;
+  return it == files_.end() ? 0 : it->second->size;
 }
 
 std::vector<std::string> StagingImage::Names() const {
@@ -209,11 +232,15 @@ std::vector<std::string> StagingImage::Names() const {
 }
 
 Result<std::string> StagingImage::ReadSmall(const std::string& name) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = files_.find(name);
-  if (it == files_.end()) return MakeError(ENOENT, "");
-  if (it->second.is_blob) return ReadFileBounded(it->second.spill_path, kMaxManifestSize);
-  return it->second.bytes;
+  FilePtr f;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(name);
+    if (it == files_.end()) return MakeError(ENOENT, name + " is not staged in " + Describe());
+    if (!it->second->is_blob) return it->second->bytes;
+    f = it->second;  // keeps the spill file while it is read, outside the lock
+  }
+  return ReadFileBounded(f->spill_path, kMaxManifestSize);
 }
 
 bool StagingImage::pushed() const {
@@ -240,68 +267,135 @@ void StagingImage::CloseFile() {
 }
 
 Status StagingImage::Finish(const std::string& name) {
+  FilePtr f;
+  FilePtr dropped;  // a manifest not matching its name, dropped after the lock is released
   {
     std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(File * f, Find(name));
-    if (!f->finished) {
+    ASSIGN_OR_RETURN(f, FindLocked(name));
+    if (!f->finished && !f->is_blob) {
       if (name == "version" && f->bytes != kDirVersion) {
         return MakeError(EINVAL, "version must hold \"Directory Transport Version: 1.1\\n\"");
       }
-      bool is_manifest = !f->is_blob && (name == "manifest.json" || !f->digest.empty());
-      if (is_manifest) RETURN_IF_ERROR(ParseManifest(f->bytes));
+      bool is_manifest = name == "manifest.json" || !f->digest.empty();
+      if (is_manifest) {
+        auto parsed = ParseManifest(f->bytes);
+        if (!parsed.ok()) return Annotate(parsed.error(), name);
+      }
       if (is_manifest && !f->digest.empty() && DigestOf(f->bytes) != f->digest) {
         Error e = MakeError(EIO, name + " has digest " + DigestOf(f->bytes) + ", not the " +
                                      f->digest + " its name says");
+        dropped = std::move(files_[name]);
         files_.erase(name);
         return e;
       }
-      if (f->is_blob && !f->adopted) {
-        std::string got;
-        if (f->sequential) {
-          got = f->hash->Finish();
-        } else {
-          Sha256 h;
-          RETURN_IF_ERROR(StreamFile(f->spill_path, [&](const char* d, size_t n) {
-            h.Update(d, n);
-            return Ok();
-          }));
-          got = h.Finish();
-        }
-        if (got != f->digest) {
-          std::string digest = f->digest;
-          files_.erase(name);  // its upload aborted: the registry never completes it
-          return MakeError(EIO,
-                           "blob " + name + " has content with digest " + got + ", not " + digest);
-        }
-        if (f->upload) {
-          Status s = f->upload->Commit();
-          f->upload.reset();
-          if (s.ok()) at_registry_.insert(f->digest);  // else the push uploads it from disk
-        }
-        if (f->already_there) at_registry_.insert(f->digest);
-      }
       f->finished = true;
     }
-    auto manifest = files_.find("manifest.json");
-    if (pushed_ || manifest == files_.end() || !manifest->second.finished) return Ok();
-    ASSIGN_OR_RETURN(std::vector<std::string> missing, MissingLocked());
-    if (!missing.empty()) return Ok();
   }
+  if (f->is_blob) RETURN_IF_ERROR(FinishBlob(name, f));
+  return PushIfComplete();
+}
+
+Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
+  Status verdict = Ok();
+  bool at_registry = false;
+  {
+    std::lock_guard<std::mutex> stream(f->stream_mu);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (f->finished) return Ok();
+      if (f->adopted) {
+        f->finished = true;  // at the registry already: no bytes of ours to check
+        return Ok();
+      }
+    }
+    std::string got;
+    if (f->sequential) {
+      got = f->hash->Finish();
+    } else {
+      Sha256 h;
+      RETURN_IF_ERROR(StreamFile(f->spill_path, [&](const char* d, size_t n) {
+        h.Update(d, n);
+        return Ok();
+      }));
+      got = h.Finish();
+    }
+    if (got != f->digest) {
+      verdict =
+          MakeError(EIO, "blob " + name + " has content with digest " + got + ", not " + f->digest);
+    } else {
+      if (f->upload) {
+        Status s = f->upload->Commit();  // waits for the upload: under this file's lock only
+        f->upload.reset();
+        at_registry = s.ok();  // else the push uploads it from disk
+      }
+      at_registry = at_registry || f->already_there;
+    }
+  }
+  FilePtr dropped;  // a blob not matching its name, dropped after the lock is released
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!verdict.ok()) {
+    // Its upload is aborted with it: the registry never completes it.
+    auto it = files_.find(name);
+    if (it != files_.end() && it->second == f) {
+      dropped = std::move(it->second);
+      files_.erase(it);
+    }
+    return verdict;
+  }
+  if (at_registry) at_registry_.insert(f->digest);
+  f->finished = true;
+  return Ok();
+}
+
+Status StagingImage::PushIfComplete() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto manifest = files_.find("manifest.json");
+    if (pushed_ || manifest == files_.end() || !manifest->second->finished) return Ok();
+  }
+  ASSIGN_OR_RETURN(std::vector<std::string> missing, Missing());
+  if (!missing.empty()) return Ok();
   return Push();
 }
 
-Result<std::vector<std::string>> StagingImage::MissingLocked() {
+Result<std::vector<std::string>> StagingImage::Missing() {
+  std::vector<std::string> unknown;
+  uint64_t generation;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(std::vector<std::string> missing, MissingLocked(&unknown));
+    if (unknown.empty()) return missing;
+    generation = manifest_generation_;
+  }
+  // Not written here: the registry may have them already (the same image pushed again). Asked
+  // once per manifest: a blob it lacks now comes by a write here, if at all.
+  std::set<std::string> there, not_there;
+  for (const std::string& digest : unknown) {
+    auto r = client_->BlobExists(repo_, digest);
+    (r.ok() && *r ? there : not_there).insert(digest);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  at_registry_.insert(there.begin(), there.end());
+  if (generation == manifest_generation_) {
+    not_at_registry_.insert(not_there.begin(), not_there.end());
+  }
+  return MissingLocked(nullptr);
+}
+
+Result<std::vector<std::string>> StagingImage::MissingLocked(std::vector<std::string>* unknown) {
   std::vector<std::string> missing;
-  ASSIGN_OR_RETURN(Manifest top, ParseManifest(files_["manifest.json"].bytes));
+  auto top_file = files_.find("manifest.json");
+  if (top_file == files_.end()) return std::vector<std::string>{"manifest.json"};
+  ASSIGN_OR_RETURN(Manifest top, ParseManifest(top_file->second->bytes));
   std::vector<Manifest> images;
   if (top.is_index) {
     for (const Descriptor& d : top.manifests) {
       auto it = files_.find(std::string(DigestHex(d.digest)) + ".manifest.json");
-      if (it == files_.end() || !it->second.finished) {
+      if (it == files_.end() || !it->second->finished) {
         missing.push_back(d.digest);
         continue;
       }
-      ASSIGN_OR_RETURN(Manifest m, ParseManifest(it->second.bytes));
+      ASSIGN_OR_RETURN(Manifest m, ParseManifest(it->second->bytes));
       images.push_back(std::move(m));
     }
   } else {
@@ -312,17 +406,11 @@ Result<std::vector<std::string>> StagingImage::MissingLocked() {
     for (const auto& l : m.layers) blobs.push_back(&l);
     for (const Descriptor* d : blobs) {
       auto it = files_.find(std::string(DigestHex(d->digest)));
-      if (it != files_.end() && it->second.finished) continue;
+      if (it != files_.end() && it->second->finished) continue;
       if (at_registry_.count(d->digest)) continue;
-      if (it == files_.end() && !not_at_registry_.count(d->digest)) {
-        // Not written here: the registry may have it already (the same image pushed again).
-        // Asked once per manifest: a blob it lacks now comes by a write here, if at all.
-        auto there = client_->BlobExists(repo_, d->digest);
-        if (there.ok() && *there) {
-          at_registry_.insert(d->digest);
-          continue;
-        }
-        not_at_registry_.insert(d->digest);
+      if (it == files_.end() && !not_at_registry_.count(d->digest) && unknown) {
+        unknown->push_back(d->digest);
+        continue;
       }
       missing.push_back(d->digest);
     }
@@ -332,21 +420,19 @@ Result<std::vector<std::string>> StagingImage::MissingLocked() {
 
 Status StagingImage::Push() {
   std::lock_guard<std::mutex> push_lock(push_mu_);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (pushed_) return Ok();
-  }
   std::set<std::string> known;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    if (pushed_) return Ok();
     known = at_registry_;
   }
   KnownBlobsDestination dest(*dest_, std::move(known));
   CopyOptions options;
   options.all = true;
   auto pushed = CopyImage(*this, dest, options);
-  if (!pushed.ok())
+  if (!pushed.ok()) {
     return Annotate(pushed.error(), "pushing " + registry_ + "/" + repo_ + ":" + tag_);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   pushed_ = true;
   return Ok();
@@ -358,25 +444,25 @@ Result<RawManifest> StagingImage::GetManifest(const std::string& instance_digest
                          ? "manifest.json"
                          : std::string(DigestHex(instance_digest)) + ".manifest.json";
   auto it = files_.find(name);
-  if (it == files_.end()) return MakeError(ENOENT, name + " is not staged");
+  if (it == files_.end()) return MakeError(ENOENT, name + " is not staged in " + Describe());
   RawManifest m;
-  m.bytes = it->second.bytes;
+  m.bytes = it->second->bytes;
   m.digest = DigestOf(m.bytes);
   m.media_type = GuessManifestMediaType(m.bytes);
   return m;
 }
 
 Status StagingImage::GetBlob(const BlobInfo& blob, const ByteSink& sink) {
-  std::string path;
+  FilePtr f;  // keeps the spill file while it is streamed, outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = files_.find(std::string(DigestHex(blob.digest)));
-    if (it == files_.end() || it->second.spill_path.empty() || it->second.adopted) {
-      return MakeError(ENOENT, "blob " + blob.digest + " is not staged");
+    if (it == files_.end() || it->second->spill_path.empty() || it->second->adopted) {
+      return MakeError(ENOENT, "blob " + blob.digest + " is not staged in " + Describe());
     }
-    path = it->second.spill_path;
+    f = it->second;
   }
-  return StreamFile(path, sink);
+  return StreamFile(f->spill_path, sink);
 }
 
 }  // namespace regfs

@@ -6,8 +6,12 @@
 // the copy pipeline, whose source is this object: blobs already at the registry are skipped and
 // the manifest goes last, so no tag exists before the image is complete.
 //
-// Thread-safe. Finish() may push, and then runs the network requests without holding the lock
-// of other staging images.
+// Thread-safe. Locks, in the order they are taken (one is only taken while holding none after
+// it): push_mu_, then a File's stream_mu, then mu_. mu_ guards the local state that stat,
+// readdir and the push read; it is never held across a network request or a blob's disk I/O,
+// so that stat and ls of the directory answer while a blob uploads or the image is pushed. A
+// File's stream_mu is held across that one file's requests (BlobExists, its upload), which only
+// writes and closes of the same file wait for.
 #pragma once
 
 #include <unistd.h>
@@ -82,28 +86,41 @@ class StagingImage final : public ImageSource {
     File(const File&) = delete;
     File& operator=(const File&) = delete;
     // A file dropped before its upload completed: the upload is aborted, the spill removed.
+    // That can wait for the registry: a File is never destroyed under mu_.
     ~File() {
       upload.reset();
       if (!spill_path.empty()) unlink(spill_path.c_str());
     }
-    std::string bytes;  // manifests, version, signatures
+    // Set by Create(), then constant.
     bool is_blob = false;
-    std::string digest;  // blobs and instance manifests: from the name
-    int64_t size = 0;    // bytes written (the extent)
+    std::string digest;      // blobs and instance manifests: from the name
+    std::string spill_path;  // blobs
+    // Guarded by the image's mu_.
+    std::string bytes;  // manifests, version, signatures
+    int64_t size = 0;   // bytes written (the extent)
     bool finished = false;
     bool adopted = false;  // at the registry without our bytes
-    // Blobs:
+    // A blob's stream, guarded by stream_mu.
+    std::mutex stream_mu;
     UniqueFd spill;
-    std::string spill_path;
+    int64_t end = 0;         // the extent, as the stream knows it (size follows it)
     bool sequential = true;  // every write so far came at the end
     std::unique_ptr<Sha256> hash;
     std::unique_ptr<BlobWriter> upload;  // streaming while sequential; null once failed
     bool already_there = false;          // the registry had it when writing began
   };
+  using FilePtr = std::shared_ptr<File>;
 
-  Result<File*> Find(const std::string& name);
-  // What the current manifest.json still needs; empty when the image is complete.
-  Result<std::vector<std::string>> MissingLocked();
+  Result<FilePtr> FindLocked(const std::string& name);
+  // Checks a blob's content against its name and completes its upload: under its stream_mu.
+  Status FinishBlob(const std::string& name, const FilePtr& f);
+  // Pushes the image if manifest.json and everything it references are there.
+  Status PushIfComplete();
+  // What the current manifest.json still needs; empty when the image is complete. Blobs
+  // neither written here nor known at the registry either way are asked about (outside mu_).
+  Result<std::vector<std::string>> Missing();
+  // The same from what is known: such blobs go to `unknown` if given, else count as missing.
+  Result<std::vector<std::string>> MissingLocked(std::vector<std::string>* unknown);
   Status Push();
 
   const std::string registry_, repo_, tag_;
@@ -112,13 +129,14 @@ class StagingImage final : public ImageSource {
   std::unique_ptr<ImageDestination> dest_;
 
   mutable std::mutex mu_;
-  std::map<std::string, File> files_;      // guarded by mu_
+  std::map<std::string, FilePtr> files_;   // guarded by mu_
   std::set<std::string> at_registry_;      // digests seen at the registry, guarded by mu_
   std::set<std::string> not_at_registry_;  // … and not, for this manifest, guarded by mu_
+  uint64_t manifest_generation_ = 0;       // manifest.json (re)created, guarded by mu_
   bool pushed_ = false;                    // guarded by mu_
   int open_files_ = 0;                     // guarded by mu_
   std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
-  std::mutex push_mu_;  // one push at a time
+  std::mutex push_mu_;  // one push at a time; held across the push's requests
 };
 
 }  // namespace regfs

@@ -195,3 +195,21 @@ def test_server_errors_are_eio_with_the_registry_message(imgs, proxy, mounts):
     m2 = mounts(name="recovered")
     assert (m2.image(proxy.addr, it.repo, "v1") / "manifest.json").read_bytes() == \
         it.image.manifest
+
+
+# ---- the log -----------------------------------------------------------------------------------
+
+def test_a_failure_is_logged_once_with_its_operation_and_path(imgs, registry, mounts):
+    """The FUSE adapter logs each failed operation once, as '<op> <path>: <message>'; a lookup
+    of a name that is not there is an answer, not a failure, and is not logged."""
+    m = mounts()
+    r = m.reg(registry.addr)
+    for _ in range(3):
+        expect_errno(errno.ENOENT, os.stat, r / "img" / "oci" / "no-such-tag-l1")
+    expect_errno(errno.EINVAL, os.mkdir, r / "img" / "bad!name-l1")
+    log = m.log_text()
+    assert "no-such-tag-l1" not in log, "an ENOENT lookup was logged:\n" + log
+    lines = [line for line in log.splitlines() if "bad!name-l1" in line]
+    assert len(lines) == 1, "the failed mkdir is not logged exactly once:\n" + log
+    assert f"mkdir {registry.addr}/img/bad!name-l1: " in lines[0], lines[0]
+    assert "not a repository name component" in lines[0], lines[0]

@@ -8,7 +8,9 @@ import json
 import os
 import re
 import signal
+import stat
 import subprocess
+import threading
 import time
 
 import pytest
@@ -384,6 +386,67 @@ def test_cp_a_into_the_mount(imgs, registry, mounts, oracle, work, repo_name):
     os.chmod(f, 0o600)
     os.chown(f, os.getuid(), os.getgid())
     os.utime(f, (1_000_000_000, 1_000_000_000))
+
+
+# ---- a push in flight holds up nothing else ------------------------------------------------------
+
+def test_stat_and_ls_answer_while_a_blob_upload_is_held(registry, proxy, mounts, oracle, work,
+                                                        repo_name):
+    """stat and ls of an image directory being pushed, and stat of the blob being written,
+    answer from local state while that blob's upload is stalled at the registry (issue 10):
+    no request runs under a lock they need. The upload is released only after they returned."""
+    big = make_big_image(work / "big", 8 * MiB, seed=405)
+    repo = repo_name("write-held")
+    release = threading.Event()
+    proxy.add(Fault.hold_upload(release, after=1 * MiB), path=r"/blobs/uploads/", forever=True)
+    # regfs must not give up on the held request before the guard below does
+    m = mounts("timeout=600")
+    os.makedirs(m.reg(proxy.addr) / repo)
+    d = m.image(proxy.addr, repo, "t")
+    os.mkdir(d)
+    write_file(d / "manifest.json", big.manifest)
+    write_file(d / hexof(big.config.digest), big.config.file.read_bytes())
+    layer = d / hexof(big.layer.digest)
+    want = sorted(["manifest.json", hexof(big.config.digest), hexof(big.layer.digest)])
+    cp = subprocess.Popen(["cp", str(big.layer.file), str(layer)], stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    answers = {}
+
+    def look():
+        answers["dir"] = stat.S_ISDIR(os.stat(d).st_mode)
+        answers["names"] = sorted(os.listdir(d))
+        answers["layer size"] = os.stat(layer).st_size
+        answers["ls"] = run("ls", "-l", d, m.reg(proxy.addr) / repo, timeout=60)
+        answers["other"] = os.listdir(m.reg(registry.addr))  # another registry, meanwhile
+
+    try:
+        def held():
+            return [e for e in proxy.requests(path=r"/blobs/uploads/") if e.held]
+        assert wait_until(held, 30), "the blob's upload never reached the hold:\n" + \
+            proxy.dump() + m.diag()
+        upload = held()[0]
+        looker = threading.Thread(target=look, daemon=True)
+        looker.start()
+        # A guard against hanging, not a measurement: whatever waits for the held upload
+        # waits until it is released, which happens only after this.
+        assert wait_until(lambda: not looker.is_alive(), 60), \
+            "stat or ls of the directory waited for the held upload\n" + m.diag()
+        assert upload.held, proxy.dump()
+        assert cp.poll() is None, "cp finished while its upload was held"
+        assert manifest_puts(proxy) == [], proxy.dump()
+    finally:
+        release.set()
+        try:
+            _, err = cp.communicate(timeout=120)
+        finally:
+            if cp.poll() is None:
+                cp.kill()
+                cp.wait()
+    assert answers["dir"] and answers["names"] == want, answers
+    assert 0 < answers["layer size"] <= big.layer.size, answers
+    assert answers["ls"].returncode == 0, answers["ls"].stderr
+    assert cp.returncode == 0, err + m.diag()
+    assert oracle.digest_of(registry.ref(repo, "t")) == big.digest, m.diag()
 
 
 # ---- SIGKILL in the middle of a push ----------------------------------------------------------

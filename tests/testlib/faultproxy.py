@@ -22,6 +22,9 @@ time); every matching armed fault fires on a request, in the order added:
     Fault.flip_byte(offset=None)     invert one byte of the response body (default: the
                                      middle one)
     Fault.upload_bandwidth(bps)      pace the request body (an upload) on its way upstream
+    Fault.hold_upload(event, after)  stop forwarding the request body after `after` bytes
+                                     until the threading.Event is set (the log entry shows
+                                     `held` meanwhile); never longer than HOLD_LIMIT seconds
 
 The log (``px.log``) has one LogEntry per request: start/end times (time.monotonic()),
 method, path, Range header, response status, body bytes sent, request body bytes forwarded
@@ -42,6 +45,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
               "proxy-connection"}
 CHUNK = 64 * 1024
+HOLD_LIMIT = 120  # a hold_upload the test never releases ends after this, not never
 
 
 @dataclass
@@ -56,6 +60,7 @@ class Fault:
     code: int = 0           # status
     retry_after: object = None
     offset: int = None      # flip_byte
+    event: object = None    # hold_upload: threading.Event that releases it
     fired: int = 0
 
     @classmethod
@@ -82,6 +87,10 @@ class Fault:
     def upload_bandwidth(cls, bytes_per_sec, **kw):
         return cls("upload_bandwidth", rate=int(bytes_per_sec), **kw)
 
+    @classmethod
+    def hold_upload(cls, event, after=0, **kw):
+        return cls("hold_upload", event=event, after=int(after), **kw)
+
     def matches(self, method, path):
         if self.count is not None and self.fired >= self.count:
             return False
@@ -102,6 +111,7 @@ class LogEntry:
     faults: list = field(default_factory=list)
     error: str = ""
     request_bytes: int = 0
+    held: bool = False      # a hold_upload fault is holding the request body now
 
     @property
     def range_start(self):
@@ -312,11 +322,17 @@ class _Handler(BaseHTTPRequestHandler):
             conn.endheaders()
             if body is not None:
                 rate = next((f.rate for f in faults if f.kind == "upload_bandwidth"), 0)
+                hold = next((f for f in faults if f.kind == "hold_upload"), None)
                 t0 = time.monotonic()
                 for piece in body:
                     step = max(1, rate // 20) if rate else len(piece) or 1
                     for i in range(0, len(piece), step):
                         part = piece[i:i + step]
+                        if hold is not None and entry.request_bytes >= hold.after:
+                            entry.held = True
+                            hold.event.wait(HOLD_LIMIT)
+                            entry.held = False
+                            hold = None
                         if chunked:
                             conn.send(b"%x\r\n" % len(part) + part + b"\r\n")
                         else:

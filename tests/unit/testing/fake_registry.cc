@@ -203,9 +203,16 @@ int FailingRegistry::Faults() const {
 }
 
 Fault FailingRegistry::Ask(const RegistryCall& call) {
+  Rule rule;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rule = rule_;
+  }
+  if (!rule) return Fault::None();
+  // Asked without the lock: a rule may hold its call (until a test releases it) while other
+  // calls go on.
+  Fault f = rule(call);
   std::lock_guard<std::mutex> lock(mu_);
-  if (!rule_) return Fault::None();
-  Fault f = rule_(call);
   if (f.errnum != 0 || f.cut_after >= 0 || f.corrupt_at >= 0) ++faults_;
   return f;
 }

@@ -6,7 +6,8 @@
 //   FailingRegistry  a decorator (mountpoint-s3's failure_client is the model): every call asks
 //                    a test-set rule first, which may fail it, cut a blob transfer after some
 //                    bytes, or corrupt what a blob read delivers; otherwise the call goes to
-//                    the wrapped registry.
+//                    the wrapped registry. A rule may also block its call, to hold a request
+//                    in flight while a test looks at what else still answers.
 //
 // Both are thread-safe, as the interface requires.
 #pragma once
