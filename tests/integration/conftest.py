@@ -25,6 +25,8 @@ from testlib.faultproxy import FaultProxy  # noqa: E402
 from testlib.registry import Registry  # noqa: E402
 from testlib.tlsca import TestCA  # noqa: E402
 
+from mountlib import mounts_fixture  # noqa: E402, F401 - the `mounts` fixture (mountlib.py)
+
 
 # ---- regfs -------------------------------------------------------------------------------
 

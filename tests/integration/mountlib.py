@@ -1,7 +1,7 @@
 """Helpers for the integration tests of ``regfs mount`` (test_mount_*.py).
 
-    from mountlib import mounts_fixture     # in a test module: makes the `mounts` fixture
-    m = mounts()                             # a started mount, own cache_dir and log
+    m = mounts()                             # the `mounts` fixture (conftest.py has it):
+                                             # a started mount, own cache_dir and log
     m = mounts("tag_ttl=1", "timeout=3", cache_dir=..., name="second")
     m.image(registry.addr, "img/oci", "v1")  # Path of MNT/127.0.0.1:PORT/img/oci/v1
     m.stats()                                # MNT/.regfs/stats, parsed

@@ -12,7 +12,6 @@ import time
 import pytest
 
 from mountlib import BlackHole, call_within, expect_errno, hexof, read_all
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.faultproxy import Fault
 
@@ -75,11 +74,8 @@ def test_a_removed_tag_becomes_enoent(imgs, registry, mounts, repo_name):
 
 @pytest.fixture(scope="module")
 def auth_image(auth_registry, session_dir):
-    img = images.make_image(session_dir / "mount-auth", seed=95, fmt="docker",
-                            layers=["gzip"])
-    images.push(img.path, auth_registry.addr, "mount/secret", "v1",
-                creds=auth_registry.creds)
-    return img
+    return images.pushed_image(session_dir / "mount-auth", auth_registry, "mount/secret",
+                               seed=95, fmt="docker", layers=["gzip"])
 
 
 def test_refusing_registry_is_eacces_and_logged(auth_image, auth_registry, mounts):
@@ -122,7 +118,7 @@ def _manifest_of(m, addr, repo="some/repo", tag="v1"):
 
 
 def test_closed_port_is_eio_and_logged_while_others_answer(imgs, registry, mounts):
-    port = tools.closed_port()
+    port = tools.free_port()
     dead = f"127.0.0.1:{port}"
     m = mounts("timeout=3")
     r = expect_errno(errno.EIO, _manifest_of(m, dead), within=30)

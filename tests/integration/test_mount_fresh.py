@@ -7,7 +7,6 @@ import time
 import pytest
 
 from mountlib import MiB, entries_of, hexof
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 
 

@@ -15,7 +15,6 @@ import pytest
 
 from mountlib import (MiB, cache_entries, cache_listing, expect_errno, hexof, make_big_image,
                       wait_until)
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.faultproxy import Fault
 from testlib.standard import ALL_IMAGES

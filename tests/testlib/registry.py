@@ -20,7 +20,6 @@ import atexit
 import base64
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -29,6 +28,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import tools
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 HTPASSWD_BIN = "/usr/bin/htpasswd"
@@ -47,14 +48,6 @@ _live = set()
 def _stop_all():
     for r in list(_live):
         r.stop()
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # No proxy from the environment may ever see loopback test traffic.
@@ -165,7 +158,7 @@ class Registry:
             pw.write_text("\n".join(lines) + "\n")
         last_err = None
         for _attempt in range(5):
-            self.port = free_port()
+            self.port = tools.free_port()
             cfg = Path(self.workdir, "config.yml")
             cfg.write_text(self._config())
             self._log = open(Path(self.workdir, "registry.log"), "ab")

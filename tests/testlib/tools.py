@@ -92,13 +92,25 @@ def sha256_file(path):
     return "sha256:" + h.hexdigest()
 
 
-def closed_port():
-    """A loopback TCP port that nothing listens on (bound then released)."""
+def free_port():
+    """A loopback TCP port that nothing listens on (bound, then released): one for a server
+    to start on, or one where a connection is refused."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def loopback_host_name():
+    """The machine's own host name when it resolves to 127.0.0.1 (a name that reaches
+    loopback without being a loopback name), else None."""
+    name = socket.gethostname()
+    try:
+        addr = socket.gethostbyname(name)
+    except OSError:
+        return None
+    return name if name != "localhost" and addr == "127.0.0.1" else None
 
 
 def tree_files(root):
