@@ -68,6 +68,7 @@ from bench import run_bench  # noqa: E402
 from bench import summary_row, transport_words  # noqa: E402
 from bench import REGFS as BUILT_REGFS  # noqa: E402
 from testlib import images, tools  # noqa: E402
+from testlib.wait import wait_until  # noqa: E402
 
 FUSERMOUNT = "/usr/bin/fusermount3"
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -150,10 +151,7 @@ class Mount:
                 subprocess.run([*argv, str(self.mnt)], capture_output=True, timeout=30)
             except subprocess.TimeoutExpired:
                 pass
-        deadline = time.monotonic() + 5
-        while alive(self.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if alive(self.pid):
+        if not wait_until(lambda: not alive(self.pid), 5):
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:

@@ -39,6 +39,7 @@ from types import SimpleNamespace
 import pytest
 
 from testlib import images, tools
+from testlib.wait import wait_until  # the test modules import it from here too
 
 MiB = 1024 * 1024
 WATCHDOG = 300          # seconds a test may keep its mounts before they are killed
@@ -86,16 +87,6 @@ def pids_serving(mnt):
         if mnt in args and "mount" in args and pid_alive(int(d)):
             out.append(int(d))
     return out
-
-
-def wait_until(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
 
 
 def lazy_unmount(mnt):
