@@ -9,6 +9,7 @@
 
 #include "fs/filesystem.h"
 #include "tests/unit/testing/fake_registry.h"
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
 
@@ -26,15 +27,8 @@ constexpr char kHost[] = "fake.example:5000";
 class MountCoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/regfs-core-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     fake_ = std::make_shared<FakeRegistry>(kHost);
     failing_ = std::make_shared<FailingRegistry>(fake_);
-  }
-  void TearDown() override {
-    fs_.reset();
-    (void)RemoveAll(dir_);
   }
 
   Filesystem& Make() {
@@ -77,10 +71,11 @@ class MountCoreTest : public ::testing::Test {
     return out;
   }
 
-  std::string dir_;
+  testing::TempDir tmp_{"regfs-core-test"};
+  const std::string dir_ = tmp_.path();
   std::shared_ptr<FakeRegistry> fake_;
   std::shared_ptr<FailingRegistry> failing_;
-  std::unique_ptr<Filesystem> fs_;
+  std::unique_ptr<Filesystem> fs_;  // declared after tmp_: closed before it is removed
 };
 
 TEST_F(MountCoreTest, ReadsABlobFromTheRegistryInterface) {
