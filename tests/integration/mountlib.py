@@ -39,6 +39,7 @@ from types import SimpleNamespace
 import pytest
 
 from testlib import images, tools
+from testlib.tools import is_mounted, pid_alive  # the test modules import them from here too
 from testlib.wait import wait_until  # the test modules import it from here too
 
 MiB = 1024 * 1024
@@ -48,28 +49,6 @@ FUSERMOUNT = "fusermount3"
 
 
 # ---- processes and mount points ------------------------------------------------------------
-
-def is_mounted(path):
-    """True while path is a mount point in /proc/self/mountinfo (also when the daemon is dead
-    and every access fails with ENOTCONN, where os.path.ismount says False)."""
-    target = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == target:
-                return True
-    return False
-
-
-def pid_alive(pid):
-    """True if pid runs and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
 
 def pids_serving(mnt):
     """Pids of regfs processes whose command line names this (unique) mount point."""

@@ -102,6 +102,28 @@ def free_port():
     return port
 
 
+def is_mounted(path):
+    """True while path is a mount point in /proc/self/mountinfo (also when the daemon is dead
+    and every access fails with ENOTCONN, where os.path.ismount says False)."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp == target:
+                return True
+    return False
+
+
+def pid_alive(pid):
+    """True if pid runs and is not a zombie (a daemon's new parent may be slow to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
 def loopback_host_name():
     """The machine's own host name when it resolves to 127.0.0.1 (a name that reaches
     loopback without being a loopback name), else None."""
