@@ -40,6 +40,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from . import tools
 from .wait import wait_until
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
@@ -469,9 +470,7 @@ class FaultProxy:
         return f"127.0.0.1:{self.port}"
 
     def ref(self, repo, tag_or_digest="latest"):
-        if tag_or_digest.startswith("sha256:"):
-            return f"docker://{self.addr}/{repo}@{tag_or_digest}"
-        return f"docker://{self.addr}/{repo}:{tag_or_digest}"
+        return tools.docker_ref(self.addr, repo, tag_or_digest)
 
     # ---- faults ----------------------------------------------------------------------
 

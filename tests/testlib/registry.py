@@ -238,10 +238,7 @@ class Registry:
         return f"{'https' if self.tls else 'http'}://{self.addr}"
 
     def ref(self, repo, tag_or_digest="latest"):
-        """docker:// reference; a value starting with 'sha256:' is used as a digest."""
-        if tag_or_digest.startswith("sha256:"):
-            return f"docker://{self.addr}/{repo}@{tag_or_digest}"
-        return f"docker://{self.addr}/{repo}:{tag_or_digest}"
+        return tools.docker_ref(self.addr, repo, tag_or_digest)
 
     @property
     def creds(self):

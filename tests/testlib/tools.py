@@ -124,6 +124,13 @@ def pid_alive(pid):
     return state not in ("Z", "X")
 
 
+def docker_ref(addr, repo, tag_or_digest="latest"):
+    """docker://addr/repo:tag, or docker://addr/repo@digest for a value starting with
+    "sha256:"."""
+    sep = "@" if tag_or_digest.startswith("sha256:") else ":"
+    return f"docker://{addr}/{repo}{sep}{tag_or_digest}"
+
+
 def loopback_host_name():
     """The machine's own host name when it resolves to 127.0.0.1 (a name that reaches
     loopback without being a loopback name), else None."""
