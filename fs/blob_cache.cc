@@ -1,6 +1,5 @@
 #include "fs/blob_cache.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,12 +17,9 @@ Result<std::unique_ptr<BlobCache>> BlobCache::Open(const std::string& dir, int64
   RETURN_IF_ERROR(MakeDirs(dir + "/partial", 0700));
   std::unique_ptr<BlobCache> cache(new BlobCache(dir, max_bytes));
   std::string blobs = dir + "/blobs/sha256";
-  DIR* d = opendir(blobs.c_str());
-  if (!d) return SysError("opening", blobs);
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(blobs));
   std::vector<std::pair<int64_t, std::string>> by_time;  // (mtime ns, digest)
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name == "." || name == "..") continue;
+  for (const std::string& name : names) {
     std::string path = blobs + "/" + name;
     struct stat st {};
     if (!IsSha256Digest("sha256:" + name) || lstat(path.c_str(), &st) != 0 ||
@@ -35,7 +31,6 @@ Result<std::unique_ptr<BlobCache>> BlobCache::Open(const std::string& dir, int64
     cache->total_ += st.st_size;
     by_time.emplace_back(st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec, "sha256:" + name);
   }
-  closedir(d);
   std::sort(by_time.begin(), by_time.end());
   for (auto& [t, digest] : by_time) cache->entries_[digest].last_use = ++cache->clock_;
   std::lock_guard<std::mutex> lock(cache->mu_);

@@ -68,6 +68,7 @@ from bench import run_bench  # noqa: E402
 from bench import summary_row, transport_words  # noqa: E402
 from bench import REGFS as BUILT_REGFS  # noqa: E402
 from testlib import images, tools  # noqa: E402
+from testlib.wait import wait_until  # noqa: E402
 
 FUSERMOUNT = "/usr/bin/fusermount3"
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
@@ -98,21 +99,6 @@ def timed(argv, env=None):
     return wall, p.stdout
 
 
-def is_mounted(path):
-    target = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4].replace("\\040", " ") == target for line in f)
-
-
-def alive(pid):
-    """pid runs and is not a zombie (the daemon's new parent may be slow to reap it)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 class Mount:
     """`regfs mount` on a new mount point with a new, empty cache_dir, `options` (more -o
     options, comma-separated) and `env` on top of testlib's; a context manager that unmounts (regfs unmount, then fusermount3 -u / -uz,
@@ -135,7 +121,7 @@ class Mount:
                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                    env={**tools._env(tools.private_home()), **self.env},
                                    timeout=60)
-            if p.returncode != 0 or not is_mounted(self.mnt):
+            if p.returncode != 0 or not tools.is_mounted(self.mnt):
                 raise CommandFailed(f"regfs mount exited {p.returncode}: "
                                     f"{(self.root / 'mount.out').read_text()[-2000:]}")
             self.pid = int((self.mnt / ".regfs" / "pid").read_text())
@@ -146,21 +132,18 @@ class Mount:
 
     def __exit__(self, *exc):
         for argv in ([self.regfs, "unmount"], [FUSERMOUNT, "-u"], [FUSERMOUNT, "-uz"]):
-            if not is_mounted(self.mnt):
+            if not tools.is_mounted(self.mnt):
                 break
             try:
                 subprocess.run([*argv, str(self.mnt)], capture_output=True, timeout=30)
             except subprocess.TimeoutExpired:
                 pass
-        deadline = time.monotonic() + 5
-        while alive(self.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if alive(self.pid):
+        if not wait_until(lambda: not tools.pid_alive(self.pid), 5):
             try:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        if not is_mounted(self.mnt):
+        if not tools.is_mounted(self.mnt):
             shutil.rmtree(self.root, ignore_errors=True)
 
     def path(self, registry, repo, tag=None):

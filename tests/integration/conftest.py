@@ -5,6 +5,7 @@ and regfs is $REGFS_BIN (default <repo>/build/regfs). Everything started here is
 every temporary directory removed, whatever the outcome of the test.
 
 Run:  /usr/bin/python3 -m pytest -q tests/integration
+Under CI=true a test that cannot run here fails instead of skipping (testlib/ci.py).
 """
 
 import itertools
@@ -21,9 +22,12 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testlib import standard, tools  # noqa: E402
+from testlib.ci import pytest_runtest_makereport  # noqa: E402, F401 - the CI=true rule
 from testlib.faultproxy import FaultProxy  # noqa: E402
 from testlib.registry import Registry  # noqa: E402
 from testlib.tlsca import TestCA  # noqa: E402
+
+from mountlib import mounts_fixture  # noqa: E402, F401 - the `mounts` fixture (mountlib.py)
 
 
 # ---- regfs -------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Helpers for the integration tests of ``regfs mount`` (test_mount_*.py).
 
-    from mountlib import mounts_fixture     # in a test module: makes the `mounts` fixture
-    m = mounts()                             # a started mount, own cache_dir and log
+    m = mounts()                             # the `mounts` fixture (conftest.py has it):
+                                             # a started mount, own cache_dir and log
     m = mounts("tag_ttl=1", "timeout=3", cache_dir=..., name="second")
     m = mounts(env={"CONTAINERS_REGISTRIES_CONF": path})  # variables for the daemon
     m.image(registry.addr, "img/oci", "v1")  # Path of MNT/127.0.0.1:PORT/img/oci/v1
@@ -40,6 +40,8 @@ from types import SimpleNamespace
 import pytest
 
 from testlib import images, tools
+from testlib.tools import is_mounted, pid_alive  # the test modules import them from here too
+from testlib.wait import wait_until  # the test modules import it from here too
 
 MiB = 1024 * 1024
 WATCHDOG = 300          # seconds a test may keep its mounts before they are killed
@@ -48,28 +50,6 @@ FUSERMOUNT = "fusermount3"
 
 
 # ---- processes and mount points ------------------------------------------------------------
-
-def is_mounted(path):
-    """True while path is a mount point in /proc/self/mountinfo (also when the daemon is dead
-    and every access fails with ENOTCONN, where os.path.ismount says False)."""
-    target = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            mp = line.split()[4].replace("\\040", " ")
-            if mp == target:
-                return True
-    return False
-
-
-def pid_alive(pid):
-    """True if pid runs and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
 
 def pids_serving(mnt):
     """Pids of regfs processes whose command line names this (unique) mount point."""
@@ -87,16 +67,6 @@ def pids_serving(mnt):
         if mnt in args and "mount" in args and pid_alive(int(d)):
             out.append(int(d))
     return out
-
-
-def wait_until(pred, timeout, step=0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        if pred():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
 
 
 def lazy_unmount(mnt):

@@ -11,11 +11,8 @@ from testlib import images, tools
 
 @pytest.fixture(scope="module")
 def pushed(auth_registry, session_dir):
-    img = session_dir / "auth-img"
-    if not img.exists():
-        images.make_image(img, seed=71, fmt="docker", layers=["gzip", "tar"])
-    images.push(img, auth_registry.addr, "secure/img", "v1", creds=auth_registry.creds)
-    return img
+    return images.pushed_image(session_dir / "auth-img", auth_registry, "secure/img",
+                               seed=71, fmt="docker", layers=["gzip", "tar"]).path
 
 
 def _authfile(path, reg, user, password):

@@ -81,7 +81,7 @@ def test_missing_digest_404(regfs, registry, imgs, work):
 
 
 def test_unreachable_registry(regfs, registry2, imgs, work, repo_name):
-    port = tools.closed_port()
+    port = tools.free_port()
     ref = f"docker://127.0.0.1:{port}/some/repo:v1"
     dest = work / "out"
     _fails(regfs("copy", ref, f"dir:{dest}", timeout=60))

@@ -17,10 +17,8 @@ BIG_LAYER = 2 * 1024 * 1024
 @pytest.fixture(scope="module")
 def big(registry, session_dir):
     """An image with one 2 MiB (incompressible) gzip layer, pushed as faults/big:v1."""
-    img = images.make_image(session_dir / "faults-big", seed=51, fmt="oci",
-                            layers=["gzip", "tar"], layer_size=[BIG_LAYER, 8192])
-    images.push(img.path, registry.addr, "faults/big", "v1")
-    return img
+    return images.pushed_image(session_dir / "faults-big", registry, "faults/big", seed=51,
+                               fmt="oci", layers=["gzip", "tar"], layer_size=[BIG_LAYER, 8192])
 
 
 def _blob_path(img, i=0):

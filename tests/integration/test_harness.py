@@ -3,7 +3,11 @@ fail, a failure elsewhere says nothing about regfs."""
 
 import http.client
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -161,7 +165,8 @@ def test_proxy_reset_then_range_resume(proxy, imgs):
                 raise http.client.IncompleteRead(got)
             got += piece
     c.close()
-    assert 0 < len(got) <= 20000 and got == blob.data[:len(got)]
+    # every byte sent before the reset reaches the client (faultproxy waits for its ACK)
+    assert len(got) == 20000 and got == blob.data[:len(got)]
     r, rest = _raw(proxy, "GET", path, {"Range": f"bytes={len(got)}-"})
     assert r.status == 206 and got + rest == blob.data
     log = proxy.requests("GET", path)
@@ -183,3 +188,35 @@ def test_proxy_keeps_client_connections_alive(proxy, imgs):
     c.close()
     assert [e.status for e in proxy.requests()] == [200, 200, 200, 200, 404, 200], proxy.dump()
     assert all(not e.error for e in proxy.requests()), proxy.dump()
+
+
+def test_a_skip_fails_under_ci(work):
+    """testlib/ci.py: a skipped test (pytest.skip, skipif) is a failure, with its reason,
+    when CI=true; otherwise a skip."""
+    tests_dir = Path(__file__).resolve().parents[1]
+    (work / "conftest.py").write_text(
+        f"import sys\nsys.path.insert(0, {str(tests_dir)!r})\n"
+        "from testlib.ci import pytest_runtest_makereport  # noqa: F401\n")
+    (work / "test_probe.py").write_text(
+        "import pytest\n\n"
+        "def test_skips():\n    pytest.skip('no such device here')\n\n"
+        "@pytest.mark.skipif(True, reason='not on this kernel')\n"
+        "def test_marked():\n    pass\n\n"
+        "def test_runs():\n    pass\n")
+
+    def probe(ci):
+        env = {k: v for k, v in os.environ.items() if k != "CI"}
+        if ci is not None:
+            env["CI"] = ci
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p",
+                               "no:cacheprovider", str(work)], capture_output=True, text=True,
+                              env=env, cwd=work, timeout=120, stdin=subprocess.DEVNULL)
+
+    p = probe("true")
+    assert p.returncode == 1, p.stdout + p.stderr
+    # (a skipif mark skips in setup, so that one is an error)
+    assert "1 failed, 1 passed, 1 error" in p.stdout, p.stdout
+    assert "no such device here" in p.stdout and "not on this kernel" in p.stdout, p.stdout
+    for ci in (None, "false"):
+        p = probe(ci)
+        assert p.returncode == 0 and "1 passed, 2 skipped" in p.stdout, p.stdout + p.stderr

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from testlib import images, tools
-from testlib.registry import Registry, RegistryTLS, free_port
+from testlib.registry import Registry, RegistryTLS
 from testlib.tcprelay import TCPRelay
 
 # Just over 1 MiB, the largest blob fetched as one buffered request: layers of this size are
@@ -99,10 +99,9 @@ def dest_relay(dest_reg):
 @pytest.fixture(scope="module")
 def img4(tls_reg, tmp_path_factory):
     """Four streamed layers (~4.3 MiB), at tls/img4:v1 on the TLS registry."""
-    img = images.make_image(tmp_path_factory.mktemp("http-img4") / "img", seed=901, fmt="oci",
-                            layers=["gzip"] * LAYERS4, layer_size=STREAMED)
-    images.push(img.path, tls_reg.addr, "tls/img4", "v1")
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("http-img4") / "img", tls_reg,
+                               "tls/img4", seed=901, fmt="oci", layers=["gzip"] * LAYERS4,
+                               layer_size=STREAMED)
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +114,8 @@ def img1(tmp_path_factory):
 @pytest.fixture(scope="module")
 def plain_img(plain_reg, tmp_path_factory):
     """A small image at plain/img:v1 on the plain-HTTP registry."""
-    img = images.make_image(tmp_path_factory.mktemp("http-plain-img") / "img", seed=903,
-                            fmt="docker", layers=["gzip", "tar"])
-    images.push(img.path, plain_reg.addr, "plain/img", "v1")
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("http-plain-img") / "img", plain_reg,
+                               "plain/img", seed=903, fmt="docker", layers=["gzip", "tar"])
 
 
 # ---- helpers ---------------------------------------------------------------------------
@@ -312,10 +309,9 @@ def test_a_plain_http_registry_costs_one_failed_tls_probe(regfs, plain_relay, pl
 @pytest.fixture(scope="module")
 def cache_img(src_reg, tmp_path_factory):
     """Three random layers of ~2 MiB (incompressible), at cache/img:v1 on the source."""
-    img = images.make_image(tmp_path_factory.mktemp("http-cache-img") / "img", seed=904,
-                            fmt="oci", layers=["gzip", "gzip", "tar"], layer_size=2 << 20)
-    images.push(img.path, src_reg.addr, "cache/img", "v1")
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("http-cache-img") / "img", src_reg,
+                               "cache/img", seed=904, fmt="oci", layers=["gzip", "gzip", "tar"],
+                               layer_size=2 << 20)
 
 
 def test_a_second_push_to_a_new_repository_mounts_known_blobs(regfs, src_reg, dest_reg,
@@ -360,11 +356,9 @@ WRITERS = 4
 @pytest.fixture(scope="module")
 def conc_img(src_reg, tmp_path_factory):
     """One streamed layer and two small ones, at conc/img:v1 on the source."""
-    img = images.make_image(tmp_path_factory.mktemp("http-conc-img") / "img", seed=905,
-                            fmt="docker", layers=["gzip", "tar", "gzip"],
-                            layer_size=[STREAMED, 48 * 1024, 16 * 1024])
-    images.push(img.path, src_reg.addr, "conc/img", "v1")
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("http-conc-img") / "img", src_reg,
+                               "conc/img", seed=905, fmt="docker", layers=["gzip", "tar", "gzip"],
+                               layer_size=[STREAMED, 48 * 1024, 16 * 1024])
 
 
 def _run_at_once(argvs, env):
@@ -449,7 +443,7 @@ def test_a_tls_loopback_registry_without_the_ca_is_refused_not_downgraded(
 @pytest.mark.parametrize("var", ["https_proxy", "HTTPS_PROXY"])
 def test_https_proxy_carries_tls_unless_no_proxy_exempts_the_host(regfs, tls_relay, certs_root,
                                                                   img4, work, var):
-    port = free_port()   # nobody listens there
+    port = tools.free_port()   # nobody listens there
     ref = f"docker://{tls_relay.addr}/tls/img4:v1"
     env = _env(work, certs_root, **{var: f"http://127.0.0.1:{port}", "no_proxy": "",
                                     "NO_PROXY": ""})

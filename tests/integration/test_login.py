@@ -12,14 +12,13 @@ import os
 import pty
 import select
 import signal
-import socket
 import stat
 import subprocess
 import time
 
 import pytest
 
-from mountlib import expect_errno, mounts_fixture, wait_until  # noqa: F401
+from mountlib import expect_errno, wait_until
 from testlib import images, tools
 
 USER, PASSWORD = "alice", "wonderland"
@@ -27,10 +26,8 @@ USER, PASSWORD = "alice", "wonderland"
 
 @pytest.fixture(scope="module")
 def pushed(auth_registry, tmp_path_factory):
-    img = tmp_path_factory.mktemp("login-img") / "img"
-    images.make_image(img, seed=601, fmt="oci", layers=["gzip", "tar"])
-    images.push(img, auth_registry.addr, "login/img", "v1", creds=auth_registry.creds)
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("login-img") / "img", auth_registry,
+                               "login/img", seed=601, fmt="oci", layers=["gzip", "tar"]).path
 
 
 def login(regfs, registry, authfile=None, password=PASSWORD, user=USER, extra=(), env=None,
@@ -184,20 +181,23 @@ def test_password_prompt_does_not_echo(regfs_bin, auth_registry, work):
                     break
         return marker in seen
 
-    succeeded = False
     try:
         assert read_until(b"Username: "), seen
         os.write(fd, USER.encode() + b"\n")
         assert read_until(b"Password: "), seen
         os.write(fd, PASSWORD.encode() + b"\n")
         assert read_until(b"Login Succeeded!"), seen
-        succeeded = True
     finally:
-        if not succeeded:
-            os.kill(pid, signal.SIGKILL)  # a login still waiting for input must not hang the suite
-        _, status = os.waitpid(pid, 0)
+        def reaped():   # (pid, wait status) once the child has exited
+            r = os.waitpid(pid, os.WNOHANG)
+            return r if r[0] == pid else None
+        # A child left waiting for input by a failed step is killed, not waited for forever.
+        done = wait_until(reaped, 10)
+        if done is None:
+            os.kill(pid, signal.SIGKILL)
+            done = os.waitpid(pid, 0)
         os.close(fd)
-    assert os.waitstatus_to_exitcode(status) == 0, seen
+    assert os.waitstatus_to_exitcode(done[1]) == 0, seen
     assert USER.encode() in seen               # the username echoes,
     assert PASSWORD.encode() not in seen       # the password does not
     assert af.is_file()
@@ -223,20 +223,8 @@ def test_debug_log_holds_no_credentials(regfs, auth_registry, pushed, work):
         assert PASSWORD not in out and secret_b64 not in out
 
 
-def _host_name_for_loopback():
-    """A name that resolves to 127.0.0.1 but is not a loopback name (the machine's own)."""
-    name = socket.gethostname()
-    try:
-        addr = socket.gethostbyname(name)
-    except OSError:
-        return None
-    if name in ("localhost",) or not addr.startswith("127.") or addr != "127.0.0.1":
-        return None
-    return name
-
-
 def test_no_credentials_over_plain_http_to_a_non_loopback_name(regfs, auth_registry, pushed):
-    host = _host_name_for_loopback()
+    host = tools.loopback_host_name()
     if host is None:
         pytest.skip("this machine's host name does not resolve to 127.0.0.1")
     ref = f"docker://{host}:{auth_registry.port}/login/img:v1"

@@ -18,10 +18,8 @@ def origin():
 
 @pytest.fixture(scope="module")
 def image(origin, tmp_path_factory):
-    img = tmp_path_factory.mktemp("mirror-img") / "img"
-    images.make_image(img, seed=901, fmt="docker", layers=["gzip", "tar"])
-    images.push(img, origin.addr, "mirrored/img", "v1")
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("mirror-img") / "img", origin,
+                               "mirrored/img", seed=901, fmt="docker", layers=["gzip", "tar"]).path
 
 
 @pytest.fixture
@@ -48,7 +46,7 @@ def test_pulls_go_through_the_mirror(regfs, origin, image, mirror, work):
 
 
 def test_pulls_fall_back_to_the_origin_when_the_mirror_is_down(regfs, origin, image, work):
-    down = tools.closed_port()
+    down = tools.free_port()
     env = tools.registries_conf_env(work, tools.mirror_conf(origin.addr, f"127.0.0.1:{down}"))
     p = regfs("copy", "-q", origin.ref("mirrored/img", "v1"), f"dir:{work / 'out'}", env=env)
     assert p.returncode == 0, p.stderr

@@ -11,7 +11,6 @@ from mountlib import (MiB, blob_body_bytes, blob_gets, cache_entries, cache_file
                       cache_listing, cache_usage, call_within, expect_errno, hexof,
                       invalid_cache_entries, is_mounted, lazy_unmount, pid_alive, read_all,
                       wait_until)
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.faultproxy import Fault
 
@@ -19,28 +18,22 @@ from testlib.faultproxy import Fault
 @pytest.fixture(scope="module")
 def one(registry, session_dir):
     """mount/one:v1, one 1 MiB uncompressed layer."""
-    img = images.make_image(session_dir / "mount-one", seed=94, fmt="oci", layers=["tar"],
-                            layer_size=[MiB])
-    images.push(img.path, registry.addr, "mount/one", "v1")
-    return img
+    return images.pushed_image(session_dir / "mount-one", registry, "mount/one", seed=94,
+                               fmt="oci", layers=["tar"], layer_size=[MiB])
 
 
 @pytest.fixture(scope="module")
 def eight(registry, session_dir):
     """mount/eight:v1, one 8 MiB uncompressed layer."""
-    img = images.make_image(session_dir / "mount-eight", seed=92, fmt="oci", layers=["tar"],
-                            layer_size=[8 * MiB])
-    images.push(img.path, registry.addr, "mount/eight", "v1")
-    return img
+    return images.pushed_image(session_dir / "mount-eight", registry, "mount/eight", seed=92,
+                               fmt="oci", layers=["tar"], layer_size=[8 * MiB])
 
 
 @pytest.fixture(scope="module")
 def five(registry, session_dir):
     """mount/five:v1, five uncompressed layers of 3 MiB."""
-    img = images.make_image(session_dir / "mount-five", seed=93, fmt="oci",
-                            layers=["tar"] * 5, layer_size=3 * MiB)
-    images.push(img.path, registry.addr, "mount/five", "v1")
-    return img
+    return images.pushed_image(session_dir / "mount-five", registry, "mount/five", seed=93,
+                               fmt="oci", layers=["tar"] * 5, layer_size=3 * MiB)
 
 
 def _mentions(text, digest):

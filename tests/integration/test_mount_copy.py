@@ -6,7 +6,6 @@ import subprocess
 import pytest
 
 from mountlib import hexof
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import tools
 from testlib.standard import ALL_IMAGES
 

@@ -11,7 +11,6 @@ import pytest
 
 from mountlib import (MiB, BIG_REPO, BIG_TAG, big_image, blob_body_bytes, blob_gets, call_within,
                       hexof)
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.faultproxy import Fault
 
@@ -97,10 +96,8 @@ CONC_SIZE = 8 * MiB
 
 @pytest.fixture(scope="module")
 def conc(registry, session_dir):
-    img = images.make_image(session_dir / "mount-conc", seed=91, fmt="oci", layers=["tar"],
-                            layer_size=[CONC_SIZE])
-    images.push(img.path, registry.addr, "mount/conc", "v1")
-    return img
+    return images.pushed_image(session_dir / "mount-conc", registry, "mount/conc", seed=91,
+                               fmt="oci", layers=["tar"], layer_size=[CONC_SIZE])
 
 
 def test_eight_concurrent_readers_share_one_download(conc, proxy, mounts):

@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from mountlib import entries_of, expect_errno, hexof, is_mounted, pid_alive, wait_until
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.standard import ALL_IMAGES
 

@@ -17,10 +17,13 @@ import pytest
 
 from mountlib import (MiB, cache_entries, cache_listing, expect_errno, hexof, make_big_image,
                       wait_until)
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.faultproxy import Fault
 from testlib.standard import ALL_IMAGES
+from testlib.wait import elapse
+
+# fs/filesystem_write.cc kSettleMs: a pushed staging image is dropped after this long idle.
+SETTLE_S = 2.0
 
 
 # ---- helpers ------------------------------------------------------------------------------------
@@ -160,8 +163,9 @@ def test_reverse_order_pushes_once_after_the_last_blob(name, imgs, registry, pro
     assert len(puts) == 1, "expected one manifest PUT under the tag:\n" + proxy.dump()
     # the push is the close() of the last blob: done when it returned
     assert raw_manifest(oracle, registry.ref(repo, "rev")) == it.image.manifest
+    # A push is made by a file's close() (flush), and the proxy logs a request when it
+    # starts: once write_file returned, a second push would be in the log.
     write_file(d / "version", images.DIR_VERSION)
-    time.sleep(0.3)
     assert len(manifest_puts(proxy, "rev")) == 1, "pushed again:\n" + proxy.dump()
     # instance manifests went by digest, once each, before the index
     inst_puts = [e for e in manifest_puts(proxy) if "/manifests/sha256:" in e.path]
@@ -275,8 +279,11 @@ def test_missing_blob_means_no_tag_until_it_arrives(imgs, registry, mounts, orac
     os.makedirs(m.reg(registry.addr) / repo)
     d = m.image(registry.addr, repo, "t")
     run("cp", "-r", src, d)  # its exit status is not the point: the tag is
+    closed = time.monotonic()   # the staging image was last touched before this
     tag_absent(oracle, registry, repo, "t", "without one of its blobs")
-    time.sleep(2.5)  # past the staging image's settling: still nothing
+    # Still nothing once the settle interval has passed: time passing is the subject here and
+    # nothing changes meanwhile to poll for, so wait exactly that long since the last close.
+    elapse(SETTLE_S, since=closed)
     tag_absent(oracle, registry, repo, "t", "without one of its blobs (later)")
     assert not registry.has_manifest(repo, it.digest)
     # the blob arriving completes the image: pushed then

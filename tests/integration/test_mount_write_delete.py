@@ -10,7 +10,6 @@ import os
 import pytest
 
 from mountlib import expect_errno, hexof
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from test_mount_write import run, run_ok, tag_absent, write_file
 from testlib import images
 

@@ -11,10 +11,8 @@ from testlib.blobredirect import BlobHost, RedirectingProxy
 
 @pytest.fixture(scope="module")
 def pushed(auth_registry, tmp_path_factory):
-    img = tmp_path_factory.mktemp("redirect-img") / "img"
-    images.make_image(img, seed=801, fmt="oci", layers=["gzip", "tar"])
-    images.push(img, auth_registry.addr, "redirect/img", "v1", creds=auth_registry.creds)
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("redirect-img") / "img", auth_registry,
+                               "redirect/img", seed=801, fmt="oci", layers=["gzip", "tar"]).path
 
 
 @pytest.mark.parametrize("how", ["creds", "authfile"])

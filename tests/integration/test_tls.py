@@ -10,9 +10,8 @@ import shutil
 
 import pytest
 
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
-from testlib.registry import Registry, RegistryTLS, free_port
+from testlib.registry import Registry, RegistryTLS
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +185,7 @@ def test_login_verifies_tls_too(regfs, tls_registry, cert_dir, work):
 def test_a_proxy_in_the_environment_carries_plain_http_too(regfs, imgs):
     # With http_proxy set, plain HTTP goes through the proxy (here a loopback port nobody
     # listens on), unless no_proxy exempts the host.
-    proxy_port = free_port()
+    proxy_port = tools.free_port()
     env = {"http_proxy": f"http://127.0.0.1:{proxy_port}", "no_proxy": "", "NO_PROXY": ""}
     p = regfs("inspect", "--raw", imgs.oci.ref, env=env)
     assert p.returncode == 1

@@ -8,7 +8,6 @@ credentials with the token service.
 """
 
 import json
-import socket
 
 import pytest
 
@@ -159,12 +158,8 @@ def test_login_checks_with_the_token_service(regfs, token_registry, seeded, fres
 
 
 def test_plain_http_realm_on_a_non_loopback_name_is_refused(regfs, tmp_path_factory):
-    name = socket.gethostname()
-    try:
-        resolves_to_loopback = socket.gethostbyname(name) == "127.0.0.1"
-    except OSError:
-        resolves_to_loopback = False
-    if name == "localhost" or not resolves_to_loopback:
+    name = tools.loopback_host_name()
+    if name is None:
         pytest.skip("this machine's host name does not resolve to 127.0.0.1")
     with TokenServer(tmp_path_factory.mktemp("token2"), users=USERS, host=name) as ts:
         with Registry(name="token2", token=ts.registry_config(), admin_token=ts.admin_token) as r:

@@ -31,15 +31,20 @@ method, path, Range header, response status, body bytes sent, request body bytes
 upstream (``request_bytes``, counted while the request runs), and the faults fired.
 """
 
+import fcntl
 import http.client
 import json
 import re
 import socket
 import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from . import tools
+from .wait import wait_until
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade", "expect",
@@ -237,7 +242,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except OSError:
             pass
-        time.sleep(0.2)  # let the client read what was sent before the reset
+        # The reset discards what the client has not acknowledged yet: wait until it has all
+        # of it (Linux keeps received bytes readable before reporting the reset). A client
+        # that stops reading is reset anyway after the deadline.
+        wait_until(lambda: self._unacknowledged() == 0, 10, step=0.005)
         try:
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
@@ -246,6 +254,14 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         self.close_connection = True
         raise _Reset()
+
+    def _unacknowledged(self):
+        """Bytes sent on the client connection that its peer has not acknowledged."""
+        try:
+            out = fcntl.ioctl(self.connection.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return struct.unpack("i", out)[0]
 
     def _write_body(self, data, state, faults, chunked):
         """Write one piece of the response body, applying body faults."""
@@ -470,9 +486,7 @@ class FaultProxy:
         return f"127.0.0.1:{self.port}"
 
     def ref(self, repo, tag_or_digest="latest"):
-        if tag_or_digest.startswith("sha256:"):
-            return f"docker://{self.addr}/{repo}@{tag_or_digest}"
-        return f"docker://{self.addr}/{repo}:{tag_or_digest}"
+        return tools.docker_ref(self.addr, repo, tag_or_digest)
 
     # ---- faults ----------------------------------------------------------------------
 

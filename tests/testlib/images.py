@@ -3,6 +3,7 @@
     img = make_image(path, seed=1, fmt="oci", layers=["gzip", "tar", "gzip"])
     idx = make_index(path, seed=2, fmt="docker", platforms=["linux/amd64", "linux/arm64/v8"])
     digest = push(img.path, registry.addr, "repo", "tag")
+    img = pushed_image(path, registry, "repo", "tag", seed=1)   # both, for a fixture
 
 Same seed, same arguments → same bytes. A layer is a real tar (made with tarfile) holding
 one file of random bytes, stored gzip-compressed ("gzip") or as is ("tar"). The config has
@@ -249,3 +250,11 @@ def push(src_dir, registry_addr, repo, tag, creds=None, extra=()):
         raise AssertionError(f"push of {src_dir} to {repo}:{tag}: registry serves {got}, "
                              f"dir has {want}")
     return want
+
+
+def pushed_image(path, registry, repo, tag="v1", **make):
+    """make_image(path, **make), pushed to `registry` (a testlib Registry, whose credentials
+    are used when it has users) as repo:tag. Returns the Image."""
+    img = make_image(path, **make)
+    push(img.path, registry.addr, repo, tag, creds=registry.creds if registry.users else None)
+    return img

@@ -20,15 +20,16 @@ import atexit
 import base64
 import json
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import tools
+from .wait import wait_until
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 HTPASSWD_BIN = "/usr/bin/htpasswd"
@@ -47,14 +48,6 @@ _live = set()
 def _stop_all():
     for r in list(_live):
         r.stop()
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 # No proxy from the environment may ever see loopback test traffic.
@@ -165,35 +158,41 @@ class Registry:
             pw.write_text("\n".join(lines) + "\n")
         last_err = None
         for _attempt in range(5):
-            self.port = free_port()
+            self.port = tools.free_port()
             cfg = Path(self.workdir, "config.yml")
             cfg.write_text(self._config())
             self._log = open(Path(self.workdir, "registry.log"), "ab")
-            try:
-                self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)],
-                                             stdin=subprocess.DEVNULL, stdout=self._log,
-                                             stderr=subprocess.STDOUT)
-            except OSError as e:   # e.g. EAGAIN from fork on a loaded machine
-                last_err = f"cannot start {REGISTRY_BIN}: {e!r}"
+            # fork may fail with EAGAIN on a loaded machine: try again until it succeeds.
+            errors = []
+            self.proc = wait_until(lambda: self._spawn(cfg, errors), timeout, step=0.5)
+            if self.proc is None:
+                last_err = f"cannot start {REGISTRY_BIN}: {errors[-1]!r}"
                 self._kill()
-                time.sleep(0.5)
-                continue
+                break
             _live.add(self)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    last_err = f"docker-registry exited with {self.proc.returncode}"
-                    break
-                try:
-                    st = self.get("/v2/", auth=False).status
-                    if st in (200, 401):
-                        return self
-                except OSError as e:
-                    last_err = str(e)
-                time.sleep(0.05)
+            if wait_until(lambda: self.proc.poll() is not None or self._answers(), timeout):
+                if self.proc.poll() is None:
+                    return self
+                last_err = f"docker-registry exited with {self.proc.returncode}"
+            else:
+                last_err = f"GET /v2/ unanswered after {timeout} s"
             self._kill()
         log = self.log_text()
         raise RuntimeError(f"docker-registry did not start: {last_err}\n{log}")
+
+    def _spawn(self, cfg, errors):
+        try:
+            return subprocess.Popen([REGISTRY_BIN, "serve", str(cfg)], stdin=subprocess.DEVNULL,
+                                    stdout=self._log, stderr=subprocess.STDOUT)
+        except OSError as e:
+            errors.append(e)
+            return None
+
+    def _answers(self):
+        try:
+            return self.get("/v2/", auth=False).status in (200, 401)
+        except OSError:
+            return False
 
     def _kill(self):
         if self.proc is not None:
@@ -239,10 +238,7 @@ class Registry:
         return f"{'https' if self.tls else 'http'}://{self.addr}"
 
     def ref(self, repo, tag_or_digest="latest"):
-        """docker:// reference; a value starting with 'sha256:' is used as a digest."""
-        if tag_or_digest.startswith("sha256:"):
-            return f"docker://{self.addr}/{repo}@{tag_or_digest}"
-        return f"docker://{self.addr}/{repo}:{tag_or_digest}"
+        return tools.docker_ref(self.addr, repo, tag_or_digest)
 
     @property
     def creds(self):

@@ -92,8 +92,9 @@ def sha256_file(path):
     return "sha256:" + h.hexdigest()
 
 
-def closed_port():
-    """A loopback TCP port that nothing listens on (bound then released)."""
+def free_port():
+    """A loopback TCP port that nothing listens on (bound, then released): one for a server
+    to start on, or one where a connection is refused."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -113,6 +114,46 @@ def mirror_conf(origin_addr, mirror_addr, entry_keys=""):
     [[registry.mirror]] at mirror_addr."""
     return (f'[[registry]]\nlocation = "{origin_addr}"\n{entry_keys}'
             f'[[registry.mirror]]\nlocation = "{mirror_addr}"\n')
+
+
+def is_mounted(path):
+    """True while path is a mount point in /proc/self/mountinfo (also when the daemon is dead
+    and every access fails with ENOTCONN, where os.path.ismount says False)."""
+    target = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            mp = line.split()[4].replace("\\040", " ")
+            if mp == target:
+                return True
+    return False
+
+
+def pid_alive(pid):
+    """True if pid runs and is not a zombie (a daemon's new parent may be slow to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def docker_ref(addr, repo, tag_or_digest="latest"):
+    """docker://addr/repo:tag, or docker://addr/repo@digest for a value starting with
+    "sha256:"."""
+    sep = "@" if tag_or_digest.startswith("sha256:") else ":"
+    return f"docker://{addr}/{repo}{sep}{tag_or_digest}"
+
+
+def loopback_host_name():
+    """The machine's own host name when it resolves to 127.0.0.1 (a name that reaches
+    loopback without being a loopback name), else None."""
+    name = socket.gethostname()
+    try:
+        addr = socket.gethostbyname(name)
+    except OSError:
+        return None
+    return name if name != "localhost" and addr == "127.0.0.1" else None
 
 
 def tree_files(root):

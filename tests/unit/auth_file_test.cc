@@ -11,10 +11,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/testing/scoped_env.h"
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/util/file_util.h"
 
 namespace regfs {
 namespace {
+
+using testing::ScopedEnv;
+using testing::TempDir;
 
 // base64("user:pass"), base64("alice:s3cr:et"), base64("nocolon").
 constexpr char kUserPass[] = "dXNlcjpwYXNz";
@@ -280,34 +285,6 @@ TEST(LookupCredentialsInTest, NotJson) {
 
 // ---- The search path ------------------------------------------------------------------------
 
-// Sets environment variables for one test and restores them afterwards.
-class ScopedEnv {
- public:
-  ~ScopedEnv() {
-    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
-      if (it->second)
-        setenv(it->first.c_str(), it->second->c_str(), 1);
-      else
-        unsetenv(it->first.c_str());
-    }
-  }
-  void Set(const std::string& name, const std::string& value) {
-    Save(name);
-    setenv(name.c_str(), value.c_str(), 1);
-  }
-  void Unset(const std::string& name) {
-    Save(name);
-    unsetenv(name.c_str());
-  }
-
- private:
-  void Save(const std::string& name) {
-    const char* v = std::getenv(name.c_str());
-    saved_.emplace_back(name, v ? std::optional<std::string>(v) : std::nullopt);
-  }
-  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
-};
-
 TEST(AuthFileSearchPathTest, AuthfileFlagAlone) {
   ScopedEnv env;
   env.Set("REGISTRY_AUTH_FILE", "/env/auth.json");
@@ -441,16 +418,11 @@ TEST(CredentialHelperInTest, CredHelpersBeforeCredsStore) {
 class LookupCredentialsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/regfs-auth-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     env_.Unset("REGISTRY_AUTH_FILE");
     env_.Set("XDG_RUNTIME_DIR", dir_ + "/run");
     env_.Set("XDG_CONFIG_HOME", dir_ + "/config");
     env_.Set("HOME", dir_ + "/home");
   }
-  void TearDown() override { ASSERT_TRUE(RemoveAll(dir_).ok()); }
-
   void Write(const std::string& rel, const std::string& contents) {
     std::string path = dir_ + "/" + rel;
     ASSERT_TRUE(MakeDirs(DirName(path), 0700).ok());
@@ -461,7 +433,8 @@ class LookupCredentialsTest : public ::testing::Test {
   std::string DockerConfig() const { return "home/.docker/config.json"; }
   std::string Dockercfg() const { return "home/.dockercfg"; }
 
-  std::string dir_;
+  TempDir tmp_{"regfs-auth-test"};
+  const std::string dir_ = tmp_.path();
   ScopedEnv env_;
 };
 

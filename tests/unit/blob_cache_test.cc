@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/util/digest.h"
 
 namespace regfs {
@@ -13,13 +14,6 @@ namespace {
 
 class BlobCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/regfs-cache-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { (void)RemoveAll(dir_); }
-
   // Stages `content` as a download and commits it, as a verified blob would be.
   std::string Put(BlobCache& cache, const std::string& content) {
     std::string digest = DigestOf(content);
@@ -37,7 +31,8 @@ class BlobCacheTest : public ::testing::Test {
     return dir_ + "/blobs/sha256/" + std::string(DigestHex(digest));
   }
 
-  std::string dir_;
+  testing::TempDir tmp_{"regfs-cache-test"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(BlobCacheTest, CommittedEntriesSurviveAReopen) {

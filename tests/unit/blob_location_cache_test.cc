@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/unit/testing/scoped_env.h"
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
 
@@ -56,23 +58,13 @@ void RawExec(const std::string& path, const std::string& sql) {
 
 class BlobLocationCacheTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/regfs-blobloc-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/cache/regfs/blob-locations.db";
-  }
-  void TearDown() override {
-    chmod(dir_.c_str(), 0700);
-    (void)RemoveAll(dir_);
-  }
-
   std::shared_ptr<BlobLocationCache> Open(BlobLocationCacheOptions options = {}) {
     return BlobLocationCache::Open(path_, log_.Callback(), options);
   }
 
-  std::string dir_;
-  std::string path_;
+  testing::TempDir tmp_{"regfs-blobloc-test"};  // made writable again before removal
+  const std::string dir_ = tmp_.path();
+  std::string path_ = dir_ + "/cache/regfs/blob-locations.db";
   LogLines log_;
 };
 
@@ -325,22 +317,17 @@ TEST_F(BlobLocationCacheTest, OverlongNamesAreIgnored) {
 }
 
 TEST(BlobLocationCacheDefaultPathTest, FollowsXdgCacheHomeThenHome) {
-  const char* old_xdg = std::getenv("XDG_CACHE_HOME");
-  const char* old_home = std::getenv("HOME");
-  std::string saved_xdg = old_xdg ? old_xdg : "", saved_home = old_home ? old_home : "";
-  setenv("XDG_CACHE_HOME", "/x/cache", 1);
+  testing::ScopedEnv env("XDG_CACHE_HOME", "/x/cache");
   EXPECT_EQ(BlobLocationCache::DefaultPath(), "/x/cache/regfs/blob-locations.db");
-  setenv("XDG_CACHE_HOME", "", 1);
-  setenv("HOME", "/home/u", 1);
+  env.Set("XDG_CACHE_HOME", "");
+  env.Set("HOME", "/home/u");
   EXPECT_EQ(BlobLocationCache::DefaultPath(), "/home/u/.cache/regfs/blob-locations.db");
-  unsetenv("XDG_CACHE_HOME");
-  unsetenv("HOME");
+  env.Unset("XDG_CACHE_HOME");
+  env.Unset("HOME");
   std::string from_passwd = BlobLocationCache::DefaultPath();  // the password database's home
   EXPECT_TRUE(from_passwd.empty() ||
               (from_passwd[0] == '/' && from_passwd.ends_with("/.cache/regfs/blob-locations.db")))
       << from_passwd;
-  if (old_xdg) setenv("XDG_CACHE_HOME", saved_xdg.c_str(), 1);
-  if (old_home) setenv("HOME", saved_home.c_str(), 1);
 }
 
 }  // namespace

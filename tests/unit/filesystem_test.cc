@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "fs/staging_image.h"
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/alltransports/transports.h"
 #include "transports/util/file_util.h"
 
@@ -17,16 +18,6 @@ namespace {
 
 class FilesystemTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/regfs-fs-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override {
-    fs_.reset();
-    (void)RemoveAll(dir_);
-  }
-
   Filesystem& Make(bool read_only = false) {
     MountOptions o;
     o.cache_dir = dir_ + "/cache";
@@ -55,8 +46,9 @@ class FilesystemTest : public ::testing::Test {
     return nlohmann::json::parse(std::string(buf, *n));
   }
 
-  std::string dir_;
-  std::unique_ptr<Filesystem> fs_;
+  testing::TempDir tmp_{"regfs-fs-test"};
+  const std::string dir_ = tmp_.path();
+  std::unique_ptr<Filesystem> fs_;  // declared after tmp_: closed before it is removed
 };
 
 TEST_F(FilesystemTest, RegistriesAreDirectoriesWithoutARequest) {

@@ -17,6 +17,7 @@
 
 #include "fs/filesystem.h"
 #include "tests/unit/testing/fake_registry.h"
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
 
@@ -74,17 +75,10 @@ bool Contains(const std::vector<std::string>& names, const std::string& name) {
 class MountCoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/regfs-core-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     fake_ = std::make_shared<FakeRegistry>(kHost);
     failing_ = std::make_shared<FailingRegistry>(fake_);
     fake2_ = std::make_shared<FakeRegistry>(kHost2);
     failing2_ = std::make_shared<FailingRegistry>(fake2_);
-  }
-  void TearDown() override {
-    fs_.reset();
-    (void)RemoveAll(dir_);
   }
 
   Filesystem& Make(VerifyMode verify) {
@@ -209,12 +203,13 @@ class MountCoreTest : public ::testing::Test {
     EXPECT_TRUE(Contains(NamesOf(*other_listed), "manifest.json"));
   }
 
-  std::string dir_;
+  testing::TempDir tmp_{"regfs-core-test"};
+  const std::string dir_ = tmp_.path();
   std::shared_ptr<FakeRegistry> fake_;
   std::shared_ptr<FailingRegistry> failing_;
   std::shared_ptr<FakeRegistry> fake2_;
   std::shared_ptr<FailingRegistry> failing2_;
-  std::unique_ptr<Filesystem> fs_;
+  std::unique_ptr<Filesystem> fs_;  // declared after tmp_: closed before it is removed
 };
 
 TEST_F(MountCoreTest, ReadsABlobFromTheRegistryInterface) {

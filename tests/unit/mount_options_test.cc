@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/unit/testing/scoped_env.h"
+
 namespace regfs {
 namespace {
 
@@ -60,16 +62,11 @@ TEST(MountOptionsTest, ParseSize) {
 }
 
 TEST(MountOptionsTest, DefaultCacheDirFollowsXdg) {
-  const char* old_xdg = std::getenv("XDG_CACHE_HOME");
-  const char* old_home = std::getenv("HOME");
-  std::string saved_xdg = old_xdg ? old_xdg : "", saved_home = old_home ? old_home : "";
-  setenv("XDG_CACHE_HOME", "/x/cache", 1);
+  testing::ScopedEnv env("XDG_CACHE_HOME", "/x/cache");
   EXPECT_EQ(DefaultCacheDir(), "/x/cache/regfs");
-  unsetenv("XDG_CACHE_HOME");
-  setenv("HOME", "/home/u", 1);
+  env.Unset("XDG_CACHE_HOME");
+  env.Set("HOME", "/home/u");
   EXPECT_EQ(DefaultCacheDir(), "/home/u/.cache/regfs");
-  if (old_xdg) setenv("XDG_CACHE_HOME", saved_xdg.c_str(), 1);
-  if (old_home) setenv("HOME", saved_home.c_str(), 1);
 }
 
 }  // namespace

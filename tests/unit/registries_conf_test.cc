@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "tests/unit/testing/scoped_env.h"
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/util/file_util.h"
 
 namespace regfs {
@@ -398,45 +400,22 @@ TEST(RegistriesConfTest, CrLfLineEndsAndAByteOrderMarkAreRead) {
   EXPECT_TRUE(c.entries()[0].insecure);
 }
 
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    had_ = std::getenv(name) != nullptr;
-    setenv(name, value.c_str(), 1);
-  }
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_, old_.c_str(), 1);
-    } else {
-      unsetenv(name_);
-    }
-  }
-
- private:
-  const char* name_;
-  std::string old_;
-  bool had_ = false;
-};
-
 TEST(RegistriesConfTest, EnvironmentNamesTheMainFile) {
-  char tmpl[] = "/tmp/regfs-regconf-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  const std::string dir = tmpl;
+  testing::TempDir tmp("regfs-regconf");
+  const std::string dir = tmp.path();
   const std::string path = dir + "/registries.conf";
   ASSERT_TRUE(WriteFileAtomic(path, "[[registry]]\nlocation = \"env.example\"\n", 0600).ok());
   {
-    ScopedEnv env("CONTAINERS_REGISTRIES_CONF", path);
+    testing::ScopedEnv env("CONTAINERS_REGISTRIES_CONF", path);
     EXPECT_EQ(RegistriesConfPaths().front(), path);
     auto conf = LoadRegistriesConf();
     ASSERT_TRUE(conf.ok()) << conf.error().message;
     EXPECT_NE((*conf)->Find("env.example/x"), nullptr);
   }
   {
-    ScopedEnv env("CONTAINERS_REGISTRIES_CONF", dir + "/missing.conf");
+    testing::ScopedEnv env("CONTAINERS_REGISTRIES_CONF", dir + "/missing.conf");
     EXPECT_FALSE(LoadRegistriesConf().ok());  // a file named explicitly must exist
   }
-  ASSERT_TRUE(RemoveAll(dir).ok());
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <string>
 
+#include "tests/unit/testing/scoped_env.h"
+#include "tests/unit/testing/temp_dir.h"
 #include "transports/util/file_util.h"
 
 namespace regfs {
@@ -14,29 +16,16 @@ namespace {
 
 class TlsConfigTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/regfs-tls-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    if (const char* old = getenv("REGFS_CERTS_D")) old_env_ = old;
-    had_env_ = getenv("REGFS_CERTS_D") != nullptr;
-  }
-  void TearDown() override {
-    if (had_env_) {
-      setenv("REGFS_CERTS_D", old_env_.c_str(), 1);
-    } else {
-      unsetenv("REGFS_CERTS_D");
-    }
-    ASSERT_TRUE(RemoveAll(dir_).ok());
-  }
+  // The tests set REGFS_CERTS_D as they need; it is restored afterwards.
+  void SetUp() override { env_.Unset("REGFS_CERTS_D"); }
   void Write(const std::string& name, const std::string& text) {
     ASSERT_TRUE(MakeDirs(DirName(dir_ + "/" + name), 0700).ok());
     ASSERT_TRUE(WriteFileAtomic(dir_ + "/" + name, text, 0600).ok());
   }
 
-  std::string dir_;
-  std::string old_env_;
-  bool had_env_ = false;
+  testing::TempDir tmp_{"regfs-tls"};
+  const std::string dir_ = tmp_.path();
+  testing::ScopedEnv env_;
 };
 
 // A CA and a leaf it signed, made with the openssl command in `dir`; the leaf's PEM.

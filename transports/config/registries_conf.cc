@@ -1,7 +1,5 @@
 #include "transports/config/registries_conf.h"
 
-#include <dirent.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
@@ -33,16 +31,13 @@ std::string UserConfigDir() {
 
 std::vector<std::string> DropIns(const std::string& dir) {
   std::vector<std::string> out;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return out;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
+  auto names = ListDir(dir);  // a directory that cannot be read holds no drop-ins
+  if (!names.ok()) return out;
+  for (const std::string& name : *names) {
     if (name.size() > 5 && name.compare(name.size() - 5, 5, ".conf") == 0) {
       out.push_back(dir + "/" + name);
     }
   }
-  closedir(d);
-  std::sort(out.begin(), out.end());
   return out;
 }
 

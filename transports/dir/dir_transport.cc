@@ -1,6 +1,5 @@
 #include "transports/dir/dir_transport.h"
 
-#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,18 +45,8 @@ class DirSource final : public ImageSource {
 };
 
 bool IsEmptyDir(const std::string& path) {
-  DIR* d = opendir(path.c_str());
-  if (!d) return false;
-  bool empty = true;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") {
-      empty = false;
-      break;
-    }
-  }
-  closedir(d);
-  return empty;
+  auto names = ListDir(path);
+  return names.ok() && names->empty();
 }
 
 class DirDestination final : public ImageDestination {

@@ -1,11 +1,11 @@
 #include "transports/http/tls_config.h"
 
-#include <dirent.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 #include "transports/util/file_util.h"
@@ -48,31 +48,19 @@ Result<EvpPkeyPtr> ReadPrivateKey(const std::string& path) {
   return key;
 }
 
-std::vector<std::string> SortedNames(const std::string& dir, int* error) {
-  std::vector<std::string> names;
-  DIR* d = opendir(dir.c_str());
-  if (!d) {
-    *error = errno;
-    return names;
-  }
-  while (dirent* e = readdir(d)) {
-    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
-  }
-  closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 }  // namespace
 
 Result<std::shared_ptr<const TlsConfig>> TlsConfig::LoadDir(const std::string& dir) {
   auto config = std::make_shared<TlsConfig>();
   config->dir_ = dir;
-  int error = 0;
-  std::vector<std::string> names = SortedNames(dir, &error);
-  if (error != 0) {
-    errno = error;
-    return SysError("reading certificate directory", dir);
+  auto listed = ListDir(dir);
+  if (!listed.ok()) {
+    int e = listed.error().errnum;
+    return MakeError(e, "reading certificate directory " + dir + ": " + std::strerror(e));
+  }
+  std::vector<std::string> names;  // sorted, hidden names left out
+  for (std::string& name : *listed) {
+    if (name[0] != '.') names.push_back(std::move(name));
   }
   auto has = [&](const std::string& name) {
     return std::binary_search(names.begin(), names.end(), name);

@@ -1,12 +1,14 @@
 #include "transports/util/file_util.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <random>
+#include <system_error>
 
 namespace regfs {
 
@@ -94,46 +96,43 @@ Status WriteFileAtomic(const std::string& path, std::string_view data, int mode)
   return s;
 }
 
+Error FsError(const std::string& what, const std::string& path, const std::error_code& ec) {
+  return MakeError(ec.value(), what + " " + path + ": " + ec.message());
+}
+
 Status MakeDirs(const std::string& path, int mode) {
-  if (path.empty()) return Ok();
-  struct stat st {};
-  if (stat(path.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return Ok();
-    errno = ENOTDIR;
-    return SysError("creating directory", path);
+  std::error_code ec;
+  if (path.empty() || std::filesystem::is_directory(path, ec)) return Ok();
+  // Each missing level is made by mkdir(2) with `mode` (less the umask, as for any mkdir):
+  // std::filesystem::create_directories takes no mode.
+  std::filesystem::path made;
+  for (const std::filesystem::path& part : std::filesystem::path(path)) {
+    made /= part;
+    if (mkdir(made.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+      return SysError("creating directory", made.string());
+    }
   }
-  std::string parent = DirName(path);
-  if (parent != path && parent != "." && parent != "/") RETURN_IF_ERROR(MakeDirs(parent, mode));
-  if (mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
-    return SysError("creating directory", path);
-  }
-  return Ok();
+  if (std::filesystem::is_directory(path, ec)) return Ok();
+  return FsError("creating directory", path,
+                 ec ? ec : std::make_error_code(std::errc::not_a_directory));
 }
 
 Status RemoveAll(const std::string& path) {
-  struct stat st {};
-  if (lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return Ok();
-    return SysError("stat", path);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    DIR* d = opendir(path.c_str());
-    if (!d) return SysError("opening directory", path);
-    while (dirent* e = readdir(d)) {
-      std::string name = e->d_name;
-      if (name == "." || name == "..") continue;
-      Status s = RemoveAll(path + "/" + name);
-      if (!s.ok()) {
-        closedir(d);
-        return s;
-      }
-    }
-    closedir(d);
-    if (rmdir(path.c_str()) != 0) return SysError("removing", path);
-    return Ok();
-  }
-  if (unlink(path.c_str()) != 0) return SysError("removing", path);
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);  // removes symlinks, never what they point to
+  if (ec) return FsError("removing", path, ec);
   return Ok();
+}
+
+Result<std::vector<std::string>> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    names.push_back(it->path().filename().string());
+  }
+  if (ec) return FsError("reading directory", dir, ec);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 bool PathExists(const std::string& path) {

@@ -3,6 +3,8 @@
 
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <vector>
 
 #include "transports/util/result.h"
 
@@ -46,11 +48,18 @@ Status WriteAll(int fd, const void* data, size_t n, const std::string& path);
 // contents or the new, never a part.
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode);
 
-// mkdir -p.
+// An error for a failed std::filesystem call on a path, with the error code's text.
+Error FsError(const std::string& what, const std::string& path, const std::error_code& ec);
+
+// mkdir -p: the directories it makes have `mode` less the umask; an existing directory is
+// fine, anything else in the way is ENOTDIR.
 Status MakeDirs(const std::string& path, int mode);
 
-// rm -rf; a missing path is fine.
+// rm -rf: a symlink is removed, not followed; a missing path is fine.
 Status RemoveAll(const std::string& path);
+
+// The names in a directory, sorted, without "." and "..".
+Result<std::vector<std::string>> ListDir(const std::string& dir);
 
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
