@@ -271,8 +271,6 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
           {std::string(DigestHex(d->digest)), Kind::kBlob, d->digest, d->media_type, d->size});
     }
   }
-  view->registry = registry;
-  view->repo = repo;
   view->top = std::move(top);
   // Declared before the lock so that the views evicted are destroyed after it is released.
   std::vector<std::pair<std::string, std::shared_ptr<const ImageView>>> evicted;

@@ -165,7 +165,6 @@ class Filesystem {
   };
   // An image directory's contents, by the digest of its top-level manifest.
   struct ImageView {
-    std::string registry, repo;  // where it was built from
     RawManifest top;
     std::vector<ImageEntry> entries;
     std::map<std::string, std::string> instance_bytes;  // digest → manifest bytes
