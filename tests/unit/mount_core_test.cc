@@ -72,6 +72,15 @@ bool Contains(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
 }
 
+// An image to push into app:v1 (a copy of src:v1, of one layer), beside another image, with
+// the mount made and app/v1 created there, its config already written.
+struct PushSetup {
+  std::string layer = "the layer's bytes";
+  std::string layer_name = Hex(layer);
+  std::string digest, manifest;
+  NodeAttr reg, tag;
+};
+
 class MountCoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -157,6 +166,24 @@ class MountCoreTest : public ::testing::Test {
       out[e.name] = {attr->ino, bytes.ok() ? *bytes : ""};
     }
     return out;
+  }
+
+  // See PushSetup.
+  void StartPush(PushSetup* p) {
+    p->digest = fake_->AddImage("src", "v1", {p->layer});
+    p->manifest = fake_->GetManifest("src", "v1")->bytes;
+    fake_->AddImage("other", "v1", {"other layer"});
+    Make();
+    auto reg = fs_->Lookup(kRootIno, kHost);
+    ASSERT_TRUE(reg.ok());
+    auto repo = fs_->Mkdir(reg->ino, "app");
+    ASSERT_TRUE(repo.ok());
+    auto tag = fs_->Mkdir(repo->ino, "v1");
+    ASSERT_TRUE(tag.ok());
+    p->reg = *reg;
+    p->tag = *tag;
+    const std::string config = FakeRegistry::kDefaultConfig;
+    ASSERT_TRUE(Put(tag->ino, Hex(config), config).ok());
   }
 
   // open(O_CREAT)/write()/close() of a file in directory `dir`.
@@ -644,36 +671,23 @@ TEST_F(MountCoreTest, AnOpenFileReadsWithoutItsNode) {
 // ---- A push in flight blocks nothing but itself -------------------------------------------------
 
 TEST_F(MountCoreTest, StatAndLsAnswerWhileABlobWriteWaitsForTheRegistry) {
-  std::string layer = "the layer's bytes";
-  std::string digest = fake_->AddImage("src", "v1", {layer});
-  std::string manifest = fake_->GetManifest("src", "v1")->bytes;
-  std::string config =
-      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
-  fake_->AddImage("other", "v1", {"other layer"});
-  Make();
-  auto reg = fs_->Lookup(kRootIno, kHost);
-  ASSERT_TRUE(reg.ok());
-  auto repo = fs_->Mkdir(reg->ino, "app");
-  ASSERT_TRUE(repo.ok());
-  auto tag = fs_->Mkdir(repo->ino, "v1");
-  ASSERT_TRUE(tag.ok());
-  ASSERT_TRUE(Put(tag->ino, std::string(DigestHex(DigestOf(config))), config).ok());
-  std::string layer_name(DigestHex(DigestOf(layer)));
-  auto created = fs_->Create(tag->ino, layer_name);
+  PushSetup p;
+  ASSERT_NO_FATAL_FAILURE(StartPush(&p));
+  auto created = fs_->Create(p.tag.ino, p.layer_name);
   ASSERT_TRUE(created.ok()) << created.error().message;
   uint64_t handle = created->second.handle;
 
   // The first write of a blob asks the registry whether it has it: held here.
   Gate gate;
-  std::string layer_digest = DigestOf(layer);
+  std::string layer_digest = DigestOf(p.layer);
   failing_->SetRule([&](const RegistryCall& call) {
     if (call.op == "BlobExists" && call.ref == layer_digest) gate.Enter();
     return Fault::None();
   });
   auto write = std::async(std::launch::async,
-                          [&] { return fs_->Write(handle, layer.data(), layer.size(), 0); });
+                          [&] { return fs_->Write(handle, p.layer.data(), p.layer.size(), 0); });
   WhileHeld(gate, [&] {
-    ExpectAnswered(*reg, *tag, layer_name);
+    ExpectAnswered(p.reg, p.tag, p.layer_name);
     EXPECT_NE(write.wait_for(std::chrono::seconds(0)), std::future_status::ready)
         << "the write did not wait for the held request";
   });
@@ -681,29 +695,16 @@ TEST_F(MountCoreTest, StatAndLsAnswerWhileABlobWriteWaitsForTheRegistry) {
   ASSERT_TRUE(written.ok()) << written.error().message;
   ASSERT_TRUE(fs_->Flush(handle).ok());
   fs_->Release(handle);
-  ASSERT_TRUE(Put(tag->ino, "manifest.json", manifest).ok());
+  ASSERT_TRUE(Put(p.tag.ino, "manifest.json", p.manifest).ok());
   auto pushed = fake_->ResolveDigest("app", "v1");
   ASSERT_TRUE(pushed.ok()) << pushed.error().message;
-  EXPECT_EQ(*pushed, digest);
+  EXPECT_EQ(*pushed, p.digest);
 }
 
 TEST_F(MountCoreTest, StatAndLsAnswerWhileThePushWaitsForTheRegistry) {
-  std::string layer = "the layer's bytes";
-  std::string digest = fake_->AddImage("src", "v1", {layer});
-  std::string manifest = fake_->GetManifest("src", "v1")->bytes;
-  std::string config =
-      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
-  fake_->AddImage("other", "v1", {"other layer"});
-  Make();
-  auto reg = fs_->Lookup(kRootIno, kHost);
-  ASSERT_TRUE(reg.ok());
-  auto repo = fs_->Mkdir(reg->ino, "app");
-  ASSERT_TRUE(repo.ok());
-  auto tag = fs_->Mkdir(repo->ino, "v1");
-  ASSERT_TRUE(tag.ok());
-  std::string layer_name(DigestHex(DigestOf(layer)));
-  ASSERT_TRUE(Put(tag->ino, std::string(DigestHex(DigestOf(config))), config).ok());
-  ASSERT_TRUE(Put(tag->ino, layer_name, layer).ok());
+  PushSetup p;
+  ASSERT_NO_FATAL_FAILURE(StartPush(&p));
+  ASSERT_TRUE(Put(p.tag.ino, p.layer_name, p.layer).ok());
 
   // The close() of manifest.json completes the image and pushes it: its manifest PUT is held.
   Gate gate;
@@ -711,13 +712,13 @@ TEST_F(MountCoreTest, StatAndLsAnswerWhileThePushWaitsForTheRegistry) {
     if (call.op == "PutManifest") gate.Enter();
     return Fault::None();
   });
-  auto created = fs_->Create(tag->ino, "manifest.json");
+  auto created = fs_->Create(p.tag.ino, "manifest.json");
   ASSERT_TRUE(created.ok()) << created.error().message;
   uint64_t handle = created->second.handle;
-  ASSERT_TRUE(fs_->Write(handle, manifest.data(), manifest.size(), 0).ok());
+  ASSERT_TRUE(fs_->Write(handle, p.manifest.data(), p.manifest.size(), 0).ok());
   auto flush = std::async(std::launch::async, [&] { return fs_->Flush(handle); });
   WhileHeld(gate, [&] {
-    ExpectAnswered(*reg, *tag, layer_name);
+    ExpectAnswered(p.reg, p.tag, p.layer_name);
     EXPECT_NE(flush.wait_for(std::chrono::seconds(0)), std::future_status::ready)
         << "the close() did not wait for the push";
   });
@@ -726,7 +727,7 @@ TEST_F(MountCoreTest, StatAndLsAnswerWhileThePushWaitsForTheRegistry) {
   fs_->Release(handle);
   auto pushed = fake_->ResolveDigest("app", "v1");
   ASSERT_TRUE(pushed.ok()) << pushed.error().message;
-  EXPECT_EQ(*pushed, digest);
+  EXPECT_EQ(*pushed, p.digest);
 }
 
 }  // namespace

@@ -49,9 +49,7 @@ std::string FakeRegistry::AddManifest(const std::string& repo, const std::string
 
 std::string FakeRegistry::AddImage(const std::string& repo, const std::string& tag,
                                    const std::vector<std::string>& layers, std::string config) {
-  if (config.empty()) {
-    config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
-  }
+  if (config.empty()) config = kDefaultConfig;
   nlohmann::ordered_json m = {{"schemaVersion", 2},
                               {"mediaType", std::string(media::kOciManifest)}};
   m["config"] = {{"mediaType", "application/vnd.oci.image.config.v1+json"},

@@ -30,6 +30,10 @@ class FakeRegistry : public Registry {
  public:
   explicit FakeRegistry(std::string name = "fake.example:5000") : name_(std::move(name)) {}
 
+  // The config AddImage() stores when given none.
+  static constexpr char kDefaultConfig[] =
+      R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}})";
+
   // ---- Filling it ---------------------------------------------------------------------------
 
   // Stores a blob in `repo`; returns its digest.
@@ -38,7 +42,7 @@ class FakeRegistry : public Registry {
   std::string AddManifest(const std::string& repo, const std::string& tag, const std::string& bytes,
                           const std::string& media_type);
   // An image of `layers` (contents) and a config, as an OCI manifest tagged `tag`; returns the
-  // manifest's digest. `config` defaults to a minimal OCI config.
+  // manifest's digest. `config` defaults to kDefaultConfig.
   std::string AddImage(const std::string& repo, const std::string& tag,
                        const std::vector<std::string>& layers, std::string config = "");
 
