@@ -115,12 +115,19 @@ Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry
   }
   ASSIGN_OR_RETURN(auto client, Client(registry));
   auto repos = client->Catalog();
+  bool missing = false;
   if (!repos.ok()) {
-    // A registry without _catalog lists nothing, but lookups still work.
+    // A registry without _catalog lists nothing, but lookups still work (LookupChild).
     if (repos.error().errnum != ENOENT && repos.error().errnum != EOPNOTSUPP) return repos.error();
     repos = std::vector<std::string>{};
+    missing = true;
   }
   std::lock_guard<std::mutex> lock(mu_);
+  if (missing) {
+    uncataloged_.insert(registry);
+  } else {
+    uncataloged_.erase(registry);
+  }
   PutExpiring(catalogs_, registry, {Expiry(options_.list_ttl), *repos});
   return *repos;
 }
@@ -556,17 +563,22 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           return MakeNode(Kind::kImage, reg, path, name);
         }
       }
+      // The registry has no _catalog: a component that is no repository may still be a
+      // namespace, and only deeper lookups can tell.
+      bool uncataloged = false;
       if (component_like) {
         std::string child = Join(path, name);
         auto in_catalog = [&]() -> Result<bool> {
           ASSIGN_OR_RETURN(std::vector<std::string> repos, Catalog(reg));
+          std::lock_guard<std::mutex> lock(mu_);
+          uncataloged = uncataloged_.count(reg) > 0;
           return std::any_of(repos.begin(), repos.end(), [&](const std::string& r) {
             return r == child || StartsWith(r, child + "/");
           });
         };
         ASSIGN_OR_RETURN(bool listed, in_catalog());
         if (listed && IsRemoved(reg, child)) listed = false;
-        if (!listed && ListAge(catalogs_, reg, options_.list_ttl) > kRecheckAfter) {
+        if (!listed && !uncataloged && ListAge(catalogs_, reg, options_.list_ttl) > kRecheckAfter) {
           // A miss in a cached catalog: the repository may be new. Ask again, once.
           {
             std::lock_guard<std::mutex> lock(mu_);
@@ -595,6 +607,11 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           return MakeNode(Kind::kImage, reg, path, name);
         }
         if (digest.error().errnum != ENOENT) return digest.error();
+      }
+      if (component_like && uncataloged && !IsRemoved(reg, Join(path, name))) {
+        // Deeper lookups decide whether anything is there (docker.io/library/alpine).
+        *key = "N|" + reg + "|" + Join(path, name);
+        return MakeNode(Kind::kNamespace, reg, Join(path, name));
       }
       return MakeError(ENOENT, "no such tag or repository at the registry");
     }

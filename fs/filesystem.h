@@ -305,6 +305,7 @@ class Filesystem {
   std::map<std::string, uint64_t> inos_;                      // key → ino, guarded by mu_
   std::set<std::string> registries_;                          // guarded by mu_
   std::map<std::string, std::shared_ptr<Registry>> clients_;  // guarded by mu_
+  std::set<std::string> uncataloged_;  // registries without _catalog, guarded by mu_
   // The caches, bounded by options_.caps. The timed ones are read with Peek(), so that their
   // oldest entries are those that expire first, and dropped once expired (PutExpiring).
   ListCache catalogs_;                                             // registry, guarded by mu_

@@ -265,6 +265,55 @@ TEST_F(MountCoreTest, ABlobThatDoesNotVerifyIsEIO) {
   EXPECT_GE(failing_->Faults(), 1);
 }
 
+// DESIGN §1: a registry without _catalog lists nothing, but lookups still work — also of a
+// namespace that is no repository itself (library/alpine).
+TEST_F(MountCoreTest, WithoutACatalogANamespaceIsFoundByLookingDeeper) {
+  std::string layer = "namespaced layer";
+  fake_->AddImage("library/alpine", "3.20", {layer});
+  for (int errnum : {ENOENT, EOPNOTSUPP}) {  // _catalog answered 404, or 405 / UNSUPPORTED
+    SCOPED_TRACE(errnum);
+    failing_->SetRule([errnum](const RegistryCall& call) {
+      return call.op == "Catalog" ? Fault::Fail(errnum) : Fault::None();
+    });
+    Make();
+    auto reg = fs_->Lookup(kRootIno, kHost);
+    ASSERT_TRUE(reg.ok());
+    auto listed = fs_->ReadDir(reg->ino);
+    ASSERT_TRUE(listed.ok()) << listed.error().message;
+    EXPECT_FALSE(Contains(NamesOf(*listed), "library"));  // nothing listed at that level
+    auto blob = Walk("library/alpine/3.20/" + Hex(layer));
+    ASSERT_TRUE(blob.ok()) << blob.error().message;
+    auto bytes = ReadAll(blob->ino);
+    ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+    EXPECT_EQ(*bytes, layer);
+    fs_.reset();
+  }
+}
+
+TEST_F(MountCoreTest, WithACatalogAComponentNoRepositoryHoldsIsENOENT) {
+  fake_->AddImage("library/alpine", "3.20", {"l"});
+  Make();
+  EXPECT_TRUE(Walk("library/alpine/3.20").ok());
+  for (const char* path : {"nothing", "library/nothing"}) {
+    auto missing = Walk(path);
+    ASSERT_FALSE(missing.ok()) << path;
+    EXPECT_EQ(missing.error().errnum, ENOENT) << path;
+  }
+}
+
+TEST_F(MountCoreTest, ARefusedCatalogIsAnErrorNotANamespace) {
+  fake_->AddImage("app", "v1", {"l"});
+  failing_->SetRule([](const RegistryCall& call) {
+    return call.op == "Catalog" || call.op == "ListTags" ? Fault::Fail(EACCES) : Fault::None();
+  });
+  Make();
+  for (const char* path : {"app", "app/v1"}) {
+    auto refused = Walk(path);
+    ASSERT_FALSE(refused.ok()) << path;
+    EXPECT_EQ(refused.error().errnum, EACCES) << path;
+  }
+}
+
 TEST_F(MountCoreTest, AFailedManifestIsAnErrorNotAnEmptyDirectory) {
   fake_->AddImage("app", "v1", {"l"});
   Make();
