@@ -115,6 +115,17 @@ void AddRequestFlags(std::vector<Flag>* flags) {
   flags->push_back({"debug", 0, FlagKind::kBool, "log requests to stderr (never credentials)", ""});
 }
 
+Result<RegistryTarget> RegistryTargetFrom(const Args& args, const std::string& what) {
+  ASSIGN_OR_RETURN(ImageReference ref, ParseImageReference(args.positional()[0]));
+  if (ref.transport != Transport::kDocker) {
+    return MakeError(EINVAL, what + " works on docker:// references");
+  }
+  ASSIGN_OR_RETURN(RegistryOptions options, RegistryOptionsFrom(args, ""));
+  auto client = std::make_shared<RegistryClient>(ref.docker.registry, options,
+                                                 std::make_shared<HttpClient>());
+  return RegistryTarget{std::move(ref.docker), std::move(client)};
+}
+
 Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix) {
   RegistryOptions o;
   o.tls_verify = args.Bool(prefix + "tls-verify");

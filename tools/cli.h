@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "transports/docker/registry_client.h"
+#include "transports/types/image_reference.h"
 #include "transports/util/result.h"
 
 namespace regfs::cli {
@@ -59,6 +60,14 @@ int Dispatch(const Command& command, int argc, char** argv);
 
 // Builds registry options from the flags for `prefix`.
 Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix);
+
+// The docker:// image a command (`what`: "delete") is given as its one argument, and a client
+// of its registry made with the command's flags.
+struct RegistryTarget {
+  DockerReference ref;
+  std::shared_ptr<RegistryClient> client;
+};
+Result<RegistryTarget> RegistryTargetFrom(const Args& args, const std::string& what);
 
 // Prints "regfs COMMAND: message" on one line to stderr and returns 1.
 int Fail(const Command& command, const Error& error);

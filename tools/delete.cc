@@ -9,16 +9,10 @@ namespace regfs::cli {
 namespace {
 
 int Run(const Command& self, const Args& args) {
-  auto ref = ParseImageReference(args.positional()[0]);
-  if (!ref.ok()) return Fail(self, ref.error());
-  if (ref->transport != Transport::kDocker) {
-    return Fail(self, MakeError(EINVAL, "delete works on docker:// references"));
-  }
-  auto opts = RegistryOptionsFrom(args, "");
-  if (!opts.ok()) return Fail(self, opts.error());
-  const DockerReference& d = ref->docker;
-  RegistryClient client(d.registry, *opts, std::make_shared<HttpClient>());
-  Status s = DeleteImage(client, d.repository, d.ManifestRef(), args.Bool("force"));
+  auto target = RegistryTargetFrom(args, "delete");
+  if (!target.ok()) return Fail(self, target.error());
+  const DockerReference& d = target->ref;
+  Status s = DeleteImage(*target->client, d.repository, d.ManifestRef(), args.Bool("force"));
   if (!s.ok()) {
     Error e = s.error();
     if (e.errnum == EBUSY) e.message += " (use --force to delete them all)";

@@ -10,21 +10,16 @@ namespace regfs::cli {
 namespace {
 
 int Run(const Command& self, const Args& args) {
-  auto ref = ParseImageReference(args.positional()[0]);
-  if (!ref.ok()) return Fail(self, ref.error());
-  if (ref->transport != Transport::kDocker) {
-    return Fail(self, MakeError(EINVAL, "list-tags works on docker:// references"));
-  }
-  if (!ref->docker.tag_defaulted || !ref->docker.digest.empty()) {
+  auto target = RegistryTargetFrom(args, "list-tags");
+  if (!target.ok()) return Fail(self, target.error());
+  const DockerReference& d = target->ref;
+  if (!d.tag_defaulted || !d.digest.empty()) {
     return Fail(self, MakeError(EINVAL, "no tag or digest allowed in reference \"" +
                                             args.positional()[0] + "\""));
   }
-  auto opts = RegistryOptionsFrom(args, "");
-  if (!opts.ok()) return Fail(self, opts.error());
-  RegistryClient client(ref->docker.registry, *opts, std::make_shared<HttpClient>());
-  auto tags = client.ListTags(ref->docker.repository);
+  auto tags = target->client->ListTags(d.repository);
   if (!tags.ok()) return Fail(self, tags.error());
-  nlohmann::ordered_json out = {{"Repository", ref->docker.Name()}, {"Tags", *tags}};
+  nlohmann::ordered_json out = {{"Repository", d.Name()}, {"Tags", *tags}};
   std::string text = GoJsonEscapes(out.dump(4)) + "\n";
   std::fwrite(text.data(), 1, text.size(), stdout);
   return 0;
