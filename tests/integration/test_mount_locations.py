@@ -9,7 +9,6 @@ import subprocess
 import pytest
 
 from mountlib import MiB, hexof, read_all
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.faultproxy import Fault
 

@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from mountlib import expect_errno, read_all
-from mountlib import mounts_fixture  # noqa: F401 - the `mounts` fixture
 from testlib import images, tools
 from testlib.faultproxy import FaultProxy
 from testlib.registry import Registry
@@ -27,10 +26,8 @@ def origin():
 
 @pytest.fixture(scope="module")
 def image(origin, tmp_path_factory):
-    img = tmp_path_factory.mktemp("conf-img") / "img"
-    images.make_image(img, seed=911, fmt="docker", layers=["gzip", "tar"])
-    images.push(img, origin.addr, REPO, "v1")
-    return img
+    return images.pushed_image(tmp_path_factory.mktemp("conf-img") / "img", origin, REPO,
+                               seed=911, fmt="docker", layers=["gzip", "tar"]).path
 
 
 @pytest.fixture(scope="module")
