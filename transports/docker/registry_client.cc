@@ -21,6 +21,8 @@ constexpr int64_t kMaxErrorBody = 64 << 10;
 constexpr int64_t kMaxTagListPage = 8 << 20;
 constexpr long kSmallRequestTimeout = 120;
 constexpr int kMaxRedirects = 5;
+// 429s with Retry-After waited out per request before it counts as failed (each wait <= 60 s).
+constexpr int kMaxRateLimitWaits = 20;
 constexpr int kMaxPages = 10000;
 // Blob ranges up to this size (configs, small layers, a mount's chunks) are read as buffered
 // requests, which share the registry's HTTP/2 connection; larger ones stream on their own.
@@ -157,7 +159,19 @@ RegistryClient::RegistryClient(std::string registry, RegistryOptions options,
 
 HttpResponse RegistryClient::Perform(const HttpRequest& req) {
   if (options_.counters) ++options_.counters->requests;
-  return http_->Perform(req);
+  const bool limited = options_.max_requests > 0 && !req.body_reader;
+  if (limited) {
+    std::unique_lock<std::mutex> lock(slots_mu_);
+    slots_cv_.wait(lock, [&] { return slots_used_ < options_.max_requests; });
+    ++slots_used_;
+  }
+  HttpResponse resp = http_->Perform(req);
+  if (limited) {
+    std::lock_guard<std::mutex> lock(slots_mu_);
+    --slots_used_;
+    slots_cv_.notify_one();
+  }
+  return resp;
 }
 
 void RegistryClient::Log(const std::string& line) const {
@@ -289,6 +303,7 @@ Result<RegistryClient::Endpoint> RegistryClient::ProbeEndpoint(
 
 Result<std::optional<Credentials>> RegistryClient::CredentialsFor(const std::string& repo) {
   if (options_.creds) return options_.creds;
+  if (options_.no_creds) return std::optional<Credentials>();
   // A few stat()s per request: a long-lived client (a mount) sees a login or logout at once.
   std::string stamp = AuthFilesStamp(options_.authfile);
   {
@@ -381,6 +396,13 @@ Result<std::string> RegistryClient::AuthorizationFor(const Endpoint& endpoint,
     challenge = challenge_;
   }
   if (!challenge) return std::string();
+  if (!options_.registry_token.empty()) {
+    if (endpoint.origin.rfind("http://", 0) == 0 && !IsLoopbackHost(registry_)) {
+      return MakeError(EACCES,
+                       "refusing to send a registry token to " + registry_ + " over plain HTTP");
+    }
+    return "Bearer " + options_.registry_token;
+  }
   // Scopes look like "repository:NAME:ACTIONS"; credentials come from the first repository.
   std::string repo;
   if (!scopes.empty()) {
@@ -429,7 +451,8 @@ Result<HttpResponse> RegistryClient::SendTo(const Endpoint& endpoint, HttpReques
   bool auth_retried = false;
   bool challenge_learned = false;
   int redirects = 0;
-  int failures = 0;  // retries used: broken transfers without progress, retryable statuses
+  int failures = 0;      // retries used: broken transfers without progress, retryable statuses
+  int rate_limited = 0;  // 429s with Retry-After waited out; they are not failures
   int64_t progressed = progress();
   for (;;) {
     req.headers = base_headers;
@@ -477,6 +500,15 @@ Result<HttpResponse> RegistryClient::SendTo(const Endpoint& endpoint, HttpReques
         tokens_.Erase(ScopeKey(scopes));
         continue;
       }
+    }
+    // A registry that says when to come back is rate limiting, not failing: wait as told.
+    if (resp.status == 429 && policy.replayable && !resp.Header("retry-after").empty() &&
+        rate_limited < kMaxRateLimitWaits) {
+      ++rate_limited;
+      Log("rate limited by " + registry_ + ": waiting as Retry-After says");
+      std::this_thread::sleep_for(Backoff(0, &resp));
+      req.url = first_url;
+      continue;
     }
     // A 500 to a read is retried too: docker-registry answers one while a concurrent push
     // rewrites the blob link it reads.

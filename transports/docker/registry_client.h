@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -52,10 +53,15 @@ struct RegistryOptions {
   std::shared_ptr<const RegistriesConf> registries_conf;
   std::optional<Credentials> creds;  // --creds; when absent, auth.json is searched
   std::string authfile;              // --authfile
+  bool no_creds = false;             // --no-creds: anonymous, auth.json is not read
+  std::string registry_token;        // --registry-token: sent as the Bearer token
   int retry_times = 3;
   // Debug log of requests (method, URL, status); never given header values.
   std::function<void(const std::string&)> log;
   std::shared_ptr<RegistryCounters> counters;  // optional
+  // Requests in flight to this registry at once (0: no limit). Upload bodies do not count:
+  // each is fed by a read that holds a place already, and counting both could deadlock.
+  int max_requests = 0;
   // Where blobs were seen, across processes (mounts across repositories); null: not used.
   std::shared_ptr<BlobLocationCache> blob_locations;
 };
@@ -165,6 +171,11 @@ class RegistryClient : public Registry {
   std::map<std::string, std::optional<Credentials>> creds_;   // by repository, guarded by mu_
   std::string auth_stamp_;  // AuthFilesStamp() creds_ was read at, guarded by mu_
   KeyedLocks blob_locks_;
+
+  // Places for requests in flight (options_.max_requests).
+  std::mutex slots_mu_;
+  std::condition_variable slots_cv_;
+  int slots_used_ = 0;  // guarded by slots_mu_
 };
 
 // Builds the registry error text "CODE: message" from an OCI distribution error body.
