@@ -1,5 +1,8 @@
 #include "transports/dir/dir_transport.h"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,6 +47,29 @@ class DirSource final : public ImageSource {
   const std::string path_;
 };
 
+// Removes what a killed copy to `path` left beside it: PATH.regfs-tmp-PID-* (an image being
+// assembled) and PATH.regfs-old-PID-* (one being replaced), where process PID is gone.
+void RemoveStaleStaging(const std::string& path) {
+  std::string dir = DirName(path);
+  std::string base = path.substr(path.rfind('/') + 1);
+  auto names = ListDir(dir);
+  if (!names.ok()) return;
+  for (const std::string& name : *names) {
+    for (std::string_view kind : {".regfs-tmp-", ".regfs-old-"}) {
+      std::string prefix = base + std::string(kind);
+      if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+      std::string rest = name.substr(prefix.size());
+      size_t dash = rest.find('-');
+      if (dash == 0 || dash == std::string::npos || dash > 10 ||
+          rest.find_first_not_of("0123456789") != dash) {
+        continue;
+      }
+      pid_t pid = static_cast<pid_t>(std::stol(rest.substr(0, dash)));
+      if (kill(pid, 0) != 0 && errno == ESRCH) (void)RemoveAll(dir + "/" + name);
+    }
+  }
+}
+
 bool IsEmptyDir(const std::string& path) {
   auto names = ListDir(path);
   return names.ok() && names->empty();
@@ -78,10 +104,17 @@ class DirDestination final : public ImageDestination {
 
   Status Commit() override {
     RETURN_IF_ERROR(WriteFileAtomic(staging_ + "/version", kDirVersion, 0644));
+    if (PathExists(path_) &&
+        renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, path_.c_str(), RENAME_EXCHANGE) == 0) {
+      // Swapped in one step: no moment without an image at path_. The old one is at staging_.
+      committed_ = true;
+      (void)RemoveAll(staging_);
+      return Ok();
+    }
     std::string old;
     if (PathExists(path_)) {
       // An empty directory or an image directory being replaced: move it aside first.
-      old = path_ + ".regfs-old-XXXXXX";
+      old = path_ + ".regfs-old-" + std::to_string(getpid()) + "-XXXXXX";
       if (!mkdtemp(old.data())) return SysError("creating", old);
       if (rename(path_.c_str(), (old + "/d").c_str()) != 0) return SysError("moving aside", path_);
     }
@@ -130,7 +163,8 @@ Result<std::unique_ptr<ImageDestination>> NewDirDestination(const std::string& r
     errno = ENOENT;
     return SysError("creating image directory in", DirName(path));
   }
-  std::string staging = path + ".regfs-tmp-XXXXXX";
+  RemoveStaleStaging(path);
+  std::string staging = path + ".regfs-tmp-" + std::to_string(getpid()) + "-XXXXXX";
   if (!mkdtemp(staging.data())) return SysError("creating", staging);
   chmod(staging.c_str(), 0755);
   return std::unique_ptr<ImageDestination>(new DirDestination(path, staging));
