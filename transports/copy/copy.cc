@@ -152,6 +152,18 @@ Status PutManifest(ImageDestination& dst, const RawManifest& m, bool is_instance
 
 }  // namespace
 
+Result<std::string> TargetDigest(const RawManifest& top, const CopyOptions& options) {
+  ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(top.bytes, top.media_type));
+  if (!parsed.is_index) return top.digest;
+  if (!options.platforms.empty()) {
+    ASSIGN_OR_RETURN(RawManifest reduced, ReduceIndex(top, parsed, options.platforms));
+    return reduced.digest;
+  }
+  if (options.all) return top.digest;
+  ASSIGN_OR_RETURN(Descriptor chosen, ChooseInstance(parsed, options.platform));
+  return chosen.digest;
+}
+
 Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options) {
   CopyResult result;
   if (options.progress) options.progress("Getting image source signatures");
@@ -161,7 +173,11 @@ Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const Copy
   BlobCopier copier(src, dst, options);
   std::vector<RawManifest> instances;
 
-  if (parsed.is_index && options.all) {
+  if (parsed.is_index && !options.platforms.empty()) {
+    ASSIGN_OR_RETURN(top, ReduceIndex(top, parsed, options.platforms));
+    ASSIGN_OR_RETURN(parsed, ParseManifest(top.bytes, top.media_type));
+  }
+  if (parsed.is_index && (options.all || !options.platforms.empty())) {
     for (const Descriptor& d : parsed.manifests) {
       ASSIGN_OR_RETURN(RawManifest inst, GetInstance(src, d));
       ASSIGN_OR_RETURN(Manifest m, ParseManifest(inst.bytes, inst.media_type));
@@ -176,6 +192,7 @@ Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const Copy
     ASSIGN_OR_RETURN(parsed, ParseManifest(top.bytes, top.media_type));
     if (parsed.is_index) return MakeError(EOPNOTSUPP, "nested indexes are not supported");
     AddImageBlobs(parsed, &copier);
+    result.one_of_index = true;
   } else {
     AddImageBlobs(parsed, &copier);
   }

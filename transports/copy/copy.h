@@ -11,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "transports/manifest/manifest.h"
 #include "transports/types/image_destination.h"
@@ -21,6 +22,9 @@ namespace regfs {
 struct CopyOptions {
   bool all = false;  // copy every instance of an index; else the one for `platform`
   Platform platform = HostPlatform();
+  // Not empty: of an index, copy the instances for these platforms and write the index
+  // reduced to them (ReduceIndex: a new digest unless nothing is dropped). Wins over `all`.
+  std::vector<Platform> platforms;
   int parallel = 6;
   // One line per event ("Copying blob sha256:… done"), for progress on a terminal.
   std::function<void(const std::string&)> progress;
@@ -28,12 +32,18 @@ struct CopyOptions {
 
 struct CopyResult {
   std::string manifest_digest;  // of the top-level manifest written
+  // The source was an index and one instance of it was copied (neither `all` nor platforms).
+  bool one_of_index = false;
   int blobs_copied = 0;
   int blobs_reused = 0;
   int64_t bytes_copied = 0;
 };
 
 Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options);
+
+// The digest CopyImage() would write for the top-level manifest `top` with `options`, from
+// that manifest alone: its own, the reduced index's, or the chosen instance's.
+Result<std::string> TargetDigest(const RawManifest& top, const CopyOptions& options);
 
 // Copies one blob: nothing when the destination has it or can mount it (false), else streamed
 // and verified (true, `moved` bytes). `cancel`, when set, aborts the transfer.

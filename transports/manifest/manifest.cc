@@ -2,7 +2,9 @@
 
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "transports/util/digest.h"
 #include "transports/util/json_util.h"
@@ -174,6 +176,61 @@ Result<Descriptor> ChooseInstance(const Manifest& index, const Platform& want) {
   return MakeError(ENOENT, "no image found in manifest list for architecture " + want.architecture +
                                ", OS " + want.os +
                                (offered.empty() ? "" : " (offered: " + offered + ")"));
+}
+
+Result<Platform> ParsePlatform(std::string_view text) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (parts.size() < 4) {
+    size_t slash = text.find('/', start);
+    parts.emplace_back(text.substr(start, slash - start));
+    if (slash == std::string_view::npos) break;
+    start = slash + 1;
+  }
+  auto valid = [](const std::string& part) {
+    return !part.empty() && part.size() <= 32 &&
+           part.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_.-") == std::string::npos;
+  };
+  if (parts.size() < 2 || parts.size() > 3 || !std::all_of(parts.begin(), parts.end(), valid)) {
+    return MakeError(EINVAL, "\"" + std::string(text) +
+                                 "\" is not a platform (os/architecture[/variant], e.g. "
+                                 "linux/arm64/v8)");
+  }
+  return Platform{parts[1], parts[0], parts.size() == 3 ? parts[2] : ""};
+}
+
+std::string PlatformString(const Platform& p) {
+  return p.os + "/" + p.architecture + (p.variant.empty() ? "" : "/" + p.variant);
+}
+
+Result<RawManifest> ReduceIndex(const RawManifest& raw, const Manifest& index,
+                                const std::vector<Platform>& platforms) {
+  std::set<std::string> keep;
+  for (const Platform& p : platforms) {
+    ASSIGN_OR_RETURN(Descriptor d, ChooseInstance(index, p));
+    keep.insert(d.digest);
+  }
+  bool drops = false;
+  for (const Descriptor& d : index.manifests) drops |= keep.count(d.digest) == 0;
+  if (!drops) return raw;
+  // Parsed again keeping key order, so that only the dropped entries change.
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(raw.bytes, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("manifests") || !doc["manifests"].is_array()) {
+    return MakeError(EINVAL, "index " + raw.digest + " can't be reduced: no manifests array");
+  }
+  nlohmann::ordered_json kept = nlohmann::ordered_json::array();
+  for (const auto& entry : doc["manifests"]) {
+    if (entry.is_object() && entry.contains("digest") && entry["digest"].is_string() &&
+        keep.count(entry["digest"].get<std::string>())) {
+      kept.push_back(entry);
+    }
+  }
+  doc["manifests"] = std::move(kept);
+  RawManifest out;
+  out.bytes = doc.dump();
+  out.media_type = raw.media_type;
+  out.digest = DigestOf(out.bytes);
+  return out;
 }
 
 }  // namespace regfs

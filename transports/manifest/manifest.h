@@ -84,4 +84,14 @@ Platform HostPlatform();
 // Picks the instance of an index for `want`; ENOENT listing the platforms offered if none fits.
 Result<Descriptor> ChooseInstance(const Manifest& index, const Platform& want);
 
+// "os/architecture[/variant]" ("linux/arm64/v8"); EINVAL naming the text otherwise.
+Result<Platform> ParsePlatform(std::string_view text);
+std::string PlatformString(const Platform& p);
+
+// The index `raw` keeping only the instances ChooseInstance() picks for `platforms` (in the
+// index's order, every other field as it was): new bytes and a new digest, or `raw` itself
+// when nothing is dropped. ENOENT when a platform has no instance.
+Result<RawManifest> ReduceIndex(const RawManifest& raw, const Manifest& index,
+                                const std::vector<Platform>& platforms);
+
 }  // namespace regfs

@@ -33,6 +33,12 @@ class ImageSource {
   // The top-level manifest when `instance_digest` is empty, else that instance of the index.
   virtual Result<RawManifest> GetManifest(const std::string& instance_digest) = 0;
 
+  // The top-level manifest's digest, without its bytes where the transport can (a HEAD).
+  virtual Result<std::string> ManifestDigest() {
+    ASSIGN_OR_RETURN(RawManifest m, GetManifest(""));
+    return m.digest;
+  }
+
   // Streams the blob's bytes, unverified, to `sink`.
   virtual Status GetBlob(const BlobInfo& blob, const ByteSink& sink) = 0;
 
