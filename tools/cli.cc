@@ -22,6 +22,11 @@ int Args::Int(const std::string& name) const {
   return it == values_.end() || it->second.empty() ? 0 : std::stoi(it->second);
 }
 
+std::vector<std::string> Args::List(const std::string& name) const {
+  auto it = lists_.find(name);
+  return it == lists_.end() ? std::vector<std::string>() : it->second;
+}
+
 struct Parser {
   static Result<Args> Parse(const Command& cmd, int argc, char** argv) {
     Args args;
@@ -81,6 +86,7 @@ struct Parser {
       }
       args.values_[flag->name] = value;
       args.given_[flag->name] = true;
+      if (flag->kind == FlagKind::kList) args.lists_[flag->name].push_back(value);
     }
     if (args.positional_.size() < cmd.min_args || args.positional_.size() > cmd.max_args) {
       return MakeError(
@@ -99,10 +105,20 @@ void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool 
       {prefix + "tls-verify", 0, FlagKind::kBool,
        "require HTTPS and verify certificates (loopback registries may use plain HTTP)", "true"});
   flags->push_back(
-      {prefix + "creds", 0, FlagKind::kString, "USERNAME:PASSWORD for the registry", ""});
+      {prefix + "creds", 0, FlagKind::kString, "USERNAME[:PASSWORD] for the registry", ""});
+  flags->push_back({prefix + "username", 0, FlagKind::kString, "username for the registry", ""});
+  flags->push_back({prefix + "password", 0, FlagKind::kString, "password for the registry", ""});
+  flags->push_back({prefix + "registry-token", 0, FlagKind::kString,
+                    "a Bearer token for the registry (instead of credentials)", ""});
+  flags->push_back(
+      {prefix + "no-creds", 0, FlagKind::kBool, "access the registry anonymously", ""});
   flags->push_back({prefix + "cert-dir", 0, FlagKind::kString,
                     "use certificates at PATH (*.crt, *.cert, *.key) to connect to the registry",
                     ""});
+  if (!prefix.empty()) {
+    flags->push_back({prefix + "authfile", 0, FlagKind::kString,
+                      "path of the authentication file for this side (default: --authfile)", ""});
+  }
   if (with_authfile) {
     flags->push_back(
         {"authfile", 0, FlagKind::kString,
@@ -128,14 +144,36 @@ Result<RegistryTarget> RegistryTargetFrom(const Args& args, const std::string& w
 
 Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix) {
   RegistryOptions o;
-  o.tls_verify = args.Bool(prefix + "tls-verify");
-  o.tls_verify_set = args.Given(prefix + "tls-verify");
+  // skopeo's deprecated --tls-verify, where it exists, sets both sides.
+  std::string tls =
+      !prefix.empty() && !args.Given(prefix + "tls-verify") && args.Given("tls-verify")
+          ? "tls-verify"
+          : prefix + "tls-verify";
+  o.tls_verify = args.Bool(tls);
+  o.tls_verify_set = args.Given(tls);
   o.cert_dir = args.String(prefix + "cert-dir");
   ASSIGN_OR_RETURN(o.registries_conf, LoadRegistriesConf());
-  o.authfile = args.String("authfile");
-  if (std::string creds = args.String(prefix + "creds"); !creds.empty()) {
+  o.authfile =
+      args.Given(prefix + "authfile") ? args.String(prefix + "authfile") : args.String("authfile");
+  const std::string creds = args.String(prefix + "creds");
+  const bool user = args.Given(prefix + "username"), password = args.Given(prefix + "password");
+  if (!creds.empty() && (user || password)) {
+    return MakeError(EINVAL, "--" + prefix + "creds can't be used with --" + prefix +
+                                 "username or --" + prefix + "password");
+  }
+  if (user != password) {
+    return MakeError(EINVAL, "--" + prefix + "username and --" + prefix + "password go together");
+  }
+  if (!creds.empty()) {
     ASSIGN_OR_RETURN(Credentials c, ParseCredsFlag(creds));
     o.creds = c;
+  } else if (user) {
+    o.creds = Credentials{args.String(prefix + "username"), args.String(prefix + "password"), ""};
+  }
+  o.no_creds = args.Bool(prefix + "no-creds");
+  o.registry_token = args.String(prefix + "registry-token");
+  if (o.no_creds && (o.creds || !o.registry_token.empty())) {
+    return MakeError(EINVAL, "--" + prefix + "no-creds can't be used with credentials or a token");
   }
   if (args.Given("retry-times")) o.retry_times = args.Int("retry-times");
   if (args.Bool("debug")) {
@@ -165,6 +203,7 @@ void PrintCommandHelp(const Command& cmd) {
     std::string left = f.short_name ? std::string("-") + f.short_name + ", " : "    ";
     left += "--" + f.name;
     if (f.kind == FlagKind::kString) left += " string";
+    if (f.kind == FlagKind::kList) left += " string (repeatable)";
     if (f.kind == FlagKind::kInt) left += " int";
     std::string help = f.help;
     if (f.kind != FlagKind::kBool && !f.default_value.empty())

@@ -12,7 +12,8 @@
 
 namespace regfs::cli {
 
-enum class FlagKind { kBool, kString, kInt };
+// kList: a string flag that may be given several times; each value is kept, in order.
+enum class FlagKind { kBool, kString, kInt, kList };
 
 struct Flag {
   std::string name;  // without "--"
@@ -27,6 +28,7 @@ class Args {
   bool Bool(const std::string& name) const;
   std::string String(const std::string& name) const;
   int Int(const std::string& name) const;
+  std::vector<std::string> List(const std::string& name) const;
   bool Given(const std::string& name) const { return given_.count(name) > 0; }
   const std::vector<std::string>& positional() const { return positional_; }
 
@@ -34,6 +36,7 @@ class Args {
   friend struct Parser;
   std::map<std::string, std::string> values_;
   std::map<std::string, bool> given_;
+  std::map<std::string, std::vector<std::string>> lists_;
   std::vector<std::string> positional_;
 };
 

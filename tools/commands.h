@@ -14,5 +14,6 @@ const Command& LoginCommand();
 const Command& LogoutCommand();
 const Command& MountCommand();
 const Command& UnmountCommand();
+const Command& SyncCommand();
 
 }  // namespace regfs::cli

@@ -280,10 +280,10 @@ TEST(SyncConfigTest, BadInputIsEinvalNamingThePlace) {
       {"r.io: {exclude: \"x\"}\n", {"registry \"r.io\", exclude", "must be a list"}},
       {"r.io: {images: {a: {exclude: [\"*x\"]}}}\n", {"images \"a\", exclude", "bad regular"}},
       {"r.io: {platforms: [linux]}\n",
-       {"registry \"r.io\", platforms", "platform \"linux\" is not os/arch[/variant]"}},
+       {"registry \"r.io\", platforms", "\"linux\" is not a platform"}},
       {"r.io: {images: {a: {platforms: [linux/arm/v7/x]}}}\n",
        {"images \"a\", platforms", "\"linux/arm/v7/x\""}},
-      {"r.io: {platforms: [\"linux//amd64\"]}\n", {"not os/arch"}},
+      {"r.io: {platforms: [\"linux//amd64\"]}\n", {"is not a platform"}},
       {"r.io: {tls-verify: maybe}\n", {"registry \"r.io\", tls-verify", "must be true or false"}},
       {"r.io: {tls-verify: [true]}\n", {"tls-verify", "must be true or false"}},
       {"r.io: {cert-dir: {a: b}}\n", {"registry \"r.io\", cert-dir", "must be a string"}},
@@ -340,19 +340,19 @@ TEST(SyncConfigTest, LoadsFiles) {
   EXPECT_NE(too_big.error().message.find(big), std::string::npos) << too_big.error().message;
 }
 
-TEST(SyncConfigTest, ParsesPlatformSpecs) {
-  auto p = ParsePlatformSpec("linux/arm64/v8");
+TEST(SyncConfigTest, ParsesPlatforms) {
+  auto p = ParsePlatform("linux/arm64/v8");
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->os, "linux");
   EXPECT_EQ(p->architecture, "arm64");
   EXPECT_EQ(p->variant, "v8");
-  auto q = ParsePlatformSpec("windows/amd64");
+  auto q = ParsePlatform("windows/amd64");
   ASSERT_TRUE(q.ok());
   EXPECT_EQ(q->os, "windows");
   EXPECT_EQ(q->variant, "");
   for (const char* bad :
        {"", "linux", "linux/", "/amd64", "linux/amd64/", "a/b/c/d", "linux/am d"}) {
-    auto r = ParsePlatformSpec(bad);
+    auto r = ParsePlatform(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().errnum, EINVAL);
   }

@@ -5,6 +5,8 @@
 #include "transports/docker/mirrored_source.h"
 #include "transports/oci/oci_transport.h"
 #include "transports/registry/docker_transport.h"
+#include "transports/util/digest.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 namespace {
@@ -42,7 +44,9 @@ std::shared_ptr<RegistryClient> RegistryClients::Get(const std::string& registry
                                                      const RegistryOptions& o) {
   // Everything that changes how the client talks to the registry is in the key.
   std::string key = registry + '\0' + (o.tls_verify ? "v" : "-") + (o.tls_verify_set ? "s" : "-") +
-                    '\0' + o.cert_dir + '\0' + o.authfile + '\0' + std::to_string(o.retry_times);
+                    '\0' + o.cert_dir + '\0' + o.authfile + '\0' + std::to_string(o.retry_times) +
+                    '\0' + std::to_string(o.max_requests) + (o.no_creds ? "n" : "-") + '\0' +
+                    o.registry_token;
   if (o.creds) key += '\0' + o.creds->username + '\0' + o.creds->password;
   std::lock_guard<std::mutex> lock(mu_);
   auto& client = clients_[key];
@@ -79,6 +83,31 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
       return NewOciDestination(ref.path, ref.oci_ref);
   }
   return MakeError(EINVAL, "unknown transport");
+}
+
+Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
+                                            const RegistryOptions& options,
+                                            RegistryClients& clients) {
+  switch (ref.transport) {
+    case Transport::kDocker: {
+      if (options.registries_conf)
+        RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker.Name()));
+      auto digest = clients.Get(ref.docker.registry, options)
+                        ->ResolveDigest(ref.docker.repository, ref.docker.ManifestRef());
+      if (!digest.ok() && digest.error().errnum == ENOENT) return std::optional<std::string>();
+      if (!digest.ok()) return digest.error();
+      return std::optional<std::string>(*digest);
+    }
+    case Transport::kDir: {
+      std::string file = ref.path + "/manifest.json";
+      if (!PathExists(file)) return std::optional<std::string>();
+      ASSIGN_OR_RETURN(std::string bytes, ReadFileBounded(file, kMaxManifestSize));
+      return std::optional<std::string>(DigestOf(bytes));
+    }
+    case Transport::kOci:
+      break;
+  }
+  return std::optional<std::string>();
 }
 
 RegistryFactory NewRegistryFactory(RegistryOptions options, std::set<std::string> insecure,

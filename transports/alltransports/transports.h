@@ -4,6 +4,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -38,6 +39,13 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
 Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageReference& ref,
                                                                const RegistryOptions& options,
                                                                RegistryClients& clients);
+
+// The digest of the top-level manifest at `ref` now, found cheaply and changing nothing (a
+// HEAD; a dir:'s manifest.json, which regfs and skopeo write last); nullopt when nothing is
+// there. oci: layouts are not looked into (nullopt).
+Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
+                                            const RegistryOptions& options,
+                                            RegistryClients& clients);
 
 // The registries of a mount, as the commands open theirs: one client per host with `options`
 // (registries.conf, certs.d and credentials found as for `copy`), verification off for the

@@ -31,6 +31,10 @@ class DockerSource final : public ImageSource {
 
   const DockerReference* RegistryLocation() const override { return &ref_; }
 
+  Result<std::string> ManifestDigest() override {
+    return client_->ResolveDigest(ref_.repository, ref_.ManifestRef());
+  }
+
  private:
   const DockerReference ref_;
   const std::shared_ptr<Registry> client_;
@@ -165,9 +169,13 @@ class DockerDestination final : public ImageDestination {
 
   std::string Describe() const override { return "docker://" + ref_.String(); }
 
+  // With a blob location cache, by digest alone, across the registry's repositories: of
+  // several images sharing a blob (the tags and repositories of one sync), one uploads it and
+  // the others then mount it from where the cache says it went. Without one they could not
+  // find it, so only pushes into one repository wait for each other.
   std::shared_ptr<void> LockBlob(const BlobInfo& blob) override {
-    return std::make_shared<KeyedLocks::Guard>(
-        client_->blob_locks().Lock(ref_.repository + "@" + blob.digest));
+    std::string key = client_->blob_locations() ? blob.digest : ref_.repository + "@" + blob.digest;
+    return std::make_shared<KeyedLocks::Guard>(client_->blob_locks().Lock(key));
   }
 
   Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {

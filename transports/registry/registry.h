@@ -70,9 +70,9 @@ class Registry {
 
   // Where blobs were seen, across processes, for mounts across repositories; null: not used.
   virtual BlobLocationCache* blob_locations() const { return nullptr; }
-  // One holder at a time per key, for this registry's users: "repo@digest" while a blob is
-  // checked, mounted or uploaded, so that two pushes of one blob into one repository never
-  // race (docker-registry loses a blob mounted twice at once).
+  // One holder at a time per key, for this registry's users: "repo@digest" (or, with a blob
+  // location cache, the digest) while a blob is checked, mounted or uploaded, so that two pushes of
+  // one blob into one repository never race (docker-registry loses a blob mounted twice at once).
   virtual KeyedLocks& blob_locks() = 0;
 };
 

@@ -162,7 +162,7 @@ Result<bool> ReadFilterKey(const std::string& key, const YAML::Node& value,
   ASSIGN_OR_RETURN(std::vector<std::string> list, StringList(value, where));
   if (key == "platforms") {
     for (const std::string& p : list) {
-      auto parsed = ParsePlatformSpec(p);
+      auto parsed = ParsePlatform(p);
       if (!parsed.ok()) return Bad(where, parsed.error().message, value);
     }
   } else {
@@ -329,13 +329,6 @@ class Parser {
   SyncConfig* out_;
 };
 
-bool PlatformPart(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  });
-}
-
 bool AnyMatch(const std::vector<std::regex>& patterns, const std::string& tag) {
   return std::any_of(patterns.begin(), patterns.end(),
                      [&](const std::regex& re) { return std::regex_match(tag, re); });
@@ -364,26 +357,6 @@ Result<SyncConfig> LoadSyncYaml(const std::string& path) {
   auto config = ParseSyncYaml(text);
   if (!config.ok()) return Annotate(std::move(config).error(), path);
   return config;
-}
-
-Result<Platform> ParsePlatformSpec(std::string_view text) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (true) {
-    size_t slash = text.find('/', start);
-    parts.push_back(text.substr(start, slash == std::string_view::npos ? slash : slash - start));
-    if (slash == std::string_view::npos) break;
-    start = slash + 1;
-  }
-  if (parts.size() < 2 || parts.size() > 3 ||
-      !std::all_of(parts.begin(), parts.end(), PlatformPart)) {
-    return MakeError(EINVAL, "platform " + Quote(text) + " is not os/arch[/variant]");
-  }
-  Platform p;
-  p.os = std::string(parts[0]);
-  p.architecture = std::string(parts[1]);
-  if (parts.size() == 3) p.variant = std::string(parts[2]);
-  return p;
 }
 
 Result<TagSelector> TagSelector::For(const SyncRepository& repo) {

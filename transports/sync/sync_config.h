@@ -88,9 +88,6 @@ Result<SyncConfig> ParseSyncYaml(std::string_view text);
 // Reads and parses a file of at most 16 MiB; errors name the path.
 Result<SyncConfig> LoadSyncYaml(const std::string& path);
 
-// "os/arch[/variant]", as `platforms` and --platform take it.
-Result<Platform> ParsePlatformSpec(std::string_view text);
-
 // Which tags of a repository are to be copied: kAllTags every one, kTagRegex those in which
 // the regex is found, kSemver those that are versions satisfying the constraint (other tags
 // never), kRefs the tags listed (digests are no tags); then only those that pass include and

@@ -1,0 +1,371 @@
+// regfs sync --src docker|dir|yaml --dest docker|dir SOURCE DESTINATION: skopeo sync's forms,
+// flags, YAML and destination layout, with images in parallel, unchanged images skipped after
+// HEAD requests, filters, prune, reports and shards (transports/sync/sync.h).
+#include "transports/sync/sync.h"
+
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tools/commands.h"
+#include "transports/blobinfocache/blob_location_cache.h"
+#include "transports/sync/sync_config.h"
+#include "transports/util/digest.h"
+#include "transports/util/file_util.h"
+
+namespace regfs::cli {
+namespace {
+
+int Usage(const Command& self, const std::string& message) {
+  std::fprintf(stderr, "regfs %s: %s (see regfs %s --help)\n", self.name.c_str(), message.c_str(),
+               self.name.c_str());
+  return 2;
+}
+
+// Filters given on the command line, for every source (YAML ones add their own).
+struct CliFilters {
+  std::vector<std::string> include, exclude;
+  std::vector<Platform> platforms;
+};
+
+Result<std::function<bool(const std::string&)>> Selector(SyncRepository repo,
+                                                         const CliFilters& cli) {
+  repo.include.insert(repo.include.end(), cli.include.begin(), cli.include.end());
+  repo.exclude.insert(repo.exclude.end(), cli.exclude.begin(), cli.exclude.end());
+  if (repo.kind == SyncRepository::Kind::kAllTags && repo.include.empty() && repo.exclude.empty())
+    return std::function<bool(const std::string&)>();
+  ASSIGN_OR_RETURN(TagSelector selector, TagSelector::For(repo));
+  return std::function<bool(const std::string&)>(
+      [selector = std::move(selector)](const std::string& tag) { return selector.Selects(tag); });
+}
+
+// --src docker: a repository (every tag) or one image.
+Result<std::vector<SyncSource>> DockerSources(const std::string& source,
+                                              const RegistryOptions& options,
+                                              const CliFilters& cli) {
+  ASSIGN_OR_RETURN(DockerReference ref, ParseDockerReference(source));
+  SyncSource s;
+  s.ref.transport = Transport::kDocker;
+  s.ref.docker = ref;
+  s.options = options;
+  s.platforms = cli.platforms;
+  if (ref.tag_defaulted && ref.digest.empty()) {
+    ASSIGN_OR_RETURN(s.selects, Selector(SyncRepository{}, cli));
+  } else {
+    s.refs = {ref.digest.empty() ? ref.tag : ref.digest};
+  }
+  return std::vector<SyncSource>{std::move(s)};
+}
+
+// --src dir: every image directory below SOURCE (one with a manifest.json; not looked into).
+Status WalkImages(const std::string& dir, std::vector<std::string>* out, int depth) {
+  if (PathExists(dir + "/manifest.json")) {
+    out->push_back(dir);
+    return Ok();
+  }
+  if (depth > 64) return MakeError(ELOOP, dir + ": too deep");
+  ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(dir));
+  std::sort(names.begin(), names.end());
+  for (const std::string& name : names) {
+    std::string path = dir == "/" ? "/" + name : dir + "/" + name;
+    if (IsDirectory(path)) RETURN_IF_ERROR(WalkImages(path, out, depth + 1));
+  }
+  return Ok();
+}
+
+Result<std::vector<SyncSource>> DirSources(std::string source, const CliFilters& cli) {
+  if (!IsDirectory(source)) {
+    return MakeError(ENOENT, "invalid source directory " + source + ": not a directory");
+  }
+  std::string root = source;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  std::vector<std::string> images;
+  RETURN_IF_ERROR(WalkImages(root, &images, 0));
+  if (images.empty()) return MakeError(ENOENT, "no images to sync found in " + source);
+  std::vector<SyncSource> out;
+  for (const std::string& image : images) {
+    SyncSource s;
+    s.ref.transport = Transport::kDir;
+    s.ref.path = image;
+    s.platforms = cli.platforms;
+    // As skopeo: the image's path with SOURCE (as given) cut off the front; SOURCE's own name
+    // when it is the image.
+    s.dir_suffix = image.rfind(source, 0) == 0 ? image.substr(source.size()) : image;
+    if (s.dir_suffix.empty() || image == root) {
+      s.dir_suffix = root.substr(root.rfind('/') == std::string::npos ? 0 : root.rfind('/') + 1);
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// --src yaml: skopeo's sync file (transports/sync/sync_config.h).
+Result<std::vector<SyncSource>> YamlSources(const std::string& path, const RegistryOptions& base,
+                                            const CliFilters& cli) {
+  ASSIGN_OR_RETURN(SyncConfig config, LoadSyncYaml(path));
+  for (const std::string& w : config.warnings) {
+    std::fprintf(stderr, "regfs sync: warning: %s\n", w.c_str());
+  }
+  std::vector<SyncSource> out;
+  for (const SyncRegistry& reg : config.registries) {
+    RegistryOptions options = base;
+    options.cert_dir = reg.cert_dir;  // as skopeo: the file's setting, even when empty
+    if (reg.tls_verify) {
+      options.tls_verify = *reg.tls_verify;
+      options.tls_verify_set = true;
+    }
+    if (reg.credentials) {
+      options.creds = Credentials{reg.credentials->username, reg.credentials->password, ""};
+      options.no_creds = false;
+    }
+    if (reg.repositories.empty()) {
+      std::fprintf(stderr, "regfs sync: warning: no images specified for registry %s\n",
+                   reg.name.c_str());
+    }
+    for (const SyncRepository& repo : reg.repositories) {
+      ASSIGN_OR_RETURN(DockerReference ref, ParseDockerReference(reg.name + "/" + repo.name));
+      if (!ref.tag_defaulted || !ref.digest.empty() || ref.registry != reg.name) {
+        return MakeError(
+            EINVAL, path + ": " + reg.name + ": \"" + repo.name + "\" is not a repository name");
+      }
+      SyncSource s;
+      s.ref.transport = Transport::kDocker;
+      s.ref.docker = ref;
+      s.options = options;
+      s.target = repo.target;
+      for (const std::string& p : repo.platforms) {
+        ASSIGN_OR_RETURN(Platform platform, ParsePlatform(p));
+        s.platforms.push_back(platform);
+      }
+      if (s.platforms.empty()) s.platforms = cli.platforms;
+      if (repo.kind == SyncRepository::Kind::kRefs) {
+        s.refs = repo.refs;
+      } else {
+        ASSIGN_OR_RETURN(s.selects, Selector(repo, cli));
+      }
+      out.push_back(std::move(s));
+    }
+  }
+  return out;
+}
+
+Status WriteLines(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::trunc);
+  if (!f) return SysError("creating", path);
+  f << text;
+  f.close();
+  if (!f) return SysError("writing", path);
+  return Ok();
+}
+
+std::string ReportLine(const SyncOutcome& o) {
+  nlohmann::ordered_json j;
+  j["source"] = o.source;
+  j["destination"] = o.destination;
+  j["digest"] = o.digest;
+  j["action"] = o.action;
+  j["bytes"] = o.bytes;
+  j["seconds"] = std::round(o.seconds * 1000) / 1000;
+  j["error"] = o.error;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+int Run(const Command& self, const Args& args) {
+  for (const char* flag : {"format", "sign-by", "sign-by-sigstore-private-key",
+                           "sign-passphrase-file", "sign-identity"}) {
+    if (args.Given(flag)) {
+      return Usage(self, std::string("--") + flag +
+                             " is not supported yet: regfs sync copies images as they are, "
+                             "manifests byte for byte, and does not sign");
+    }
+  }
+  const std::string src_kind = args.String("src"), dest_kind = args.String("dest");
+  if (src_kind.empty()) return Usage(self, "a source transport must be specified (--src)");
+  if (src_kind != "docker" && src_kind != "dir" && src_kind != "yaml") {
+    return Usage(self, "\"" + src_kind + "\" is not a valid source transport (docker, dir, yaml)");
+  }
+  if (dest_kind.empty()) return Usage(self, "a destination transport must be specified (--dest)");
+  if (dest_kind != "docker" && dest_kind != "dir") {
+    return Usage(self, "\"" + dest_kind + "\" is not a valid destination transport (docker, dir)");
+  }
+  if (src_kind == "dir" && dest_kind == "dir") {
+    return Usage(self, "sync from 'dir' to 'dir' not implemented, consider using rsync instead");
+  }
+  auto src_opts = RegistryOptionsFrom(args, "src-");
+  if (!src_opts.ok()) return Usage(self, src_opts.error().message);
+  auto dst_opts = RegistryOptionsFrom(args, "dest-");
+  if (!dst_opts.ok()) return Usage(self, dst_opts.error().message);
+  const int max_requests = args.Int("max-requests-per-registry");
+  src_opts->max_requests = dst_opts->max_requests = max_requests;
+
+  SyncOptions options;
+  options.dest_transport = dest_kind == "docker" ? Transport::kDocker : Transport::kDir;
+  options.destination = args.positional()[1];
+  options.all = args.Bool("all");
+  options.scoped = args.Bool("scoped");
+  options.append_suffix = args.String("append-suffix");
+  options.dry_run = args.Bool("dry-run");
+  options.keep_going = args.Bool("keep-going");
+  options.prune = args.Bool("prune");
+  options.jobs = std::max(1, args.Int("jobs"));
+  options.blob_parallel = std::max(1, args.Int("image-parallel-copies"));
+  options.retry_times = args.Given("retry-times") ? args.Int("retry-times") : 0;
+  if (args.Given("retry-delay")) {
+    auto delay = ParseDuration(args.String("retry-delay"));
+    if (!delay.ok()) return Usage(self, delay.error().message);
+    options.retry_delay = *delay;
+  }
+  if (args.Given("shard")) {
+    auto shard = ParseShard(args.String("shard"));
+    if (!shard.ok()) return Usage(self, shard.error().message);
+    std::tie(options.shard_index, options.shard_count) = *shard;
+  }
+  CliFilters cli;
+  cli.include = args.List("include");
+  cli.exclude = args.List("exclude");
+  for (const std::string& p : args.List("platform")) {
+    auto platform = ParsePlatform(p);
+    if (!platform.ok()) return Usage(self, platform.error().message);
+    cli.platforms.push_back(*platform);
+  }
+  if (args.Bool("preserve-digests") && !cli.platforms.empty()) {
+    return Usage(self, "--preserve-digests can't be kept with --platform: a reduced index is new");
+  }
+  const bool quiet = args.Bool("quiet");
+  options.info = [quiet](const std::string& line) {
+    if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
+  };
+  options.warn = [](const std::string& line) {
+    std::fprintf(stderr, "regfs sync: %s\n", line.c_str());
+  };
+
+  // Where blobs were seen, across processes and repositories: pushes mount what it knows.
+  if (!options.dry_run) {
+    auto known = BlobLocationCache::Open(BlobLocationCache::DefaultPath(), src_opts->log);
+    src_opts->blob_locations = dst_opts->blob_locations = known;
+  }
+  options.dest_options = *dst_opts;
+
+  const std::string& source = args.positional()[0];
+  Result<std::vector<SyncSource>> sources = MakeError(EINVAL, "no source");
+  if (src_kind == "docker") sources = DockerSources(source, *src_opts, cli);
+  if (src_kind == "dir") sources = DirSources(source, cli);
+  if (src_kind == "yaml") sources = YamlSources(source, *src_opts, cli);
+  if (!sources.ok()) return Fail(self, sources.error());
+  if (!cli.include.empty() || !cli.exclude.empty()) {
+    for (const SyncSource& s : *sources) {
+      if (!s.Listed() && s.ref.transport == Transport::kDocker) {
+        std::fprintf(stderr,
+                     "regfs sync: warning: --include/--exclude filter listed tags only; "
+                     "%s names its tags\n",
+                     s.ref.docker.Name().c_str());
+      }
+    }
+  }
+
+  RegistryClients clients(std::make_shared<HttpClient>());
+  SyncReport report = Sync(*sources, options, clients);
+
+  int copied = 0, skipped = 0, failed = 0;
+  std::string digests, lines;
+  for (const SyncOutcome& o : report.outcomes) {
+    if (o.action == "failed") ++failed;
+    if (o.action == "skip") ++skipped;
+    if (o.action == "copy" || o.action == "update") ++copied;
+    if (options.dry_run) {
+      std::printf("%-6s %s -> %s\n", o.action.c_str(), o.source.c_str(), o.destination.c_str());
+    }
+    if (!o.digest.empty() && o.action != "prune" && o.action != "failed") {
+      digests += o.digest + " " + o.destination + "\n";
+    }
+    lines += ReportLine(o);
+  }
+  if (std::string file = args.String("digestfile"); !file.empty() && !options.dry_run) {
+    if (Status s = WriteLines(file, digests); !s.ok()) return Fail(self, s.error());
+  }
+  if (std::string file = args.String("report"); !file.empty()) {
+    if (Status s = WriteLines(file, lines); !s.ok()) return Fail(self, s.error());
+  }
+  if (!quiet) {
+    std::fprintf(stderr, "%s %d images (%d up to date)%s\n",
+                 options.dry_run ? "Would sync" : "Synced", copied + skipped, skipped,
+                 failed ? (", " + std::to_string(failed) + " failed").c_str() : "");
+  }
+  if (report.failed) {
+    std::fprintf(stderr, "regfs sync: sync failed for one or more images (see above)\n");
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+const Command& SyncCommand() {
+  static const Command kCommand = [] {
+    Command c;
+    c.name = "sync";
+    c.usage = "sync [options] --src TRANSPORT --dest TRANSPORT SOURCE DESTINATION";
+    c.summary = "Synchronize images between registries and directories";
+    c.details =
+        "Source transports (--src): docker (REGISTRY/REPO: every tag; REGISTRY/REPO:TAG or\n"
+        "@DIGEST: one image), dir (every image directory below SOURCE), yaml (skopeo's sync\n"
+        "file: images, images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir;\n"
+        "plus include, exclude, platforms and target). Destination transports (--dest): docker\n"
+        "(REGISTRY[/NS]), dir (a directory). Images go to DESTINATION/NAME:TAG, NAME being the\n"
+        "repository's last component, or with --scoped its full REGISTRY/NS/REPO path.\n\n"
+        "Images are synced --jobs at a time; one whose destination already has its digest is\n"
+        "skipped after HEAD requests; a dir: image is replaced whole, never left half-written.\n"
+        "--dry-run prints copy/update/skip per image and changes nothing. Exit status: 0 all\n"
+        "synced, 1 some images failed (with --keep-going, after trying all), 2 usage.";
+    c.flags = {
+        {"src", 's', FlagKind::kString, "SOURCE transport: docker, dir or yaml", ""},
+        {"dest", 'd', FlagKind::kString, "DESTINATION transport: docker or dir", ""},
+        {"all", 'a', FlagKind::kBool, "copy every platform of multi-platform images", ""},
+        {"scoped", 0, FlagKind::kBool, "name destinations by the full source path", ""},
+        {"append-suffix", 0, FlagKind::kString, "text appended to destination tags", ""},
+        {"dry-run", 0, FlagKind::kBool, "print what would be done; change nothing", ""},
+        {"keep-going", 0, FlagKind::kBool, "go on after an image fails (exit 1 at the end)", ""},
+        {"preserve-digests", 0, FlagKind::kBool, "preserve digests (regfs always does)", ""},
+        {"remove-signatures", 0, FlagKind::kBool, "do not copy signatures (regfs copies none yet)",
+         ""},
+        {"digestfile", 0, FlagKind::kString,
+         "write \"DIGEST DESTINATION\" for every image synced to FILE", ""},
+        {"report", 0, FlagKind::kString,
+         "write one JSON line per image (source, destination, digest, action, bytes, seconds, "
+         "error) to FILE",
+         ""},
+        {"retry-delay", 0, FlagKind::kString,
+         "wait between retries of an image (default 1s, doubling)", ""},
+        {"jobs", 'j', FlagKind::kInt, "images synced at once", "4"},
+        {"image-parallel-copies", 0, FlagKind::kInt, "blobs copied at once within an image", "6"},
+        {"max-requests-per-registry", 0, FlagKind::kInt,
+         "requests in flight to one registry at once (0: no limit)", "32"},
+        {"include", 0, FlagKind::kList, "sync only tags matching REGEX (whole tag)", ""},
+        {"exclude", 0, FlagKind::kList, "skip tags matching REGEX (whole tag)", ""},
+        {"platform", 0, FlagKind::kList,
+         "OS/ARCH[/VARIANT] to keep of multi-platform images (writes a reduced index)", ""},
+        {"prune", 0, FlagKind::kBool,
+         "delete destination tags of synced repositories that the source no longer has", ""},
+        {"shard", 0, FlagKind::kString, "sync only the K-th of N slices of the repositories (K/N)",
+         ""},
+        {"tls-verify", 0, FlagKind::kBool, "deprecated: --src-tls-verify and --dest-tls-verify",
+         "true"},
+        {"format", 'f', FlagKind::kString, "manifest type (not supported yet)", ""},
+        {"sign-by", 0, FlagKind::kString, "GPG signing (not supported yet)", ""},
+        {"sign-by-sigstore-private-key", 0, FlagKind::kString,
+         "sigstore signing (not supported yet)", ""},
+        {"sign-passphrase-file", 0, FlagKind::kString, "passphrase for signing keys", ""},
+        {"sign-identity", 0, FlagKind::kString, "identity for sigstore signatures", ""},
+        {"quiet", 'q', FlagKind::kBool, "print no line per image", ""},
+    };
+    AddRegistryFlags(&c.flags, "src-", false);
+    AddRegistryFlags(&c.flags, "dest-", true);
+    AddRequestFlags(&c.flags);
+    c.min_args = c.max_args = 2;
+    c.run = Run;
+    return c;
+  }();
+  return kCommand;
+}
+
+}  // namespace regfs::cli
