@@ -480,8 +480,13 @@ def test_platform_flag_reduces_the_index(regfs_bin, registry, registry2, imgs, r
     rep = work / "r.jsonl"
     sync_ok(regfs_bin, "--src", "docker", "--dest", "docker", "--platform", "linux/arm64/v8",
             "--report", rep, f"{registry.addr}/{imgs.oci_index.repo}:v1", f"{registry2.addr}/{ns}")
-    _check_reduced(registry2, f"{ns}/oci-index", "v1", imgs.oci_index, "linux/arm64/v8",
-                   read_report(rep))
+    first = read_report(rep)
+    _check_reduced(registry2, f"{ns}/oci-index", "v1", imgs.oci_index, "linux/arm64/v8", first)
+    # again: the reduced index is what the destination has, so nothing to do
+    sync_ok(regfs_bin, "--src", "docker", "--dest", "docker", "--platform", "linux/arm64/v8",
+            "--report", rep, f"{registry.addr}/{imgs.oci_index.repo}:v1", f"{registry2.addr}/{ns}")
+    [again] = read_report(rep)
+    assert (again["action"], again["digest"]) == ("skip", first[0]["digest"]), again
 
 
 def test_platforms_yaml_reduces_the_index(regfs_bin, registry, registry2, imgs, repo_name, work):
@@ -585,6 +590,10 @@ def test_prune_dir(regfs_bin, registry, repo_name, work):
     sync_ok(regfs_bin, *argv)
     assert (out / f"{name}:old").is_dir()
     rep = work / "r.jsonl"
+    p = sync_ok(regfs_bin, "--prune", "--dry-run", "--report", rep, *argv)
+    assert (out / f"{name}:old").is_dir()
+    assert [o["destination"] for o in read_report(rep) if o["action"] == "prune"] == [
+        f"dir:{out}/{name}:old"], p.stdout
     sync_ok(regfs_bin, "--prune", "--report", rep, *argv)
     assert sorted(os.listdir(out)) == sorted([f"{name}:a", f"{name}:b", f"{name}:{sig}",
                                               "other:x"])
