@@ -139,7 +139,11 @@ Result<std::vector<SyncSource>> YamlSources(const std::string& path, const Regis
       }
       if (s.platforms.empty()) s.platforms = cli.platforms;
       if (repo.kind == SyncRepository::Kind::kRefs) {
-        s.refs = repo.refs;
+        // Named tags pass include and exclude too; digests are no tags and always go.
+        ASSIGN_OR_RETURN(auto selects, Selector(repo, cli));
+        for (const std::string& named : repo.refs) {
+          if (!selects || IsSha256Digest(named) || selects(named)) s.refs.push_back(named);
+        }
       } else {
         ASSIGN_OR_RETURN(s.selects, Selector(repo, cli));
       }

@@ -47,18 +47,20 @@ class DirSource final : public ImageSource {
   const std::string path_;
 };
 
-// Removes what a killed copy to `path` left beside it: PATH.regfs-tmp-PID-* (an image being
-// assembled) and PATH.regfs-old-PID-* (one being replaced), where process PID is gone.
-void RemoveStaleStaging(const std::string& path) {
-  std::string dir = DirName(path);
-  std::string base = path.substr(path.rfind('/') + 1);
+}  // namespace
+
+void RemoveStaleStaging(const std::string& dir, const std::string& base) {
   auto names = ListDir(dir);
   if (!names.ok()) return;
   for (const std::string& name : *names) {
     for (std::string_view kind : {".regfs-tmp-", ".regfs-old-"}) {
-      std::string prefix = base + std::string(kind);
-      if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
-      std::string rest = name.substr(prefix.size());
+      size_t at = base.empty() ? name.find(kind) : base.size();
+      if (at == std::string::npos || at == 0 || name.size() <= at ||
+          name.compare(at, kind.size(), kind) != 0) {
+        continue;
+      }
+      if (!base.empty() && name.compare(0, at, base) != 0) continue;
+      std::string rest = name.substr(at + kind.size());
       size_t dash = rest.find('-');
       if (dash == 0 || dash == std::string::npos || dash > 10 ||
           rest.find_first_not_of("0123456789") != dash) {
@@ -69,6 +71,8 @@ void RemoveStaleStaging(const std::string& path) {
     }
   }
 }
+
+namespace {
 
 bool IsEmptyDir(const std::string& path) {
   auto names = ListDir(path);
@@ -163,7 +167,7 @@ Result<std::unique_ptr<ImageDestination>> NewDirDestination(const std::string& r
     errno = ENOENT;
     return SysError("creating image directory in", DirName(path));
   }
-  RemoveStaleStaging(path);
+  RemoveStaleStaging(DirName(path), path.substr(path.rfind('/') + 1));
   std::string staging = path + ".regfs-tmp-" + std::to_string(getpid()) + "-XXXXXX";
   if (!mkdtemp(staging.data())) return SysError("creating", staging);
   chmod(staging.c_str(), 0755);

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "transports/copy/copy.h"
+#include "transports/dir/dir_transport.h"
 #include "transports/registry/image_delete.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
@@ -122,6 +123,12 @@ class Syncer {
     }
     std::sort(jobs.begin(), jobs.end(),
               [](const Job& a, const Job& b) { return a.src.String() < b.src.String(); });
+    if (options_.dest_transport == Transport::kDir && !options_.dry_run) {
+      // What killed runs left, also beside images that are up to date now.
+      std::set<std::string> dirs;
+      for (const Job& job : jobs) dirs.insert(DirName(job.dst.path));
+      for (const std::string& dir : dirs) RemoveStaleStaging(dir);
+    }
     ForEach(jobs.size(), [&](size_t i) { SyncImage(jobs[i]); });
     if (options_.prune && (!stop_.load() || options_.keep_going)) Prune(sources);
 
