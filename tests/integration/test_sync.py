@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from testlib import images, tools
+from testlib.faultproxy import Fault
 from testlib.registry import Registry, RegistryTLS
 
 NO_TLS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
@@ -693,3 +694,98 @@ def test_tls_yaml_cert_dir_same_tree_as_skopeo(tls_registry, tls_repo, cert_dir,
     p = regfs_sync("--src", "yaml", "--dest", "dir", y, work / "rf2")
     assert p.returncode == 1, p.stderr
     assert "certificate" in p.stderr, p.stderr
+
+
+# ---- more forms --------------------------------------------------------------------------
+
+def test_digest_of_multi_platform_image_without_all_same_tree_as_skopeo(app, work):
+    # the directory is named by the index digest; both copy the one instance into it
+    ref = f"{app.name}@{app.digests['multi']}"
+    both(["--src", "docker", "--dest", "dir", *NO_TLS, ref], work / "sk", work / "rf")
+    assert_same_tree(work / "rf", work / "sk", [f"app@{app.digests['multi']}"])
+
+
+def test_dir_source_that_is_one_image(registry2, app, work):
+    ok(skopeo_sync("--src", "docker", "--dest", "dir", *NO_TLS, "--all", f"{app.name}:list",
+                   work / "tree"), "skopeo")
+    dest_ns = f"one{uuid.uuid4().hex[:8]}"
+    for who, run in (("sk", skopeo_sync), ("rf", regfs_sync)):
+        ok(run("--src", "dir", "--dest", "docker", *NO_TLS, "--all", "--preserve-digests",
+               work / "tree" / "app:list", f"{registry2.addr}/{dest_ns}-{who}"), who)
+    assert repos_under(registry2, f"{dest_ns}-sk") == {"app": {"list": app.digests["list"]}}
+    assert repos_under(registry2, f"{dest_ns}-rf") == repos_under(registry2, f"{dest_ns}-sk")
+
+
+def test_same_destination_from_two_repositories_fails(registry, small, ns, work):
+    # without --scoped, NS/a/app and NS/b/app both go to DEST/app:TAG
+    for sub in ("a", "b"):
+        images.push(small.path, registry.addr, f"{ns}/{sub}/app", "v1")
+    y = write_yaml(work / "sync.yaml", f"""\
+{registry.addr}:
+  tls-verify: false
+  images:
+    {ns}/a/app: [v1]
+    {ns}/b/app: [v1]
+""")
+    sk = skopeo_sync("--src", "yaml", "--dest", "dir", y, work / "sk")
+    assert sk.returncode == 1, sk.stderr
+    p = regfs_sync("--src", "yaml", "--dest", "dir", y, work / "rf")
+    assert p.returncode == 1, p.stderr
+    assert f"{ns}/a/app" in p.stderr and f"{ns}/b/app" in p.stderr, p.stderr
+    # with --scoped both are synced, as skopeo does
+    both(["--src", "yaml", "--dest", "dir", "--scoped", y], work / "sk2", work / "rf2")
+    assert_same_tree(work / "rf2", work / "sk2", [registry.addr])
+    assert image_dirs(work / "rf2") == [f"{registry.addr}/{ns}/a/app:v1",
+                                        f"{registry.addr}/{ns}/b/app:v1"]
+
+
+def test_changed_source_tag_replaces_the_dir_image(registry, imgs, fresh_app, work):
+    name = f"{registry.addr}/{fresh_app}"
+    base = fresh_app.rsplit("/", 1)[1]
+    args = ["--src", "docker", "--dest", "dir", *NO_TLS]
+    ok(regfs_sync(*args, name, work / "rf"), "regfs")
+    images.push(imgs.oci_index.dir, registry.addr, fresh_app, "v1")   # v1 changes
+    before = file_stats(work / "rf")
+    df = work / "digests"
+    p = ok(regfs_sync(*args, "--digestfile", df, name, work / "rf"), "regfs")
+    assert f"Updated docker://{name}:v1" in p.stderr, p.stderr
+    # the new v1 is what skopeo writes for it into an empty directory; the others untouched
+    ok(skopeo_sync(*args, f"{name}:v1", work / "sk"), "skopeo")
+    assert tools.tree_diff(work / "rf" / f"{base}:v1", work / "sk" / f"{base}:v1") == ""
+    after = file_stats(work / "rf")
+    for path, st in before.items():
+        if not path.startswith(f"{base}:v1"):
+            assert after.get(path) == st, f"{path} changed"
+    assert sorted(os.listdir(work / "rf")) == sorted(f"{base}:{t}" for t in ("v1", "v2", "list"))
+    assert _digestfile_lines(df)[f"dir:{work / 'rf'}/{base}:v1"] == tools.sha256_file(
+        work / "rf" / f"{base}:v1" / "manifest.json")
+
+
+def test_dry_run_writes_no_digestfile(app, work):
+    df = work / "digests"
+    ok(regfs_sync("--dry-run", "--digestfile", df, "--src", "docker", "--dest", "dir", *NO_TLS,
+                  app.name, work / "rf"), "regfs")
+    assert not df.exists()
+    assert not (work / "rf").exists()
+
+
+def test_retry_times(proxy, imgs, app, work):
+    """--retry-times 0: one attempt; --retry-times 3 gets past two 503s of a blob (with a
+    short --retry-delay, a regfs flag newer skopeo has too)."""
+    src = f"{proxy.addr}/{app.repo}:v1"
+    blob = f"/blobs/{imgs.oci.image.layers[1].digest}"
+    args = ["--src", "docker", "--dest", "dir", *NO_TLS]
+    failures = lambda: len([e for e in proxy.requests("GET", blob) if e.status == 503])  # noqa
+    proxy.add(Fault.status(503), method="GET", path=blob, forever=True)
+    p = regfs_sync(*args, "--retry-times", "0", src, work / "rf0")
+    assert p.returncode == 1, p.stderr
+    assert "503" in p.stderr, p.stderr
+    assert failures() == 1, proxy.dump()
+    assert not (work / "rf0").exists() or image_dirs(work / "rf0") == []
+    proxy.clear_faults()
+    proxy.add(Fault.status(503), method="GET", path=blob, count=2)
+    ok(regfs_sync(*args, "--retry-times", "3", "--retry-delay", "10ms", src, work / "rf"),
+       "regfs")
+    assert failures() == 3, proxy.dump()
+    ok(skopeo_sync(*args, "--retry-times", "3", src, work / "sk"), "skopeo")
+    assert_same_tree(work / "rf", work / "sk", ["app:v1"])
