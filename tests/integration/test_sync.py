@@ -315,21 +315,31 @@ def test_docker_to_docker_all_keeps_index_digests(registry2, app, work):
 
 # ---- 4. dir → docker ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("scoped", [False, True], ids=["plain", "scoped"])
-def test_dir_to_docker_round_trip_same_names_as_skopeo(registry2, app, work, scoped):
+@pytest.mark.parametrize("form", ["plain", "scoped", "from-scoped-tree"])
+def test_dir_to_docker_round_trip_same_names_as_skopeo(registry2, app, work, form):
     tree = work / "tree"
-    ok(skopeo_sync("--src", "docker", "--dest", "dir", *NO_TLS, "--all", app.name,
-                   tree / "team"), "skopeo")
+    if form == "from-scoped-tree":
+        # skopeo's --scoped tree (TREE/HOST:PORT/NS/app:TAG), pushed without --scoped
+        ok(skopeo_sync("--src", "docker", "--dest", "dir", *NO_TLS, "--all", "--scoped",
+                       app.name, tree), "skopeo")
+        assert image_dirs(tree) == sorted(f"{app.name}:{t}" for t in app.tags)
+    else:
+        ok(skopeo_sync("--src", "docker", "--dest", "dir", *NO_TLS, "--all", app.name,
+                       tree / "team"), "skopeo")
     dest_ns = f"dd{uuid.uuid4().hex[:8]}"
-    flags = ["--scoped"] if scoped else []
+    flags = ["--scoped"] if form == "scoped" else []
     args = ["--src", "dir", "--dest", "docker", *NO_TLS, "--all", "--preserve-digests",
             *flags, tree]
     ok(skopeo_sync(*args, f"{registry2.addr}/{dest_ns}-sk"), "skopeo")
     ok(regfs_sync(*args, f"{registry2.addr}/{dest_ns}-rf"), "regfs")
     theirs = repos_under(registry2, f"{dest_ns}-sk")
     mine = repos_under(registry2, f"{dest_ns}-rf")
-    assert theirs == {("team/app" if scoped else "app"): app.digests}
+    assert theirs == {("team/app" if form == "scoped" else "app"): app.digests}
     assert mine == theirs
+    # and a dry run now finds every image up to date
+    p = ok(regfs_sync("--dry-run", *args, f"{registry2.addr}/{dest_ns}-rf"), "regfs")
+    plan = dry_plan(p)
+    assert len(plan) == len(app.tags) and {a for a, _ in plan.values()} == {"skip"}, p.stdout
 
 
 # ---- 5. a second sync into the same directory --------------------------------------------
