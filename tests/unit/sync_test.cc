@@ -179,6 +179,9 @@ TEST(DirDestinationTest, LeftoversOfADeadCopyAreRemovedAndALiveOnesKept) {
   EXPECT_FALSE(PathExists(dead_old));
   EXPECT_TRUE(PathExists(live));
   EXPECT_TRUE(PathExists(other));  // another image's
+  RemoveStaleStaging(tmp.path());  // every image's, as a sync sweeps its directories
+  EXPECT_FALSE(PathExists(other));
+  EXPECT_TRUE(PathExists(live));
 }
 
 TEST(ShardTest, ParsesKOfN) {
