@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -199,19 +200,26 @@ void PrintCommandHelp(const Command& cmd) {
   std::cout << cmd.summary << "\n\nUsage:\n  regfs " << cmd.usage << "\n";
   if (!cmd.details.empty()) std::cout << "\n" << cmd.details << "\n";
   std::cout << "\nOptions:\n";
+  std::vector<std::pair<std::string, std::string>> rows;
+  size_t width = 10;
   for (const Flag& f : cmd.flags) {
     std::string left = f.short_name ? std::string("-") + f.short_name + ", " : "    ";
     left += "--" + f.name;
     if (f.kind == FlagKind::kString) left += " string";
-    if (f.kind == FlagKind::kList) left += " string (repeatable)";
+    if (f.kind == FlagKind::kList) left += " string";
     if (f.kind == FlagKind::kInt) left += " int";
     std::string help = f.help;
+    if (f.kind == FlagKind::kList) help += " (repeatable)";
     if (f.kind != FlagKind::kBool && !f.default_value.empty())
       help += " (default " + f.default_value + ")";
     if (f.kind == FlagKind::kBool && f.default_value == "true") help += " (default true)";
-    std::printf("  %-32s %s\n", left.c_str(), help.c_str());
+    width = std::max(width, left.size());
+    rows.emplace_back(std::move(left), std::move(help));
   }
-  std::printf("  %-32s %s\n", "-h, --help", "show this help");
+  rows.emplace_back("-h, --help", "show this help");
+  for (const auto& [left, help] : rows) {
+    std::printf("  %-*s  %s\n", static_cast<int>(width), left.c_str(), help.c_str());
+  }
 }
 
 int Dispatch(const Command& command, int argc, char** argv) {

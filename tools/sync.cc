@@ -358,8 +358,9 @@ const Command& SyncCommand() {
         {"sign-by", 0, FlagKind::kString, "GPG signing (not supported yet)", ""},
         {"sign-by-sigstore-private-key", 0, FlagKind::kString,
          "sigstore signing (not supported yet)", ""},
-        {"sign-passphrase-file", 0, FlagKind::kString, "passphrase for signing keys", ""},
-        {"sign-identity", 0, FlagKind::kString, "identity for sigstore signatures", ""},
+        {"sign-passphrase-file", 0, FlagKind::kString, "passphrase file (not supported yet)", ""},
+        {"sign-identity", 0, FlagKind::kString, "sigstore signature identity (not supported yet)",
+         ""},
         {"quiet", 'q', FlagKind::kBool, "print no line per image", ""},
     };
     AddRegistryFlags(&c.flags, "src-", false);
