@@ -52,9 +52,11 @@ directories are removed at the end, also on failure or Ctrl-C.
 With --plain the registries speak plain HTTP (the YAML says `tls-verify: false`, the
 destination gets --dest-tls-verify=false): the same cases, ratios printed, no targets.
 --skopeo-only runs skopeo's side alone (and (s4) with skopeo), for when regfs has no sync.
+--regfs-jobs N adds --jobs N to regfs's commands alone (to see how time and memory scale).
 
     /usr/bin/python3 tests/bench/bench_sync.py [--reps N] [--plain] [--json FILE]
                                                [--cases s1,s2,s3,s4,s5] [--skopeo-only]
+                                               [--regfs-jobs N]
 
 Not a test: it measures and prints; it exits non-zero only when a command or one of the
 checks above fails (missed targets are printed, not failures).
@@ -274,7 +276,8 @@ class SyncBench:
             flags += (["--dest-tls-verify=false"] if self.network.plain
                       else ["--dest-cert-dir", str(self.network.certs_d / host)])
         if tool == "regfs":
-            return regfs_cmd([self.regfs, "sync", *flags, src, dest], cache)
+            jobs = ["--jobs", str(self.args.regfs_jobs)] if self.args.regfs_jobs else []
+            return regfs_cmd([self.regfs, "sync", *flags, *jobs, src, dest], cache)
         return self.skopeo_caches.command([SKOPEO, "sync", *flags, src, dest], cache)
 
     def attempt(self, cmd):
@@ -597,9 +600,19 @@ class SyncBench:
                 line += (" — no blob bodies, no manifest GETs: "
                          + ("met" if ok and worst == 0 else f"MISSED (worst run {worst})"))
             lines.append(line)
+        # A check made in every repetition is one line when all of them came out alike
+        # (the same words but for numbers and quoted paths).
+        groups = {}
         for c in self.checks:
-            lines.append(f"({c['case']}) {c['tool']}: {c['text']}"
-                         + ("" if c["ok"] else "   <-- FAILED"))
+            groups.setdefault((c["case"], c["tool"], c["text"].split(":", 1)[0]), []).append(c)
+        for (case, tool, _), checks in groups.items():
+            alike = len({(c["ok"], re.sub(r'[0-9.]+|"(?:[^"\\]|\\.)*"', "", c["text"]))
+                         for c in checks}) == 1
+            for c in checks[-1:] if alike else checks:
+                lines.append(f"({case}) {tool}: {c['text']}"
+                             + (f"   [all {len(checks)} runs alike]"
+                                if alike and len(checks) > 1 else "")
+                             + ("" if c["ok"] else "   <-- FAILED"))
         return lines
 
     def json_fields(self):
@@ -631,6 +644,8 @@ def main():
                         help=f"comma-separated cases to run ({','.join(CASES)})")
     parser.add_argument("--skopeo-only", action="store_true",
                         help="run skopeo's side alone (and (s4) with skopeo)")
+    parser.add_argument("--regfs-jobs", type=int, metavar="N",
+                        help="give regfs --jobs N (default: no such flag, regfs's own 4)")
     args = parser.parse_args()
     args.cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     unknown = set(args.cases) - set(CASES)
