@@ -357,14 +357,25 @@ class SyncBench:
                 work.append(((r, t), img.path))
         self.src_reg = self.network.registry()
 
-        def push(item):
+        def push(item, tries=3):
             (r, t), path = item
-            self.digests[(r, t)] = self.network.push(
-                path, self.src_reg, f"sync/{repo_name(r)}", f"t{t}",
-                lambda argv: self.skopeo_caches.command(argv, self.warm_skopeo))
-        push(work[0])   # makes skopeo's namespace before the threads use it
+            for attempt in range(tries):
+                try:
+                    self.digests[(r, t)] = self.network.push(
+                        path, self.src_reg, f"sync/{repo_name(r)}", f"t{t}",
+                        lambda argv: self.skopeo_caches.command(argv, self.warm_skopeo))
+                    return
+                except CommandFailed:
+                    if attempt == tries - 1:
+                        raise
+        # The first tag of every repository one after the other (docker-registry may answer
+        # 500 to concurrent pushes of one blob), which also makes skopeo's namespace before
+        # the threads use it; then the rest, which only add their own layers, side by side.
+        for item in work:
+            if item[0][1] == 1:
+                push(item)
         with concurrent.futures.ThreadPoolExecutor(3) as pool:
-            list(pool.map(push, work[1:]))
+            list(pool.map(push, [item for item in work if item[0][1] != 1]))
         shutil.rmtree(gen)
         self.src_relay = self.network.relay(self.src_reg, RELAY_DELAY_MS)
         self.yaml = self.write_yaml(self.src_relay.addr)
