@@ -581,7 +581,8 @@ def main():
 def run_bench(name, bench_cls, args, print_table, needs):
     """Checks the tools in `needs` ((path, install hint) pairs), runs bench_cls(args, workdir)
     in a temporary work directory that goes whatever happens, and prints its table
-    (print_table(rows, args, notes), notes from bench.notes())."""
+    (print_table(rows, args, notes), notes from bench.notes()); --json also gets whatever
+    bench.json_fields() returns, when it has one."""
     for path, hint in needs:
         if not os.access(path, os.X_OK):
             sys.exit(f"{name}: {path} is missing ({hint})")
@@ -611,7 +612,8 @@ def run_bench(name, bench_cls, args, print_table, needs):
         Path(args.json).write_text(json.dumps(
             {"args": vars(args), "transport": "http" if args.plain else "https",
              "rows": rows, "notes": notes, "runs": bench.results,
-             "connections": getattr(bench, "connections", None)},
+             "connections": getattr(bench, "connections", None),
+             **(bench.json_fields() if hasattr(bench, "json_fields") else {})},
             indent=2, default=str) + "\n")
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)

@@ -130,13 +130,20 @@ def _parse_platform(p):
     return plat
 
 
-def _build_image(rng, seed, fmt, layers, platform, layer_size):
-    """Blobs and manifest bytes of one image (nothing written)."""
+def _build_image(rng, seed, fmt, layers, platform, layer_size, base=()):
+    """Blobs and manifest bytes of one image (nothing written); the Blobs in `base` are its
+    first layers, as they are."""
     mt = MT[fmt]
     layer_blobs, diff_ids, history = [], [], []
     created = f"2024-0{1 + seed % 9}-1{seed % 10}T12:00:00Z"
-    for i, kind in enumerate(layers):
-        size = layer_size[i] if isinstance(layer_size, (list, tuple)) else layer_size
+    for b in base:
+        compressed = b.data[:2] == b"\x1f\x8b"
+        diff_ids.append(_digest(gzip.decompress(b.data) if compressed else b.data))
+        layer_blobs.append(b)
+        history.append({"created": created,
+                        "created_by": f"/bin/sh -c #(nop) ADD file:{diff_ids[-1][7:19]} in /"})
+    for i, kind in enumerate(layers, start=len(base)):
+        size = layer_size[i - len(base)] if isinstance(layer_size, (list, tuple)) else layer_size
         tar = _tar_layer(rng, i, size, seed)
         diff_ids.append(_digest(tar))
         data = gzip.compress(tar, compresslevel=6, mtime=0) if kind == "gzip" else tar
@@ -192,14 +199,16 @@ def _new_dir(path):
 
 
 def make_image(path, seed=0, fmt="oci", layers=("gzip", "tar"), platform="linux/amd64",
-               layer_size=64 * 1024):
+               layer_size=64 * 1024, base=()):
     """Write a single-manifest image in dir: layout to path (created; must be empty).
 
     layers: one "gzip" or "tar" per layer. layer_size: bytes of random payload per layer
-    (an int, or one per layer)."""
+    (an int, or one per layer). base: Blobs (say another Image's layers) to put below them,
+    so that images share layers."""
     rng = random.Random(f"regfs-image-{seed}")
     path = _new_dir(path)
-    img = _build_image(rng, seed, fmt, list(layers), _parse_platform(platform), layer_size)
+    img = _build_image(rng, seed, fmt, list(layers), _parse_platform(platform), layer_size,
+                       base)
     img.path = path
     _write_blobs(path, [img.config] + img.layers)
     (path / "manifest.json").write_bytes(img.manifest)
