@@ -1,5 +1,6 @@
 #include "transports/registry/docker_transport.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -45,7 +46,12 @@ class DockerSource final : public ImageSource {
 // Commit(): the upload can't complete until the writer has verified the digest.
 class UploadPipe {
  public:
-  explicit UploadPipe(int64_t size) : size_(size), buf_(kCapacity) {}
+  // A blob smaller than the capacity gets a buffer of its size: many small uploads at once
+  // (a sync's configs and layers) don't each hold the whole capacity.
+  explicit UploadPipe(int64_t size)
+      : size_(size),
+        buf_(size >= 0 ? static_cast<size_t>(std::clamp<int64_t>(size, 1, kCapacity)) : kCapacity) {
+  }
 
   // Blocks while the pipe is full. Fails once the reader has stopped.
   Status Write(const char* data, size_t n) {
