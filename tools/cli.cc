@@ -143,19 +143,11 @@ Result<RegistryTarget> RegistryTargetFrom(const Args& args, const std::string& w
   return RegistryTarget{std::move(ref.docker), std::move(client)};
 }
 
-Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix) {
-  RegistryOptions o;
-  // skopeo's deprecated --tls-verify, where it exists, sets both sides.
-  std::string tls =
-      !prefix.empty() && !args.Given(prefix + "tls-verify") && args.Given("tls-verify")
-          ? "tls-verify"
-          : prefix + "tls-verify";
-  o.tls_verify = args.Bool(tls);
-  o.tls_verify_set = args.Given(tls);
-  o.cert_dir = args.String(prefix + "cert-dir");
-  ASSIGN_OR_RETURN(o.registries_conf, LoadRegistriesConf());
-  o.authfile =
-      args.Given(prefix + "authfile") ? args.String(prefix + "authfile") : args.String("authfile");
+namespace {
+
+// --PREFIXcreds, --PREFIXusername/--PREFIXpassword, --PREFIXno-creds, --PREFIXregistry-token.
+Status CredentialFlags(const Args& args, const std::string& prefix, RegistryOptions* out) {
+  RegistryOptions& o = *out;
   const std::string creds = args.String(prefix + "creds");
   const bool user = args.Given(prefix + "username"), password = args.Given(prefix + "password");
   if (!creds.empty() && (user || password)) {
@@ -176,6 +168,26 @@ Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string&
   if (o.no_creds && (o.creds || !o.registry_token.empty())) {
     return MakeError(EINVAL, "--" + prefix + "no-creds can't be used with credentials or a token");
   }
+  return Ok();
+}
+
+}  // namespace
+
+Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix,
+                                            bool with_credentials) {
+  RegistryOptions o;
+  // skopeo's deprecated --tls-verify, where it exists, sets both sides.
+  std::string tls =
+      !prefix.empty() && !args.Given(prefix + "tls-verify") && args.Given("tls-verify")
+          ? "tls-verify"
+          : prefix + "tls-verify";
+  o.tls_verify = args.Bool(tls);
+  o.tls_verify_set = args.Given(tls);
+  o.cert_dir = args.String(prefix + "cert-dir");
+  ASSIGN_OR_RETURN(o.registries_conf, LoadRegistriesConf());
+  o.authfile =
+      args.Given(prefix + "authfile") ? args.String(prefix + "authfile") : args.String("authfile");
+  if (with_credentials) RETURN_IF_ERROR(CredentialFlags(args, prefix, &o));
   if (args.Given("retry-times")) o.retry_times = args.Int("retry-times");
   if (args.Bool("debug")) {
     o.log = [](const std::string& line) {

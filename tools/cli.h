@@ -61,8 +61,11 @@ void AddRequestFlags(std::vector<Flag>* flags);
 // Parses argv (after the command name) and runs the command. Returns the exit status.
 int Dispatch(const Command& command, int argc, char** argv);
 
-// Builds registry options from the flags for `prefix`.
-Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix);
+// Builds registry options from the flags for `prefix`. `with_credentials`: the credential
+// flags of AddRegistryFlags() (--PREFIXcreds, --PREFIXusername, …) are read; login, whose
+// --username and --password are what it stores, reads its own.
+Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string& prefix,
+                                            bool with_credentials = true);
 
 // The docker:// image a command (`what`: "delete") is given as its one argument, and a client
 // of its registry made with the command's flags.

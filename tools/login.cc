@@ -115,7 +115,7 @@ int Run(const Command& self, const Args& args) {
   }
   if (creds.password.empty()) return Fail(self, MakeError(EINVAL, "the password is empty"));
 
-  auto opts = RegistryOptionsFrom(args, "");
+  auto opts = RegistryOptionsFrom(args, "", /*with_credentials=*/false);
   if (!opts.ok()) return Fail(self, opts.error());
   opts->creds = creds;
   RegistryClient client(registry, *opts, std::make_shared<HttpClient>());
