@@ -209,24 +209,33 @@ class DockerDestination final : public ImageDestination {
   // Mounts from where the blob is known to be on this registry (the source, else the blob
   // location cache's most recent places), else asks whether the repository has it.
   Result<bool> Reuse(const BlobInfo& blob, const DockerReference* source) {
+    BlobLocationCache* known = client_->blob_locations();
+    std::vector<std::string> places;
+    if (known) places = known->Repositories(ref_.registry, blob.digest);
+    if (std::find(places.begin(), places.end(), ref_.repository) != places.end()) {
+      // Here already, as far as we know: a HEAD, not a mount. A mount of a blob the repository
+      // has rewrites its link, and docker-registry then refuses a manifest pushed at that
+      // moment (another tag's) for a blob it can't see (MANIFEST_BLOB_UNKNOWN).
+      ASSIGN_OR_RETURN(bool here, client_->BlobExists(ref_.repository, blob.digest));
+      if (here) return true;
+      known->Forget(ref_.registry, ref_.repository, blob.digest);
+    }
     // On one registry a mount answers both questions (present already, or mountable) at once.
     if (source && source->registry == ref_.registry && source->repository != ref_.repository) {
       ASSIGN_OR_RETURN(bool mounted,
                        client_->MountBlob(ref_.repository, blob.digest, source->repository));
       if (mounted) return true;
     }
-    if (BlobLocationCache* known = client_->blob_locations()) {
-      int tries = 0;
-      for (const std::string& repo : known->Repositories(ref_.registry, blob.digest)) {
-        if (repo == ref_.repository ||
-            (source && source->registry == ref_.registry && source->repository == repo)) {
-          continue;
-        }
-        if (++tries > kMaxMountTries) break;
-        ASSIGN_OR_RETURN(bool mounted, client_->MountBlob(ref_.repository, blob.digest, repo));
-        if (mounted) return true;
-        known->Forget(ref_.registry, repo, blob.digest);  // wrong: it cost one request
+    int tries = 0;
+    for (const std::string& repo : places) {
+      if (repo == ref_.repository ||
+          (source && source->registry == ref_.registry && source->repository == repo)) {
+        continue;
       }
+      if (++tries > kMaxMountTries) break;
+      ASSIGN_OR_RETURN(bool mounted, client_->MountBlob(ref_.repository, blob.digest, repo));
+      if (mounted) return true;
+      known->Forget(ref_.registry, repo, blob.digest);  // wrong: it cost one request
     }
     return client_->BlobExists(ref_.repository, blob.digest);
   }
