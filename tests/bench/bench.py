@@ -297,6 +297,23 @@ def check_digest(tool, what, got, want):
 # ---- the benchmark -----------------------------------------------------------------------
 
 
+def record_result(results, case, tool, fn):
+    """Runs fn() (returning a value or a (wall, rss) pair) unless this tool already failed
+    this case, and appends what it returns to results[case][tool]; None when it fails (the
+    failure is kept in place of the values)."""
+    slot = results.setdefault(case, {}).setdefault(tool, [])
+    if isinstance(slot, str):
+        return None
+    try:
+        value = fn()
+    except (CommandFailed, subprocess.TimeoutExpired) as e:
+        results[case][tool] = f"failed: {e}"
+        print(f"  {tool} {case}: {e}", file=sys.stderr)
+        return None
+    slot.append(value)
+    return value
+
+
 class Bench:
     def __init__(self, args, workdir):
         self.args, self.workdir = args, workdir
@@ -332,19 +349,7 @@ class Bench:
         return Command(self.network.skopeo_inspect(ref))
 
     def record(self, case, tool, fn):
-        """Runs fn() (returning a value or a (wall, rss) pair) unless this tool already
-        failed this case."""
-        slot = self.results.setdefault(case, {}).setdefault(tool, [])
-        if isinstance(slot, str):
-            return None
-        try:
-            value = fn()
-        except (CommandFailed, subprocess.TimeoutExpired) as e:
-            self.results[case][tool] = f"failed: {e}"
-            print(f"  {tool} {case}: {e}", file=sys.stderr)
-            return None
-        slot.append(value)
-        return value
+        return record_result(self.results, case, tool, fn)
 
     def tools_in_order(self, rep):
         return ("regfs", "skopeo") if rep % 2 == 0 else ("skopeo", "regfs")

@@ -78,7 +78,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import COMMAND_TIMEOUT, DOCKER_REGISTRY, GNU_TIME, NSENTER, OPENSSL  # noqa: E402
 from bench import RELAY_DELAY_MS, SKOPEO, CommandFailed, Network, Runner  # noqa: E402
-from bench import SkopeoCaches, connection_notes, failed_cases, print_table  # noqa: E402
+from bench import (SkopeoCaches, connection_notes, failed_cases, print_table,  # noqa: E402
+                   record_result)
 from bench import regfs_cmd, run_bench, summary_row, transport_words  # noqa: E402
 from bench import REGFS as BUILT_REGFS  # noqa: E402
 from testlib import images, tools  # noqa: E402
@@ -298,19 +299,7 @@ class SyncBench:
         return path
 
     def record(self, case, tool, fn):
-        """Runs fn() (returning a (wall, rss) pair) unless this tool already failed this
-        case; None when it fails."""
-        slot = self.results.setdefault(case, {}).setdefault(tool, [])
-        if isinstance(slot, str):
-            return None
-        try:
-            value = fn()
-        except (CommandFailed, subprocess.TimeoutExpired) as e:
-            self.results[case][tool] = f"failed: {e}"
-            print(f"  {tool} {case}: {e}", file=sys.stderr)
-            return None
-        slot.append(value)
-        return value
+        return record_result(self.results, case, tool, fn)
 
     def check(self, case, tool, ok, text):
         if case == "s4" and tool == "skopeo":

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from testlib import standard, tools  # noqa: E402
 from testlib.ci import pytest_runtest_makereport  # noqa: E402, F401 - the CI=true rule
 from testlib.faultproxy import FaultProxy  # noqa: E402
-from testlib.registry import Registry  # noqa: E402
+from testlib.registry import Registry, RegistryTLS  # noqa: E402
 from testlib.tlsca import TestCA  # noqa: E402
 
 from mountlib import mounts_fixture  # noqa: E402, F401 - the `mounts` fixture (mountlib.py)
@@ -111,6 +111,23 @@ def auth_registry():
 def ca(tmp_path_factory):
     """A test CA, one per module (tests/testlib/tlsca.py)."""
     return TestCA(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture(scope="module")
+def tls_registry(ca):
+    """A registry serving HTTPS with a certificate from `ca`."""
+    server = ca.issue("server", server=True)
+    with Registry(name="tls", tls=RegistryTLS(cert=server.cert, key=server.key, ca=ca.cert)) as r:
+        yield r
+
+
+@pytest.fixture
+def cert_dir(ca, work):
+    """A certs.d-style directory holding `ca`'s certificate (for --cert-dir)."""
+    d = work / "certs"
+    d.mkdir()
+    shutil.copy(ca.cert, d / "ca.crt")
+    return d
 
 
 @pytest.fixture

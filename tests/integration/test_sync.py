@@ -23,7 +23,6 @@ import pytest
 
 from testlib import images, tools
 from testlib.faultproxy import Fault
-from testlib.registry import Registry, RegistryTLS
 
 NO_TLS = ["--src-tls-verify=false", "--dest-tls-verify=false"]
 
@@ -649,27 +648,12 @@ def test_without_keep_going_a_failure_stops(registry, ns, app, work):
 
 # ---- 10. TLS -----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tls_registry(ca):
-    server = ca.issue("sync-server", server=True)
-    with Registry(name="sync-tls",
-                  tls=RegistryTLS(cert=server.cert, key=server.key, ca=ca.cert)) as r:
-        yield r
-
 
 @pytest.fixture(scope="module")
 def tls_repo(tls_registry, imgs):
     images.push(imgs.oci.dir, tls_registry.addr, "synctls/app", "v1")   # unverified push
     images.push(imgs.docker.dir, tls_registry.addr, "synctls/app", "v2")
     return "synctls/app"
-
-
-@pytest.fixture
-def cert_dir(ca, work):
-    d = work / "certs"
-    d.mkdir()
-    shutil.copy(ca.cert, d / "ca.crt")
-    return d
 
 
 def test_tls_src_cert_dir_same_tree_as_skopeo(tls_registry, tls_repo, cert_dir, work):

@@ -15,13 +15,6 @@ from testlib.registry import Registry, RegistryTLS
 
 
 @pytest.fixture(scope="module")
-def tls_registry(ca):
-    server = ca.issue("server", server=True)
-    with Registry(name="tls", tls=RegistryTLS(cert=server.cert, key=server.key, ca=ca.cert)) as r:
-        yield r
-
-
-@pytest.fixture(scope="module")
 def mtls_registry(ca):
     server = ca.issue("mtls-server", server=True)
     client = ca.issue("harness-client", client=True)
@@ -37,14 +30,6 @@ def tls_image(tls_registry, tmp_path_factory):
     images.make_image(img, seed=501, fmt="oci", layers=["gzip", "tar"])
     images.push(img, tls_registry.addr, "tls/img", "v1")   # skopeo, without verification
     return img
-
-
-@pytest.fixture
-def cert_dir(ca, work):
-    d = work / "certs"
-    d.mkdir()
-    shutil.copy(ca.cert, d / "ca.crt")
-    return d
 
 
 def test_refused_without_the_ca_with_a_clear_message(regfs, oracle, tls_registry, tls_image):
