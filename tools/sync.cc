@@ -290,9 +290,11 @@ int Run(const Command& self, const Args& args) {
   if (std::string file = args.String("report"); !file.empty()) {
     if (Status s = WriteLines(file, lines); !s.ok()) return Fail(self, s.error());
   }
+  std::fflush(stdout);  // the plan before the summary, on a terminal too
   if (!quiet) {
-    std::fprintf(stderr, "%s %d images (%d up to date)%s\n",
-                 options.dry_run ? "Would sync" : "Synced", copied + skipped, skipped,
+    const int n = copied + skipped;
+    std::fprintf(stderr, "%s %d image%s (%d up to date)%s\n",
+                 options.dry_run ? "Would sync" : "Synced", n, n == 1 ? "" : "s", skipped,
                  failed ? (", " + std::to_string(failed) + " failed").c_str() : "");
   }
   if (report.failed) {
