@@ -15,5 +15,6 @@ const Command& LogoutCommand();
 const Command& MountCommand();
 const Command& UnmountCommand();
 const Command& SyncCommand();
+const Command& GenerateKeyCommand();
 
 }  // namespace regfs::cli

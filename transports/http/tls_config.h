@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "transports/util/openssl_ptr.h"
 #include "transports/util/result.h"
 
 namespace regfs {
@@ -25,15 +26,11 @@ namespace regfs {
 struct X509Free {
   void operator()(X509* x) const { X509_free(x); }
 };
-struct EvpPkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
 struct X509StoreFree {
   void operator()(X509_STORE* s) const { X509_STORE_free(s); }
 };
 using X509StorePtr = std::unique_ptr<X509_STORE, X509StoreFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
-using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 
 class TlsConfig {
  public:
