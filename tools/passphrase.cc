@@ -14,7 +14,7 @@ namespace {
 
 constexpr int64_t kMaxPassphraseFileSize = 1 << 20;
 
-// Echo off on a terminal for as long as it lives.
+// Echo off on a terminal for as long as it lives (what was typed ahead is kept).
 class NoEcho {
  public:
   explicit NoEcho(int fd) : fd_(fd) {
@@ -22,12 +22,12 @@ class NoEcho {
     struct termios quiet = saved_;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
     quiet.c_lflag |= ECHONL;
-    active_ = tcsetattr(fd_, TCSAFLUSH, &quiet) == 0;
+    active_ = tcsetattr(fd_, TCSANOW, &quiet) == 0;
   }
   NoEcho(const NoEcho&) = delete;
   NoEcho& operator=(const NoEcho&) = delete;
   ~NoEcho() {
-    if (active_) tcsetattr(fd_, TCSAFLUSH, &saved_);
+    if (active_) tcsetattr(fd_, TCSANOW, &saved_);
   }
 
  private:

@@ -137,3 +137,34 @@ def test_missing_passphrase_file(regfs, work):
     assert p.returncode == 1, p.stderr
     tools.one_line_error(p)
     assert list(work.iterdir()) == []
+
+
+def _on_terminal(regfs_bin, args, typed):
+    """Runs regfs with a pseudo-terminal as standard input, `typed` already typed on it."""
+    import subprocess
+    master, slave = os.openpty()
+    try:
+        os.write(master, typed.encode())
+        env = tools._env(tools.private_home())
+        env.pop("COSIGN_PASSWORD", None)
+        p = subprocess.run([regfs_bin, *map(str, args)], stdin=slave, capture_output=True,
+                           text=True, timeout=60, env=env)
+    finally:
+        os.close(slave)
+        os.close(master)
+    return p
+
+
+def test_prompt_on_terminal_asks_twice(regfs_bin, work):
+    p = _on_terminal(regfs_bin, ["generate-key", "--output-prefix", work / "k"],
+                     "typed pw\ntyped pw\n")
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.count("passphrase") == 2, p.stderr
+    assert_pair(work / "k", "typed pw")
+
+
+def test_prompt_on_terminal_mismatch(regfs_bin, work):
+    p = _on_terminal(regfs_bin, ["generate-key", "--output-prefix", work / "k"], "one\ntwo\n")
+    assert p.returncode == 1, p.stderr
+    assert "do not match" in p.stderr
+    assert list(work.iterdir()) == []
