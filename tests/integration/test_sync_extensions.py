@@ -307,6 +307,19 @@ def test_dir_destination_replaces_only_the_changed_tag(regfs_bin, registry, repo
     assert leftovers(out) == []
 
 
+def _sigkill_once(p, ready, what):
+    """SIGKILLs the running sync `p` once ready() holds (within 60 s); it must still run."""
+    try:
+        assert wait_until(ready, 60), what
+        assert p.poll() is None, f"sync ended before it could be killed: {p.communicate()}"
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def _start_slow_sync(regfs_bin, argv):
     env = tools._env(tools.private_home())
     return subprocess.Popen([regfs_bin, "sync", *map(str, argv)], env=env,
@@ -329,18 +342,9 @@ def test_dir_destination_survives_sigkill(regfs_bin, registry, proxy, repo_name,
     out = work / "out"
     proxy.add(Fault.bandwidth(200 * 1024), method="GET", path=r"/blobs/sha256:", forever=True)
     argv = ["--src", "docker", "--dest", "dir", "--jobs", "2", f"{proxy.addr}/{repo}", out]
-    p = _start_slow_sync(regfs_bin, argv)
-    try:
-        done = lambda: [d for d in out.glob(f"{base(repo)}:t*")  # noqa: E731
-                        if (d / "manifest.json").exists() and ".regfs-" not in d.name]
-        assert wait_until(done, 60), "no image directory appeared"
-        assert p.poll() is None, f"sync ended before it could be killed: {p.communicate()}"
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    done = lambda: [d for d in out.glob(f"{base(repo)}:t*")  # noqa: E731
+                    if (d / "manifest.json").exists() and ".regfs-" not in d.name]
+    _sigkill_once(_start_slow_sync(regfs_bin, argv), done, "no image directory appeared")
     # what the killed run left under the images' names is whole
     partial = sorted(d.name for d in done())
     assert len(partial) < len(imgs), "nothing left to do after the kill: the test is too fast"
@@ -364,16 +368,8 @@ def test_docker_destination_survives_sigkill(regfs_bin, registry, registry2, pro
     proxy.add(Fault.bandwidth(200 * 1024), method="GET", path=r"/blobs/sha256:", forever=True)
     argv = ["--src", "docker", "--dest", "docker", "--jobs", "2", f"{proxy.addr}/{repo}",
             f"{registry2.addr}/{ns}"]
-    p = _start_slow_sync(regfs_bin, argv)
-    try:
-        assert wait_until(lambda: registry2.tags(dest_repo), 60), "no tag appeared"
-        assert p.poll() is None, f"sync ended before it could be killed: {p.communicate()}"
-        p.send_signal(signal.SIGKILL)
-        p.wait(10)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+    _sigkill_once(_start_slow_sync(regfs_bin, argv), lambda: registry2.tags(dest_repo),
+                  "no tag appeared")
     assert len(registry2.tags(dest_repo)) < len(imgs), "the test is too fast"
     proxy.clear_faults()
     sync_ok(regfs_bin, *argv)
