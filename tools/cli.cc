@@ -197,6 +197,12 @@ Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string&
   return o;
 }
 
+int UsageError(const Command& command, const std::string& message) {
+  std::fprintf(stderr, "regfs %s: %s (usage: regfs %s; see regfs %s --help)\n",
+               command.name.c_str(), message.c_str(), command.usage.c_str(), command.name.c_str());
+  return 2;
+}
+
 int Fail(const Command& command, const Error& error) {
   std::string msg = error.message;
   for (char& c : msg) {
@@ -244,12 +250,7 @@ int Dispatch(const Command& command, int argc, char** argv) {
     }
   }
   auto args = Parser::Parse(command, argc, argv);
-  if (!args.ok()) {
-    std::fprintf(stderr, "regfs %s: %s (usage: regfs %s; see regfs %s --help)\n",
-                 command.name.c_str(), args.error().message.c_str(), command.usage.c_str(),
-                 command.name.c_str());
-    return 2;
-  }
+  if (!args.ok()) return UsageError(command, args.error().message);
   return command.run(command, *args);
 }
 

@@ -75,6 +75,9 @@ struct RegistryTarget {
 };
 Result<RegistryTarget> RegistryTargetFrom(const Args& args, const std::string& what);
 
+// Prints "regfs COMMAND: message (usage: …; see regfs COMMAND --help)" to stderr and returns 2.
+int UsageError(const Command& command, const std::string& message);
+
 // Prints "regfs COMMAND: message" on one line to stderr and returns 1.
 int Fail(const Command& command, const Error& error);
 

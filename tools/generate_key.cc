@@ -29,10 +29,7 @@ Status CreateNewFile(const std::string& path, const std::string& data, int mode)
 
 int Run(const Command& self, const Args& args) {
   const std::string prefix = args.String("output-prefix");
-  if (prefix.empty()) {
-    std::fprintf(stderr, "regfs %s: --output-prefix is required\n", self.name.c_str());
-    return 2;
-  }
+  if (prefix.empty()) return UsageError(self, "--output-prefix is required");
   const std::string private_path = prefix + ".private";
   const std::string public_path = prefix + ".pub";
   for (const std::string& path : {private_path, public_path}) {

@@ -16,12 +16,6 @@
 namespace regfs::cli {
 namespace {
 
-int Usage(const Command& self, const std::string& message) {
-  std::fprintf(stderr, "regfs %s: %s (see regfs %s --help)\n", self.name.c_str(), message.c_str(),
-               self.name.c_str());
-  return 2;
-}
-
 // Filters given on the command line, for every source (YAML ones add their own).
 struct CliFilters {
   std::vector<std::string> include, exclude;
@@ -178,27 +172,31 @@ int Run(const Command& self, const Args& args) {
   for (const char* flag : {"format", "sign-by", "sign-by-sigstore-private-key",
                            "sign-passphrase-file", "sign-identity"}) {
     if (args.Given(flag)) {
-      return Usage(self, std::string("--") + flag +
-                             " is not supported yet: regfs sync copies images as they are, "
-                             "manifests byte for byte, and does not sign");
+      return UsageError(self, std::string("--") + flag +
+                                  " is not supported yet: regfs sync copies images as they are, "
+                                  "manifests byte for byte, and does not sign");
     }
   }
   const std::string src_kind = args.String("src"), dest_kind = args.String("dest");
-  if (src_kind.empty()) return Usage(self, "a source transport must be specified (--src)");
+  if (src_kind.empty()) return UsageError(self, "a source transport must be specified (--src)");
   if (src_kind != "docker" && src_kind != "dir" && src_kind != "yaml") {
-    return Usage(self, "\"" + src_kind + "\" is not a valid source transport (docker, dir, yaml)");
+    return UsageError(self,
+                      "\"" + src_kind + "\" is not a valid source transport (docker, dir, yaml)");
   }
-  if (dest_kind.empty()) return Usage(self, "a destination transport must be specified (--dest)");
+  if (dest_kind.empty())
+    return UsageError(self, "a destination transport must be specified (--dest)");
   if (dest_kind != "docker" && dest_kind != "dir") {
-    return Usage(self, "\"" + dest_kind + "\" is not a valid destination transport (docker, dir)");
+    return UsageError(self,
+                      "\"" + dest_kind + "\" is not a valid destination transport (docker, dir)");
   }
   if (src_kind == "dir" && dest_kind == "dir") {
-    return Usage(self, "sync from 'dir' to 'dir' not implemented, consider using rsync instead");
+    return UsageError(self,
+                      "sync from 'dir' to 'dir' not implemented, consider using rsync instead");
   }
   auto src_opts = RegistryOptionsFrom(args, "src-");
-  if (!src_opts.ok()) return Usage(self, src_opts.error().message);
+  if (!src_opts.ok()) return UsageError(self, src_opts.error().message);
   auto dst_opts = RegistryOptionsFrom(args, "dest-");
-  if (!dst_opts.ok()) return Usage(self, dst_opts.error().message);
+  if (!dst_opts.ok()) return UsageError(self, dst_opts.error().message);
   const int max_requests = args.Int("max-requests-per-registry");
   src_opts->max_requests = dst_opts->max_requests = max_requests;
 
@@ -216,12 +214,12 @@ int Run(const Command& self, const Args& args) {
   options.retry_times = args.Given("retry-times") ? args.Int("retry-times") : 0;
   if (args.Given("retry-delay")) {
     auto delay = ParseDuration(args.String("retry-delay"));
-    if (!delay.ok()) return Usage(self, delay.error().message);
+    if (!delay.ok()) return UsageError(self, delay.error().message);
     options.retry_delay = *delay;
   }
   if (args.Given("shard")) {
     auto shard = ParseShard(args.String("shard"));
-    if (!shard.ok()) return Usage(self, shard.error().message);
+    if (!shard.ok()) return UsageError(self, shard.error().message);
     std::tie(options.shard_index, options.shard_count) = *shard;
   }
   CliFilters cli;
@@ -229,11 +227,12 @@ int Run(const Command& self, const Args& args) {
   cli.exclude = args.List("exclude");
   for (const std::string& p : args.List("platform")) {
     auto platform = ParsePlatform(p);
-    if (!platform.ok()) return Usage(self, platform.error().message);
+    if (!platform.ok()) return UsageError(self, platform.error().message);
     cli.platforms.push_back(*platform);
   }
   if (args.Bool("preserve-digests") && !cli.platforms.empty()) {
-    return Usage(self, "--preserve-digests can't be kept with --platform: a reduced index is new");
+    return UsageError(self,
+                      "--preserve-digests can't be kept with --platform: a reduced index is new");
   }
   const bool quiet = args.Bool("quiet");
   options.info = [quiet](const std::string& line) {
