@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import COMMAND_TIMEOUT, DOCKER_REGISTRY, CommandFailed, Network  # noqa: E402
 from bench import run_bench, transport_words  # noqa: E402
 from bench import REGFS as BUILT_REGFS  # noqa: E402
-from bench_mount import FUSERMOUNT, Mount  # noqa: E402
+from bench_mount import FUSERMOUNT, Mount, detach_mounts_below  # noqa: E402
 from testlib import images  # noqa: E402
 
 REPO = "bench/many"
@@ -173,11 +173,7 @@ class MemoryBench:
         self.network.stop()
         # Mount.__exit__ has unmounted; should a mount be left, detach it before the work
         # directory goes, so that removing it cannot reach through the mount.
-        with open("/proc/self/mountinfo") as f:
-            left = [line.split()[4] for line in f
-                    if line.split()[4].startswith(str(self.workdir) + "/")]
-        for mnt in left:
-            subprocess.run([FUSERMOUNT, "-uz", mnt], capture_output=True, timeout=30)
+        detach_mounts_below(self.workdir)
 
 
 def print_table(rows, args, notes=()):

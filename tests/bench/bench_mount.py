@@ -88,6 +88,15 @@ CASES = [
 ]
 
 
+def detach_mounts_below(directory):
+    """Lazily detaches every mount below `directory` (what a failed run may have left)."""
+    with open("/proc/self/mountinfo") as f:
+        left = [line.split()[4] for line in f
+                if line.split()[4].startswith(str(directory) + "/")]
+    for mnt in left:
+        subprocess.run([FUSERMOUNT, "-uz", mnt], capture_output=True, timeout=30)
+
+
 def timed(argv, env=None):
     """Runs argv (testlib: private HOME, no proxies); returns (wall seconds, stdout)."""
     start = time.perf_counter()
@@ -382,11 +391,7 @@ class MountBench:
         self.skopeo_caches.stop()
         # Mount.__exit__ has unmounted everything; should one be left, detach it before
         # the work directory goes, so that removing it cannot reach through the mount.
-        with open("/proc/self/mountinfo") as f:
-            left = [line.split()[4] for line in f
-                    if line.split()[4].startswith(str(self.workdir) + "/")]
-        for mnt in left:
-            subprocess.run([FUSERMOUNT, "-uz", mnt], capture_output=True, timeout=30)
+        detach_mounts_below(self.workdir)
 
     # ---- the report ------------------------------------------------------------------------
 
