@@ -1,0 +1,83 @@
+// Sigstore (cosign-compatible) signatures made with keys: the payload, signing and verifying,
+// and the OCI attachment (`sha256-<hex>.sig`) that stores them beside an image in a registry.
+//
+// The payload is containers/image's "cosign container image signature":
+//   {"critical":{"identity":{"docker-reference":REF},"image":{"docker-manifest-digest":DIGEST},
+//    "type":"cosign container image signature"},"optional":null}
+// signed with ECDSA P-256 over SHA-256; the DER signature, base64, is the layer annotation
+// "dev.cosignproject.cosign/signature".
+#pragma once
+
+#include <openssl/evp.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "transports/types/signature.h"
+#include "transports/util/openssl_ptr.h"
+#include "transports/util/result.h"
+
+namespace regfs {
+
+inline constexpr char kSigstoreSignatureMimeType[] =
+    "application/vnd.dev.cosign.simplesigning.v1+json";
+inline constexpr char kSigstoreSignatureAnnotation[] = "dev.cosignproject.cosign/signature";
+inline constexpr char kSigstorePayloadType[] = "cosign container image signature";
+
+// The attachment tag for a manifest digest: "sha256-<hex>.sig".
+std::string SigstoreAttachmentTag(const std::string& manifest_digest);
+
+// A signature by `key` (P-256) claiming `docker_reference` for `manifest_digest`.
+Result<Signature> SignSigstore(EVP_PKEY* key, const std::string& manifest_digest,
+                               const std::string& docker_reference);
+
+// A Signer over a loaded private key; `describe` names it in messages.
+std::unique_ptr<Signer> NewSigstoreSigner(EvpPkeyPtr key, std::string describe);
+
+// A public key from PEM ("PUBLIC KEY"): ECDSA, RSA or Ed25519 as cosign accepts; EINVAL else.
+Result<EvpPkeyPtr> LoadPublicKeyPem(std::string_view pem);
+
+struct SigstoreVerified {
+  SignedImage claims;
+  size_t key_index = 0;  // which of the keys verified it
+};
+
+// Checks `sig` against any of `keys`: sigstore format, the payload MIME type, the annotation a
+// valid signature of the payload bytes by one of the keys, and the payload parsed as strictly
+// as containers/image parses it (unknown critical fields, a wrong type → error). The caller
+// compares the claims with the manifest and the policy's identity rule. EINVAL/EACCES with a
+// message naming the reason.
+Result<SigstoreVerified> VerifySigstore(const Signature& sig, const std::vector<EVP_PKEY*>& keys);
+
+// Fetches one blob of an attachment, at most `max` bytes; the caller of the fetcher checks
+// the digest (SignaturesFromAttachment does).
+using AttachmentBlobFetcher =
+    std::function<Result<std::string>(const std::string& digest, int64_t size)>;
+
+// The sigstore signatures of an attachment manifest: each layer of the signature MIME type
+// with its annotations, its payload fetched and checked against its digest. Layers of other
+// types are skipped. EINVAL for a manifest that is not an OCI image manifest.
+Result<std::vector<Signature>> SignaturesFromAttachment(std::string_view manifest,
+                                                        const AttachmentBlobFetcher& fetch);
+
+// An attachment after appending signatures, as containers/image writes it: an OCI image
+// manifest whose config lists each layer digest in rootfs.diff_ids.
+struct Attachment {
+  std::string manifest;
+  std::string config;
+  // Blobs to upload before the manifest (new payloads and the config): digest, bytes.
+  std::vector<std::pair<std::string, std::string>> blobs;
+  bool changed = false;  // false: every signature was there already; nothing to write
+};
+
+// `existing_manifest`/`existing_config`: the current attachment, or empty for none. A
+// signature already present (same MIME type, payload and annotations) is not added again.
+Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
+                                      std::string_view existing_config,
+                                      const std::vector<Signature>& sigs);
+
+}  // namespace regfs
