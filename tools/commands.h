@@ -16,5 +16,7 @@ const Command& MountCommand();
 const Command& UnmountCommand();
 const Command& SyncCommand();
 const Command& GenerateKeyCommand();
+const Command& SignCommand();
+const Command& VerifyCommand();
 
 }  // namespace regfs::cli

@@ -64,9 +64,9 @@ void AddPassphraseFlag(std::vector<Flag>* flags) {
                     "read the private key's passphrase from the first line of FILE", ""});
 }
 
-Result<std::string> ReadPassphrase(const Args& args, bool confirm) {
-  if (args.Given("passphrase-file")) {
-    const std::string path = args.String("passphrase-file");
+Result<std::string> ReadPassphrase(const Args& args, bool confirm, const std::string& flag) {
+  if (args.Given(flag)) {
+    const std::string path = args.String(flag);
     ASSIGN_OR_RETURN(std::string text, ReadFileBounded(path, kMaxPassphraseFileSize));
     return FirstLine(text);
   }
@@ -78,7 +78,7 @@ Result<std::string> ReadPassphrase(const Args& args, bool confirm) {
     if (first != again) return MakeError(EINVAL, "the passphrases do not match");
     return first;
   }
-  return MakeError(EINVAL, "no passphrase: pass --passphrase-file or set COSIGN_PASSWORD");
+  return MakeError(EINVAL, "no passphrase: pass --" + flag + " or set COSIGN_PASSWORD");
 }
 
 }  // namespace regfs::cli

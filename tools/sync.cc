@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tools/commands.h"
+#include "tools/signing.h"
 #include "transports/blobinfocache/blob_location_cache.h"
 #include "transports/sync/sync_config.h"
 #include "transports/util/digest.h"
@@ -169,13 +170,10 @@ std::string ReportLine(const SyncOutcome& o) {
 }
 
 int Run(const Command& self, const Args& args) {
-  for (const char* flag : {"format", "sign-by", "sign-by-sigstore-private-key",
-                           "sign-passphrase-file", "sign-identity"}) {
-    if (args.Given(flag)) {
-      return UsageError(self, std::string("--") + flag +
-                                  " is not supported yet: regfs sync copies images as they are, "
-                                  "manifests byte for byte, and does not sign");
-    }
+  if (args.Given("format")) {
+    return UsageError(self,
+                      "--format is not supported yet: regfs sync copies images as they are, "
+                      "manifests byte for byte");
   }
   const std::string src_kind = args.String("src"), dest_kind = args.String("dest");
   if (src_kind.empty()) return UsageError(self, "a source transport must be specified (--src)");
@@ -199,6 +197,11 @@ int Run(const Command& self, const Args& args) {
   if (!dst_opts.ok()) return UsageError(self, dst_opts.error().message);
   const int max_requests = args.Int("max-requests-per-registry");
   src_opts->max_requests = dst_opts->max_requests = max_requests;
+  auto registries_d = RegistriesDFrom(args);
+  if (!registries_d.ok()) return Fail(self, registries_d.error());
+  src_opts->registries_d = dst_opts->registries_d = *registries_d;
+  auto signers = SignersFrom(args);
+  if (!signers.ok()) return Fail(self, signers.error());
 
   SyncOptions options;
   options.dest_transport = dest_kind == "docker" ? Transport::kDocker : Transport::kDir;
@@ -210,6 +213,18 @@ int Run(const Command& self, const Args& args) {
   options.keep_going = args.Bool("keep-going");
   options.prune = args.Bool("prune");
   options.jobs = std::max(1, args.Int("jobs"));
+  options.remove_signatures = args.Bool("remove-signatures");
+  for (const auto& signer : *signers) options.signers.push_back(signer.get());
+  if (args.Given("sign-identity")) {
+    auto identity = SignIdentityFrom(args, ImageReference{});
+    if (!identity.ok()) return UsageError(self, identity.error().message);
+    options.sign_identity = *identity;
+  }
+  if (!options.dry_run) {
+    auto policy = PolicyFrom(args);
+    if (!policy.ok()) return Fail(self, policy.error());
+    options.policy = *policy;
+  }
   options.blob_parallel = std::max(1, args.Int("image-parallel-copies"));
   options.retry_times = args.Given("retry-times") ? args.Int("retry-times") : 0;
   if (args.Given("retry-delay")) {
@@ -331,8 +346,6 @@ const Command& SyncCommand() {
         {"dry-run", 0, FlagKind::kBool, "print what would be done; change nothing", ""},
         {"keep-going", 0, FlagKind::kBool, "go on after an image fails (exit 1 at the end)", ""},
         {"preserve-digests", 0, FlagKind::kBool, "preserve digests (regfs always does)", ""},
-        {"remove-signatures", 0, FlagKind::kBool, "do not copy signatures (regfs copies none yet)",
-         ""},
         {"digestfile", 0, FlagKind::kString,
          "write \"DIGEST DESTINATION\" for every image synced to FILE", ""},
         {"report", 0, FlagKind::kString,
@@ -356,17 +369,13 @@ const Command& SyncCommand() {
         {"tls-verify", 0, FlagKind::kBool, "deprecated: --src-tls-verify and --dest-tls-verify",
          "true"},
         {"format", 'f', FlagKind::kString, "manifest type (not supported yet)", ""},
-        {"sign-by", 0, FlagKind::kString, "GPG signing (not supported yet)", ""},
-        {"sign-by-sigstore-private-key", 0, FlagKind::kString,
-         "sigstore signing (not supported yet)", ""},
-        {"sign-passphrase-file", 0, FlagKind::kString, "passphrase file (not supported yet)", ""},
-        {"sign-identity", 0, FlagKind::kString, "sigstore signature identity (not supported yet)",
-         ""},
         {"quiet", 'q', FlagKind::kBool, "print no line per image", ""},
     };
     AddRegistryFlags(&c.flags, "src-", false);
     AddRegistryFlags(&c.flags, "dest-", true);
     AddRequestFlags(&c.flags);
+    AddSigningFlags(&c.flags);
+    AddPolicyFlags(&c.flags);
     c.min_args = c.max_args = 2;
     c.run = Run;
     return c;

@@ -1,6 +1,7 @@
 #include "transports/alltransports/transports.h"
 
 #include "transports/dir/dir_transport.h"
+#include "transports/docker/lookaside.h"
 #include "transports/docker/mirrored_registry.h"
 #include "transports/docker/mirrored_source.h"
 #include "transports/oci/oci_transport.h"
@@ -20,6 +21,31 @@ std::shared_ptr<RegistryClient> PullClient(const PullSource& place, const std::s
   return clients.Get(place.ref.registry, options);
 }
 
+// Where registries.d says the signatures of `ref` are. Lookaside reads go through `http`, with
+// the system's trust roots (the lookaside is a plain web server, not the registry).
+DockerSignatureStorage SignatureStorageFor(const DockerReference& ref,
+                                           const RegistryOptions& options,
+                                           const std::shared_ptr<HttpClient>& http) {
+  DockerSignatureStorage storage;
+  if (!options.registries_d) return storage;
+  const SignatureStorage config = options.registries_d->For(ref);
+  storage.attachments = config.use_sigstore_attachments.value_or(true);
+  if (!config.lookaside.empty()) {
+    storage.read_lookaside = [http, base = config.lookaside, ref](const std::string& digest) {
+      return ReadLookasideSignatures(*http, base, ref, digest);
+    };
+  }
+  const std::string& write_base =
+      config.lookaside_staging.empty() ? config.lookaside : config.lookaside_staging;
+  if (!write_base.empty()) {
+    storage.write_lookaside = [base = write_base, ref](const std::string& digest,
+                                                       const std::vector<Signature>& sigs) {
+      return WriteLookasideSignatures(base, ref, digest, sigs);
+    };
+  }
+  return storage;
+}
+
 // A registry image, read through the registries.conf mirrors of its entry (if any) before its
 // origin.
 Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref,
@@ -29,10 +55,12 @@ Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref
   if (options.registries_conf) {
     ASSIGN_OR_RETURN(places, options.registries_conf->PullSources(ref));
   }
+  // Attachments are read where the image is read from; the lookaside is the origin's.
+  const DockerSignatureStorage storage = SignatureStorageFor(ref, options, clients.http());
   std::vector<std::unique_ptr<ImageSource>> candidates;
   for (const PullSource& place : places) {
     candidates.push_back(
-        NewDockerSource(place.ref, PullClient(place, ref.registry, options, clients)));
+        NewDockerSource(place.ref, PullClient(place, ref.registry, options, clients), storage));
   }
   if (candidates.size() == 1) return std::move(candidates.front());
   return NewMirroredSource(std::move(candidates), options.log);
@@ -76,7 +104,8 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
       // Pushes go to the origin, never to a mirror.
       if (options.registries_conf)
         RETURN_IF_ERROR(options.registries_conf->CheckNotBlocked(ref.docker.Name()));
-      return NewDockerDestination(ref.docker, clients.Get(ref.docker.registry, options));
+      return NewDockerDestination(ref.docker, clients.Get(ref.docker.registry, options),
+                                  SignatureStorageFor(ref.docker, options, clients.http()));
     case Transport::kDir:
       return NewDirDestination(ref.path);
     case Transport::kOci:

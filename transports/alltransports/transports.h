@@ -25,6 +25,7 @@ class RegistryClients {
   // The client of `registry` itself, never of a mirror: the one OpenImageSource uses for a
   // pull that is not redirected, and the one to list tags with, as skopeo lists them.
   std::shared_ptr<RegistryClient> Get(const std::string& registry, const RegistryOptions& options);
+  const std::shared_ptr<HttpClient>& http() const { return http_; }
 
  private:
   const std::shared_ptr<HttpClient> http_;

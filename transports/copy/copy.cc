@@ -164,48 +164,169 @@ Result<std::string> TargetDigest(const RawManifest& top, const CopyOptions& opti
   return chosen.digest;
 }
 
-Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options) {
-  CopyResult result;
-  if (options.progress) options.progress("Getting image source signatures");
-  ASSIGN_OR_RETURN(RawManifest top, src.GetManifest(""));
-  ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(top.bytes, top.media_type));
-  if (top.media_type.empty()) top.media_type = parsed.media_type;
-  BlobCopier copier(src, dst, options);
-  std::vector<RawManifest> instances;
+namespace {
 
-  if (parsed.is_index && !options.platforms.empty()) {
-    ASSIGN_OR_RETURN(top, ReduceIndex(top, parsed, options.platforms));
-    ASSIGN_OR_RETURN(parsed, ParseManifest(top.bytes, top.media_type));
-  }
-  if (parsed.is_index && (options.all || !options.platforms.empty())) {
-    for (const Descriptor& d : parsed.manifests) {
-      ASSIGN_OR_RETURN(RawManifest inst, GetInstance(src, d));
-      ASSIGN_OR_RETURN(Manifest m, ParseManifest(inst.bytes, inst.media_type));
-      if (m.is_index)
-        return MakeError(EOPNOTSUPP, "nested indexes are not supported (" + d.digest + ")");
-      AddImageBlobs(m, &copier);
-      instances.push_back(std::move(inst));
+// What the copy writes for one manifest: the manifest and the signatures stored with it.
+struct ManifestToWrite {
+  RawManifest manifest;
+  std::vector<Signature> signatures;
+};
+
+class ImageCopy {
+ public:
+  ImageCopy(ImageSource& src, ImageDestination& dst, const CopyOptions& options)
+      : src_(src), dst_(dst), options_(options), copier_(src, dst, options) {}
+
+  Result<CopyResult> Run() {
+    CopyResult result;
+    Progress("Getting image source signatures");
+    ASSIGN_OR_RETURN(RawManifest top, src_.GetManifest(""));
+    ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(top.bytes, top.media_type));
+    if (top.media_type.empty()) top.media_type = parsed.media_type;
+    ASSIGN_OR_RETURN(std::vector<Signature> top_sigs, Signatures(top.digest, false));
+    Status top_accepted = Accept(top, top_sigs);
+    if (!top_accepted.ok() && !parsed.is_index) return Rejected(top_accepted.error());
+
+    ManifestToWrite out{top, {}};
+    std::vector<ManifestToWrite> instances;
+    if (parsed.is_index && !options_.platforms.empty()) {
+      ASSIGN_OR_RETURN(out.manifest, ReduceIndex(top, parsed, options_.platforms));
+      ASSIGN_OR_RETURN(parsed, ParseManifest(out.manifest.bytes, out.manifest.media_type));
     }
-  } else if (parsed.is_index) {
-    ASSIGN_OR_RETURN(Descriptor chosen, ChooseInstance(parsed, options.platform));
-    ASSIGN_OR_RETURN(top, GetInstance(src, chosen));
-    ASSIGN_OR_RETURN(parsed, ParseManifest(top.bytes, top.media_type));
-    if (parsed.is_index) return MakeError(EOPNOTSUPP, "nested indexes are not supported");
-    AddImageBlobs(parsed, &copier);
-    result.one_of_index = true;
-  } else {
-    AddImageBlobs(parsed, &copier);
+    if (parsed.is_index && (options_.all || !options_.platforms.empty())) {
+      for (const Descriptor& d : parsed.manifests) {
+        ASSIGN_OR_RETURN(RawManifest inst, GetInstance(src_, d));
+        ASSIGN_OR_RETURN(Manifest m, ParseManifest(inst.bytes, inst.media_type));
+        if (m.is_index)
+          return MakeError(EOPNOTSUPP, "nested indexes are not supported (" + d.digest + ")");
+        ASSIGN_OR_RETURN(std::vector<Signature> sigs, Signatures(inst.digest, true));
+        if (!top_accepted.ok()) RETURN_IF_ERROR(AcceptInstance(top_accepted, inst, sigs));
+        AddImageBlobs(m, &copier_);
+        instances.push_back({std::move(inst), Carried(std::move(sigs))});
+      }
+      if (out.manifest.digest == top.digest) {
+        out.signatures = Carried(std::move(top_sigs));
+      } else if (!options_.remove_signatures && !top_sigs.empty()) {
+        return MakeError(EINVAL,
+                         "copying only some platforms changes the index digest, which "
+                         "would invalidate its " +
+                             std::to_string(top_sigs.size()) +
+                             " signature(s); use --remove-signatures");
+      }
+    } else if (parsed.is_index) {
+      ASSIGN_OR_RETURN(Descriptor chosen, ChooseInstance(parsed, options_.platform));
+      ASSIGN_OR_RETURN(out.manifest, GetInstance(src_, chosen));
+      ASSIGN_OR_RETURN(parsed, ParseManifest(out.manifest.bytes, out.manifest.media_type));
+      if (parsed.is_index) return MakeError(EOPNOTSUPP, "nested indexes are not supported");
+      ASSIGN_OR_RETURN(std::vector<Signature> sigs, Signatures(out.manifest.digest, true));
+      if (!top_accepted.ok()) RETURN_IF_ERROR(AcceptInstance(top_accepted, out.manifest, sigs));
+      out.signatures = Carried(std::move(sigs));
+      AddImageBlobs(parsed, &copier_);
+      result.one_of_index = true;
+    } else {
+      out.signatures = Carried(std::move(top_sigs));
+      AddImageBlobs(parsed, &copier_);
+    }
+    RETURN_IF_ERROR(CheckSignaturesFit(out, instances));
+
+    RETURN_IF_ERROR(copier_.Run(&result));
+    for (const ManifestToWrite& inst : instances) {
+      RETURN_IF_ERROR(PutManifest(dst_, inst.manifest, /*is_instance=*/true, copier_));
+    }
+    for (const ManifestToWrite& inst : instances) {
+      if (inst.signatures.empty()) continue;
+      RETURN_IF_ERROR(dst_.PutSignatures(inst.manifest.digest, true, inst.signatures));
+    }
+    for (Signer* signer : options_.signers) {
+      Progress("Signing manifest using " + signer->Describe());
+      auto sig = signer->Sign(out.manifest.digest, options_.sign_identity);
+      if (!sig.ok()) return Annotate(std::move(sig).error(), "signing with " + signer->Describe());
+      out.signatures.push_back(std::move(*sig));
+    }
+    if (!out.signatures.empty()) {
+      Progress("Storing signatures");
+      RETURN_IF_ERROR(dst_.PutSignatures(out.manifest.digest, false, out.signatures));
+    }
+    Progress("Writing manifest to image destination");
+    RETURN_IF_ERROR(PutManifest(dst_, out.manifest, /*is_instance=*/false, copier_));
+    RETURN_IF_ERROR(dst_.Commit());
+    result.manifest_digest = out.manifest.digest;
+    result.signatures_written = static_cast<int>(out.signatures.size());
+    return result;
   }
 
-  RETURN_IF_ERROR(copier.Run(&result));
-  for (const RawManifest& inst : instances) {
-    RETURN_IF_ERROR(PutManifest(dst, inst, /*is_instance=*/true, copier));
+ private:
+  // The source's signatures of a manifest, when they are carried or the policy reads them.
+  Result<std::vector<Signature>> Signatures(const std::string& digest, bool is_instance) {
+    bool for_policy = options_.accept_source && options_.accept_needs_signatures;
+    if (options_.remove_signatures && !for_policy) return std::vector<Signature>{};
+    auto sigs = src_.GetSignatures(digest, is_instance);
+    if (!sigs.ok()) return Annotate(std::move(sigs).error(), "reading signatures of " + digest);
+    return sigs;
   }
-  if (options.progress) options.progress("Writing manifest to image destination");
-  RETURN_IF_ERROR(PutManifest(dst, top, /*is_instance=*/false, copier));
-  RETURN_IF_ERROR(dst.Commit());
-  result.manifest_digest = top.digest;
-  return result;
+
+  std::vector<Signature> Carried(std::vector<Signature> sigs) const {
+    if (options_.remove_signatures) sigs.clear();
+    return sigs;
+  }
+
+  Status Accept(const RawManifest& m, const std::vector<Signature>& sigs) const {
+    if (!options_.accept_source) return Ok();
+    return options_.accept_source(m, sigs);
+  }
+
+  static Error Rejected(const Error& e) { return Annotate(e, "Source image rejected"); }
+
+  // An index the policy refused is copied only if each instance copied is accepted by its own
+  // signatures.
+  Status AcceptInstance(const Status& index_refusal, const RawManifest& inst,
+                        const std::vector<Signature>& sigs) const {
+    Status s = Accept(inst, sigs);
+    if (s.ok()) return s;
+    return Rejected(MakeError(s.error().errnum, index_refusal.error().message + "; instance " +
+                                                    inst.digest + ": " + s.error().message));
+  }
+
+  // Before anything is written: the destination can keep every signature the copy would
+  // write, and a signer has an identity to claim.
+  Status CheckSignaturesFit(const ManifestToWrite& out,
+                            const std::vector<ManifestToWrite>& instances) const {
+    std::vector<Signature> all = out.signatures;
+    for (const ManifestToWrite& inst : instances) {
+      all.insert(all.end(), inst.signatures.begin(), inst.signatures.end());
+    }
+    for (Signer* signer : options_.signers) {
+      Signature placeholder;
+      placeholder.format = signer->format();
+      all.push_back(std::move(placeholder));
+    }
+    if (!options_.signers.empty() && options_.sign_identity.empty()) {
+      return MakeError(EINVAL, "can't tell which docker reference to sign for " + dst_.Describe() +
+                                   ": use --sign-identity");
+    }
+    Status fits = dst_.CanStoreSignatures(all);
+    if (!fits.ok()) {
+      return Annotate(std::move(fits).error(),
+                      "can't copy signatures to " + dst_.Describe() +
+                          (options_.signers.empty() ? " (--remove-signatures drops them)" : ""));
+    }
+    return Ok();
+  }
+
+  void Progress(const std::string& line) const {
+    if (options_.progress) options_.progress(line);
+  }
+
+  ImageSource& src_;
+  ImageDestination& dst_;
+  const CopyOptions& options_;
+  BlobCopier copier_;
+};
+
+}  // namespace
+
+Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options) {
+  return ImageCopy(src, dst, options).Run();
 }
 
 }  // namespace regfs

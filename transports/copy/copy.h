@@ -26,6 +26,22 @@ struct CopyOptions {
   // reduced to them (ReduceIndex: a new digest unless nothing is dropped). Wins over `all`.
   std::vector<Platform> platforms;
   int parallel = 6;
+  // Signatures. The source's are copied along with each manifest copied unchanged (the index
+  // and its instances with `all`, else the chosen instance's own), unless `remove_signatures`.
+  // A copy that changes a signed manifest (reducing an index to `platforms`) fails unless they
+  // are removed.
+  bool remove_signatures = false;
+  // Each signs the top-level manifest written, claiming `sign_identity` (a docker reference
+  // string: the destination's, or --sign-identity).
+  std::vector<Signer*> signers;
+  std::string sign_identity;
+  // The signature policy, asked before anything is written: first with the source's top-level
+  // manifest and its signatures; when it refuses an index, then with each instance to be
+  // copied, all of which must be accepted. Unset: everything is accepted.
+  std::function<Status(const RawManifest& manifest, const std::vector<Signature>& sigs)>
+      accept_source;
+  // Whether accept_source looks at signatures (they are fetched for it even when removed).
+  bool accept_needs_signatures = true;
   // One line per event ("Copying blob sha256:… done"), for progress on a terminal.
   std::function<void(const std::string&)> progress;
 };
@@ -37,6 +53,7 @@ struct CopyResult {
   int blobs_copied = 0;
   int blobs_reused = 0;
   int64_t bytes_copied = 0;
+  int signatures_written = 0;  // of the top-level manifest: carried and new
 };
 
 Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options);

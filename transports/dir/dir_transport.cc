@@ -15,6 +15,16 @@
 namespace regfs {
 namespace {
 
+// More signatures than this on one manifest is not an image anyone made: refused.
+constexpr int kMaxSignatures = 256;
+
+// skopeo's names: signature-N for the top-level manifest, <hex>.signature-N for an instance.
+std::string SignatureFile(const std::string& dir, const std::string& manifest_digest,
+                          bool is_instance, int n) {
+  std::string prefix = is_instance ? std::string(DigestHex(manifest_digest)) + "." : "";
+  return dir + "/" + prefix + "signature-" + std::to_string(n);
+}
+
 class DirSource final : public ImageSource {
  public:
   explicit DirSource(std::string path) : path_(std::move(path)) {}
@@ -36,6 +46,25 @@ class DirSource final : public ImageSource {
     m.media_type = GuessManifestMediaType(bytes);
     m.bytes = std::move(bytes);
     return m;
+  }
+
+  Result<std::vector<Signature>> GetSignatures(const std::string& manifest_digest,
+                                               bool is_instance) override {
+    if (is_instance) RETURN_IF_ERROR(ValidateDigest(manifest_digest));
+    std::vector<Signature> sigs;
+    for (int n = 1;; ++n) {
+      std::string file = SignatureFile(path_, manifest_digest, is_instance, n);
+      if (!PathExists(file)) break;
+      if (n > kMaxSignatures) {
+        return MakeError(
+            EFBIG, path_ + " has more than " + std::to_string(kMaxSignatures) + " signatures");
+      }
+      ASSIGN_OR_RETURN(std::string blob, ReadFileBounded(file, kMaxSignatureSize));
+      auto sig = SignatureFromBlob(blob);
+      if (!sig.ok()) return Annotate(std::move(sig).error(), "parsing signature " + file);
+      sigs.push_back(std::move(*sig));
+    }
+    return sigs;
   }
 
   Status GetBlob(const BlobInfo& blob, const ByteSink& sink) override {
@@ -104,6 +133,19 @@ class DirDestination final : public ImageDestination {
     std::string name =
         is_instance ? std::string(DigestHex(m.digest)) + ".manifest.json" : "manifest.json";
     return WriteFileAtomic(staging_ + "/" + name, m.bytes, 0644);
+  }
+
+  Status CanStoreSignatures(const std::vector<Signature>&) override { return Ok(); }
+
+  Status PutSignatures(const std::string& manifest_digest, bool is_instance,
+                       const std::vector<Signature>& sigs) override {
+    if (is_instance) RETURN_IF_ERROR(ValidateDigest(manifest_digest));
+    for (size_t i = 0; i < sigs.size(); ++i) {
+      RETURN_IF_ERROR(WriteFileAtomic(
+          SignatureFile(staging_, manifest_digest, is_instance, static_cast<int>(i) + 1),
+          SignatureBlob(sigs[i]), 0644));
+    }
+    return Ok();
   }
 
   Status Commit() override {

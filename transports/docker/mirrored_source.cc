@@ -27,6 +27,12 @@ class MirroredSource final : public ImageSource {
     return FirstThat([&](ImageSource& s) { return s.GetBlob(blob, sink); });
   }
 
+  Result<std::vector<Signature>> GetSignatures(const std::string& manifest_digest,
+                                               bool is_instance) override {
+    if (ImageSource* chosen = Chosen()) return chosen->GetSignatures(manifest_digest, is_instance);
+    return FirstThat([&](ImageSource& s) { return s.GetSignatures(manifest_digest, is_instance); });
+  }
+
   const DockerReference* RegistryLocation() const override {
     std::lock_guard<std::mutex> lock(mu_);
     return (chosen_ ? chosen_ : candidates_.back().get())->RegistryLocation();

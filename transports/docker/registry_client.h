@@ -29,6 +29,7 @@
 #include "transports/blobinfocache/blob_location_cache.h"
 #include "transports/config/auth_file.h"
 #include "transports/config/registries_conf.h"
+#include "transports/config/registries_d.h"
 #include "transports/docker/token_cache.h"
 #include "transports/docker/www_authenticate.h"
 #include "transports/http/http_client.h"
@@ -64,6 +65,8 @@ struct RegistryOptions {
   int max_requests = 0;
   // Where blobs were seen, across processes (mounts across repositories); null: not used.
   std::shared_ptr<BlobLocationCache> blob_locations;
+  // Where signatures are stored (lookaside, sigstore attachments); null: attachments only.
+  std::shared_ptr<const RegistriesD> registries_d;
 };
 
 class RegistryClient : public Registry {

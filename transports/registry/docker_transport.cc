@@ -4,22 +4,122 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
+#include "transports/signature/sigstore.h"
+#include "transports/util/digest.h"
+
 namespace regfs {
+
+namespace {
+
+// A blob of at most `max` bytes, whole, into memory (signature payloads and configs).
+Result<std::string> GetSmallBlob(Registry& client, const std::string& repo,
+                                 const std::string& digest, int64_t size, int64_t max) {
+  if (size > max) {
+    return MakeError(EFBIG, "blob " + digest + " of " + std::to_string(size) +
+                                " bytes is over the " + std::to_string(max) + "-byte limit");
+  }
+  std::string bytes;
+  RETURN_IF_ERROR(
+      client.GetBlobRange(repo, digest, 0, -1, size, [&](const char* data, size_t n) -> Status {
+        if (static_cast<int64_t>(bytes.size() + n) > max) {
+          return MakeError(EFBIG, "blob " + digest + " is over the limit");
+        }
+        bytes.append(data, n);
+        return Ok();
+      }));
+  return bytes;
+}
+
+// The attachment manifest, or nullopt when there is none.
+Result<std::optional<RawManifest>> GetAttachment(Registry& client, const std::string& repo,
+                                                 const std::string& manifest_digest) {
+  RETURN_IF_ERROR(ValidateDigest(manifest_digest));
+  auto m = client.GetManifest(repo, SigstoreAttachmentTag(manifest_digest));
+  if (!m.ok()) {
+    if (m.error().errnum == ENOENT) return std::optional<RawManifest>();
+    return Annotate(std::move(m).error(), "reading the signatures of " + manifest_digest);
+  }
+  return std::optional<RawManifest>(std::move(*m));
+}
+
+}  // namespace
+
+Result<std::vector<Signature>> ReadSigstoreAttachment(Registry& client, const std::string& repo,
+                                                      const std::string& manifest_digest) {
+  ASSIGN_OR_RETURN(std::optional<RawManifest> att, GetAttachment(client, repo, manifest_digest));
+  if (!att) return std::vector<Signature>{};
+  auto sigs = SignaturesFromAttachment(att->bytes, [&](const std::string& digest, int64_t size) {
+    return GetSmallBlob(client, repo, digest, size, kMaxSignatureSize);
+  });
+  if (!sigs.ok()) {
+    return Annotate(std::move(sigs).error(),
+                    "reading attachment " + SigstoreAttachmentTag(manifest_digest));
+  }
+  return sigs;
+}
+
+Status WriteSigstoreAttachment(Registry& client, const std::string& repo,
+                               const std::string& manifest_digest,
+                               const std::vector<Signature>& sigs) {
+  if (sigs.empty()) return Ok();
+  ASSIGN_OR_RETURN(std::optional<RawManifest> att, GetAttachment(client, repo, manifest_digest));
+  std::string config;
+  if (att) {
+    ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(att->bytes, att->media_type));
+    ASSIGN_OR_RETURN(config, GetSmallBlob(client, repo, parsed.config.digest, parsed.config.size,
+                                          kMaxManifestSize));
+    if (DigestOf(config) != parsed.config.digest) {
+      return MakeError(EIO,
+                       "the attachment's config does not match its digest " + parsed.config.digest);
+    }
+  }
+  ASSIGN_OR_RETURN(Attachment next,
+                   AppendToAttachment(att ? att->bytes : std::string(), config, sigs));
+  if (!next.changed) return Ok();
+  for (const auto& [digest, bytes] : next.blobs) {
+    size_t at = 0;
+    RETURN_IF_ERROR(client.PutBlob(repo, digest, static_cast<int64_t>(bytes.size()),
+                                   [&, &bytes = bytes](char* out, size_t n) {
+                                     size_t take = std::min(n, bytes.size() - at);
+                                     std::memcpy(out, bytes.data() + at, take);
+                                     at += take;
+                                     return take;
+                                   }));
+  }
+  return client.PutManifest(repo, SigstoreAttachmentTag(manifest_digest), next.manifest,
+                            std::string(media::kOciManifest));
+}
+
 namespace {
 
 class DockerSource final : public ImageSource {
  public:
-  DockerSource(DockerReference ref, std::shared_ptr<Registry> client)
-      : ref_(std::move(ref)), client_(std::move(client)) {}
+  DockerSource(DockerReference ref, std::shared_ptr<Registry> client,
+               DockerSignatureStorage signatures)
+      : ref_(std::move(ref)), client_(std::move(client)), signatures_(std::move(signatures)) {}
 
   std::string Describe() const override { return "docker://" + ref_.String(); }
 
   Result<RawManifest> GetManifest(const std::string& instance_digest) override {
     return client_->GetManifest(ref_.repository,
                                 instance_digest.empty() ? ref_.ManifestRef() : instance_digest);
+  }
+
+  Result<std::vector<Signature>> GetSignatures(const std::string& manifest_digest, bool) override {
+    std::vector<Signature> sigs;
+    if (signatures_.read_lookaside) {
+      ASSIGN_OR_RETURN(sigs, signatures_.read_lookaside(manifest_digest));
+    }
+    if (signatures_.attachments) {
+      ASSIGN_OR_RETURN(std::vector<Signature> attached,
+                       ReadSigstoreAttachment(*client_, ref_.repository, manifest_digest));
+      for (Signature& sig : attached) sigs.push_back(std::move(sig));
+    }
+    return sigs;
   }
 
   Status GetBlob(const BlobInfo& blob, const ByteSink& sink) override {
@@ -39,6 +139,7 @@ class DockerSource final : public ImageSource {
  private:
   const DockerReference ref_;
   const std::shared_ptr<Registry> client_;
+  const DockerSignatureStorage signatures_;
 };
 
 // A bounded byte pipe from the pipeline's Write() calls to the upload's read callback. The
@@ -170,8 +271,9 @@ class DockerBlobWriter final : public BlobWriter {
 
 class DockerDestination final : public ImageDestination {
  public:
-  DockerDestination(DockerReference ref, std::shared_ptr<Registry> client)
-      : ref_(std::move(ref)), client_(std::move(client)) {}
+  DockerDestination(DockerReference ref, std::shared_ptr<Registry> client,
+                    DockerSignatureStorage signatures)
+      : ref_(std::move(ref)), client_(std::move(client)), signatures_(std::move(signatures)) {}
 
   std::string Describe() const override { return "docker://" + ref_.String(); }
 
@@ -201,6 +303,33 @@ class DockerDestination final : public ImageDestination {
                                    "destination reference's " + ref_.digest);
     }
     return client_->PutManifest(ref_.repository, ref, m.bytes, m.media_type);
+  }
+
+  Status CanStoreSignatures(const std::vector<Signature>& sigs) override {
+    for (const Signature& sig : sigs) {
+      if (sig.format == Signature::Format::kSigstore && !signatures_.attachments) {
+        return MakeError(EOPNOTSUPP, "writing sigstore attachments to " + ref_.Name() +
+                                         " is disabled by configuration (registries.d)");
+      }
+      if (sig.format == Signature::Format::kSimpleSigning && !signatures_.write_lookaside) {
+        return MakeError(EOPNOTSUPP,
+                         "GPG signatures can't be stored in a registry, and no lookaside "
+                         "storage is configured for " +
+                             ref_.Name() + " (registries.d)");
+      }
+    }
+    return Ok();
+  }
+
+  Status PutSignatures(const std::string& manifest_digest, bool,
+                       const std::vector<Signature>& sigs) override {
+    RETURN_IF_ERROR(CanStoreSignatures(sigs));
+    std::vector<Signature> sigstore, simple;
+    for (const Signature& sig : sigs) {
+      (sig.format == Signature::Format::kSigstore ? sigstore : simple).push_back(sig);
+    }
+    if (!simple.empty()) RETURN_IF_ERROR(signatures_.write_lookaside(manifest_digest, simple));
+    return WriteSigstoreAttachment(*client_, ref_.repository, manifest_digest, sigstore);
   }
 
   Status Commit() override { return Ok(); }
@@ -251,18 +380,21 @@ class DockerDestination final : public ImageDestination {
 
   const DockerReference ref_;
   const std::shared_ptr<Registry> client_;
+  const DockerSignatureStorage signatures_;
 };
 
 }  // namespace
 
-std::unique_ptr<ImageSource> NewDockerSource(DockerReference ref,
-                                             std::shared_ptr<Registry> client) {
-  return std::make_unique<DockerSource>(std::move(ref), std::move(client));
+std::unique_ptr<ImageSource> NewDockerSource(DockerReference ref, std::shared_ptr<Registry> client,
+                                             DockerSignatureStorage signatures) {
+  return std::make_unique<DockerSource>(std::move(ref), std::move(client), std::move(signatures));
 }
 
 std::unique_ptr<ImageDestination> NewDockerDestination(DockerReference ref,
-                                                       std::shared_ptr<Registry> client) {
-  return std::make_unique<DockerDestination>(std::move(ref), std::move(client));
+                                                       std::shared_ptr<Registry> client,
+                                                       DockerSignatureStorage signatures) {
+  return std::make_unique<DockerDestination>(std::move(ref), std::move(client),
+                                             std::move(signatures));
 }
 
 }  // namespace regfs

@@ -14,6 +14,7 @@
 #include "transports/copy/copy.h"
 #include "transports/dir/dir_transport.h"
 #include "transports/registry/image_delete.h"
+#include "transports/signature/policy_check.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
 
@@ -290,6 +291,16 @@ class Syncer {
     copy.all = options_.all;
     copy.platforms = job.source->platforms;
     copy.parallel = options_.blob_parallel;
+    copy.remove_signatures = options_.remove_signatures;
+    if (options_.policy) {
+      copy.accept_source = PolicyCheck(options_.policy, job.src);
+      copy.accept_needs_signatures =
+          PolicyNeedsSignatures(*options_.policy, PolicyReference(job.src));
+    }
+    copy.signers = options_.signers;
+    copy.sign_identity = !options_.sign_identity.empty()           ? options_.sign_identity
+                         : job.dst.transport == Transport::kDocker ? job.dst.docker.String()
+                                                                   : std::string();
     ASSIGN_OR_RETURN(Plan plan, PlanImage(job, *src, copy));
     out.action = plan.action;
     out.digest = plan.digest;

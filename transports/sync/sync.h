@@ -20,6 +20,7 @@
 
 #include "transports/alltransports/transports.h"
 #include "transports/manifest/manifest.h"
+#include "transports/signature/policy.h"
 #include "transports/types/image_reference.h"
 
 namespace regfs {
@@ -58,6 +59,13 @@ struct SyncOptions {
   std::chrono::milliseconds retry_delay{0};  // 0: 1 s, 2 s, 4 s, …
   int shard_index = 1;                       // of shard_count, 1-based
   int shard_count = 1;
+  // Signatures, as for copy (CopyOptions): the policy each source must pass (null: any),
+  // whether the source's signatures are dropped, and the signers of every image written, whose
+  // signatures claim `sign_identity`, or each image's destination reference when it is empty.
+  std::shared_ptr<const Policy> policy;
+  bool remove_signatures = false;
+  std::vector<Signer*> signers;
+  std::string sign_identity;
   std::function<void(const std::string&)> info;  // a line per image done
   std::function<void(const std::string&)> warn;
 };

@@ -4,7 +4,9 @@
 //   1. for each blob: TryReuseBlob(), and when that returns false, NewBlobWriter(), Write()…,
 //      then Commit() once the pipeline has verified the digest (blobs may be written from
 //      several threads at once);
-//   2. PutManifest() for each instance of an index, then for the top-level manifest;
+//   2. PutManifest() for each instance of an index, then PutSignatures() for the instances
+//      and the top-level manifest, then PutManifest() for the top-level manifest (a registry
+//      tags it there, so signatures are stored before the tag exists);
 //   3. Commit(), which makes the image visible under its name.
 // Until step 3 succeeds nothing is visible under the destination's name: a destination that is
 // destroyed without Commit() leaves no tag, no image directory and no index entry.
@@ -12,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "transports/manifest/manifest.h"
 #include "transports/types/image_source.h"
@@ -46,6 +49,23 @@ class ImageDestination {
 
   // Writes an instance manifest of an index (`is_instance`) or the top-level manifest.
   virtual Status PutManifest(const RawManifest& manifest, bool is_instance) = 0;
+
+  // Whether signatures like `sigs` can be stored here; asked before anything is written, so a
+  // copy that could not keep its signatures fails first. EOPNOTSUPP with the reason.
+  virtual Status CanStoreSignatures(const std::vector<Signature>& sigs) {
+    if (sigs.empty()) return Ok();
+    return MakeError(EOPNOTSUPP, Describe() + " can't store signatures");
+  }
+
+  // Stores the signatures of the manifest with `manifest_digest` (the top-level one, or an
+  // instance). A registry adds sigstore signatures to what its attachment holds already; dir:
+  // writes them as the image's signature files.
+  virtual Status PutSignatures(const std::string& manifest_digest, bool is_instance,
+                               const std::vector<Signature>& sigs) {
+    (void)manifest_digest;
+    (void)is_instance;
+    return CanStoreSignatures(sigs);
+  }
 
   virtual Status Commit() = 0;
 };

@@ -12,6 +12,7 @@
 
 #include "transports/manifest/manifest.h"
 #include "transports/types/image_reference.h"
+#include "transports/types/signature.h"
 #include "transports/util/byte_sink.h"
 #include "transports/util/result.h"
 
@@ -37,6 +38,15 @@ class ImageSource {
   virtual Result<std::string> ManifestDigest() {
     ASSIGN_OR_RETURN(RawManifest m, GetManifest(""));
     return m.digest;
+  }
+
+  // The signatures stored for the manifest with `manifest_digest`: the top-level one, or an
+  // instance of its index (`is_instance`). Unverified. None where the transport keeps none.
+  virtual Result<std::vector<Signature>> GetSignatures(const std::string& manifest_digest,
+                                                       bool is_instance) {
+    (void)manifest_digest;
+    (void)is_instance;
+    return std::vector<Signature>{};
   }
 
   // Streams the blob's bytes, unverified, to `sink`.

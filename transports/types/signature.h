@@ -54,6 +54,8 @@ class Signer {
   virtual ~Signer() = default;
   // For messages: "sigstore key /path/key.private", "GPG key 1234…".
   virtual std::string Describe() const = 0;
+  // The format of the signatures it makes (where they can be stored depends on it).
+  virtual Signature::Format format() const = 0;
   // A signature claiming that `docker_reference` (a "host/repo:tag" or "host/repo@digest"
   // string) is the image whose manifest has `manifest_digest`.
   virtual Result<Signature> Sign(const std::string& manifest_digest,
