@@ -527,6 +527,26 @@ TEST(SigstoreAttachment, ExistingConfigFieldsArePreserved) {
   EXPECT_FALSE(AppendToAttachment("[]", kFreshConfig, {tag}).ok());
 }
 
+TEST(SigstoreAttachment, WrittenWithGoEscapingAndOmitempty) {
+  Signature sig;
+  sig.mime_type = kSigstoreSignatureMimeType;
+  sig.payload = "p";
+  sig.annotations = {{"z", "1"}, {"a<b>&", "\u2028"}};
+  Signature bare;
+  bare.mime_type = "text/plain";
+  bare.payload = "q";
+  auto a = AppendToAttachment("", "", {sig, bare});
+  ASSERT_TRUE(a.ok());
+  // Annotations sorted, HTML characters and U+2028 escaped; none at all: no "annotations".
+  EXPECT_NE(a->manifest.find(R"("annotations":{"a\u003cb\u003e\u0026":"\u2028","z":"1"}})"),
+            std::string::npos)
+      << a->manifest;
+  EXPECT_NE(a->manifest.find(R"({"mediaType":"text/plain","digest":")" + DigestOf("q") +
+                             R"(","size":1}]})"),
+            std::string::npos)
+      << a->manifest;
+}
+
 // A registry's blobs, by digest; counts the fetches.
 struct FakeBlobs {
   std::map<std::string, std::string> blobs;
