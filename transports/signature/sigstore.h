@@ -30,6 +30,7 @@ inline constexpr char kSigstoreSignatureMimeType[] =
 inline constexpr char kSigstoreSignatureAnnotation[] = "dev.cosignproject.cosign/signature";
 inline constexpr char kSigstorePayloadType[] = "cosign container image signature";
 
+// optional.creator of the payloads regfs signs (containers/image writes "containers/image <v>").
 inline constexpr char kSigstoreCreator[] = "regfs";
 
 // The attachment tag for a manifest digest: "sha256-<hex>.sig".
@@ -90,7 +91,10 @@ using AttachmentBlobFetcher =
 
 // The sigstore signatures of an attachment manifest: each layer of the signature MIME type
 // with its annotations, its payload fetched and checked against its digest. Layers of other
-// types are skipped. EINVAL for a manifest that is not an OCI image manifest.
+// types are skipped (containers/image copies them too and leaves them to the verifier; only
+// signatures are of use here). EINVAL for a manifest that is not an OCI image manifest, a
+// signature layer with a non-sha256 digest or a digest mismatch; EFBIG for a layer over
+// kMaxSignatureSize (before fetching it).
 Result<std::vector<Signature>> SignaturesFromAttachment(std::string_view manifest,
                                                         const AttachmentBlobFetcher& fetch);
 
@@ -106,6 +110,9 @@ struct Attachment {
 
 // `existing_manifest`/`existing_config`: the current attachment, or empty for none. A
 // signature already present (same MIME type, payload and annotations) is not added again.
+// A fresh attachment is byte-identical to containers/image's; an existing one keeps its fields
+// and their order (containers/image would drop the fields its Go types lack), its config
+// descriptor replaced by the new config's.
 Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
                                       std::string_view existing_config,
                                       const std::vector<Signature>& sigs);
