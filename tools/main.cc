@@ -34,7 +34,7 @@ void PrintUsage(FILE* out) {
                "regfs: move and inspect container images between registries.\n\n"
                "Usage:\n  regfs COMMAND [options] ARGS\n\nCommands:\n");
   for (const Command* const* c = AllCommands(); *c; ++c) {
-    std::fprintf(out, "  %-16s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
+    std::fprintf(out, "  %-17s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
   }
   std::fprintf(out,
                "\nImage references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, "

@@ -454,26 +454,24 @@ std::unique_ptr<Signer> NewGpgSigner(std::string fingerprint, std::string passph
 
 Result<SimpleSigningVerified> VerifySimpleSigning(std::string_view blob,
                                                   const std::vector<std::string>& keyrings) {
+  // Declared first, so removed last: after the context that uses it.
   ASSIGN_OR_RETURN(TempGnupgHome home, TempGnupgHome::Make());
-  Result<SimpleSigningVerified> out = [&]() -> Result<SimpleSigningVerified> {
-    ASSIGN_OR_RETURN(GpgmeContext ctx, GpgmeContext::New(home.path()));
-    std::vector<std::string> imported;
-    for (const std::string& keyring : keyrings) {
-      ASSIGN_OR_RETURN(GpgmeData data, GpgmeData::Of(keyring));
-      gpgme_error_t err = gpgme_op_import(ctx.get(), data.get());
-      if (err != 0) return GpgmeError("importing public keys", err, EINVAL);
-      gpgme_import_result_t r = gpgme_op_import_result(ctx.get());
-      for (gpgme_import_status_t s = r ? r->imports : nullptr; s; s = s->next) {
-        if (s->result == 0 && s->fpr) imported.push_back(s->fpr);
-      }
+  ASSIGN_OR_RETURN(GpgmeContext ctx, GpgmeContext::New(home.path()));
+  std::vector<std::string> imported;
+  for (const std::string& keyring : keyrings) {
+    ASSIGN_OR_RETURN(GpgmeData data, GpgmeData::Of(keyring));
+    gpgme_error_t err = gpgme_op_import(ctx.get(), data.get());
+    if (err != 0) return GpgmeError("importing public keys", err, EINVAL);
+    gpgme_import_result_t r = gpgme_op_import_result(ctx.get());
+    for (gpgme_import_status_t s = r ? r->imports : nullptr; s; s = s->next) {
+      if (s->result == 0 && s->fpr) imported.push_back(s->fpr);
     }
-    if (imported.empty()) return MakeError(EINVAL, "no public keys in the given keyrings");
-    ASSIGN_OR_RETURN(Verified v, VerifyIn(ctx, blob));
-    ASSIGN_OR_RETURN(std::string key, AcceptedKey(v, imported));
-    ASSIGN_OR_RETURN(SignedImage claims, ParsePayload(v.plaintext));
-    return SimpleSigningVerified{std::move(claims), std::move(key)};
-  }();
-  return out;
+  }
+  if (imported.empty()) return MakeError(EINVAL, "no public keys in the given keyrings");
+  ASSIGN_OR_RETURN(Verified v, VerifyIn(ctx, blob));
+  ASSIGN_OR_RETURN(std::string key, AcceptedKey(v, imported));
+  ASSIGN_OR_RETURN(SignedImage claims, ParsePayload(v.plaintext));
+  return SimpleSigningVerified{std::move(claims), std::move(key)};
 }
 
 Result<SimpleSigningVerified> VerifySimpleSigningWithUserKeyring(
