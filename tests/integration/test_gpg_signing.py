@@ -92,13 +92,16 @@ def test_skopeo_signs_regfs_verifies(regfs, regfs_ok, registry, work, repo_name,
     assert p.returncode == 1, p.stdout
 
 
-def test_gpg_signature_needs_a_lookaside(regfs, registry, work, repo_name, gpg):
+def test_unwritable_lookaside_leaves_no_tag(regfs, registry, work, repo_name, gpg):
+    """A lookaside regfs can only read (http://) can't take the new signature: the copy fails
+    with the reason, after its blobs but before the tag, so no image appears."""
     repo = repo_name("gpg")
     images.pushed_image(work / "img", registry, repo, "v1", seed=23)
-    empty = work / "empty.d"
-    empty.mkdir()
+    d = work / "http.d"
+    d.mkdir()
+    (d / "default.yaml").write_text("default-docker:\n  lookaside: http://127.0.0.1:9/sigs\n")
     dst = repo_name("nowhere")
-    p = regfs("--registries.d", empty, "copy", "--sign-by", gpg.fpr, registry.ref(repo, "v1"),
+    p = regfs("--registries.d", d, "copy", "--sign-by", gpg.fpr, registry.ref(repo, "v1"),
               registry.ref(dst, "v1"), env=gpg.env)
-    assert p.returncode == 1 and "lookaside" in p.stderr, p.stderr
+    assert p.returncode == 1 and "http" in p.stderr, p.stderr
     assert registry.tags(dst) == []
