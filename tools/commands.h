@@ -16,5 +16,7 @@ const Command& MountCommand();
 const Command& UnmountCommand();
 const Command& SyncCommand();
 const Command& GenerateKeyCommand();
+const Command& StandaloneSignCommand();
+const Command& StandaloneVerifyCommand();
 
 }  // namespace regfs::cli

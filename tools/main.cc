@@ -12,13 +12,20 @@ namespace {
 using regfs::cli::Command;
 
 const Command* const* AllCommands() {
-  static const Command* const kCommands[] = {
-      &regfs::cli::MountCommand(),       &regfs::cli::UnmountCommand(),
-      &regfs::cli::CopyCommand(),        &regfs::cli::SyncCommand(),
-      &regfs::cli::InspectCommand(),     &regfs::cli::DeleteCommand(),
-      &regfs::cli::ListTagsCommand(),    &regfs::cli::ManifestDigestCommand(),
-      &regfs::cli::LoginCommand(),       &regfs::cli::LogoutCommand(),
-      &regfs::cli::GenerateKeyCommand(), nullptr};
+  static const Command* const kCommands[] = {&regfs::cli::MountCommand(),
+                                             &regfs::cli::UnmountCommand(),
+                                             &regfs::cli::CopyCommand(),
+                                             &regfs::cli::SyncCommand(),
+                                             &regfs::cli::InspectCommand(),
+                                             &regfs::cli::DeleteCommand(),
+                                             &regfs::cli::ListTagsCommand(),
+                                             &regfs::cli::ManifestDigestCommand(),
+                                             &regfs::cli::LoginCommand(),
+                                             &regfs::cli::LogoutCommand(),
+                                             &regfs::cli::GenerateKeyCommand(),
+                                             &regfs::cli::StandaloneSignCommand(),
+                                             &regfs::cli::StandaloneVerifyCommand(),
+                                             nullptr};
   return kCommands;
 }
 
@@ -27,7 +34,7 @@ void PrintUsage(FILE* out) {
                "regfs: move and inspect container images between registries.\n\n"
                "Usage:\n  regfs COMMAND [options] ARGS\n\nCommands:\n");
   for (const Command* const* c = AllCommands(); *c; ++c) {
-    std::fprintf(out, "  %-16s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
+    std::fprintf(out, "  %-17s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
   }
   std::fprintf(out,
                "\nImage references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, "

@@ -21,7 +21,6 @@ std::vector<PolicyKeyVerdict> VerifySigstoreWithKeys(const PolicyImage& image,
                                                      const std::vector<size_t>& which,
                                                      const std::vector<std::string>& keys,
                                                      const std::vector<std::string>& names) {
-#ifdef REGFS_HAVE_SIGSTORE_VERIFY
   std::vector<EvpPkeyPtr> owned;
   std::vector<EVP_PKEY*> raw;
   for (size_t k = 0; k < keys.size(); ++k) {
@@ -46,19 +45,12 @@ std::vector<PolicyKeyVerdict> VerifySigstoreWithKeys(const PolicyImage& image,
     out.push_back(std::move(v));
   }
   return out;
-#else
-  (void)image;
-  (void)keys;
-  (void)names;
-  return AllFailed(which.size(), "sigstore verification is not built in");
-#endif
 }
 
 std::vector<PolicyKeyVerdict> VerifySimpleSigningWithKeys(const PolicyImage& image,
                                                           const std::vector<size_t>& which,
                                                           const std::vector<std::string>& keys,
                                                           const std::vector<std::string>& names) {
-#ifdef REGFS_HAVE_GPG_VERIFY
   (void)names;
   std::vector<PolicyKeyVerdict> out;
   for (size_t i : which) {
@@ -74,12 +66,6 @@ std::vector<PolicyKeyVerdict> VerifySimpleSigningWithKeys(const PolicyImage& ima
     out.push_back(std::move(v));
   }
   return out;
-#else
-  (void)image;
-  (void)keys;
-  (void)names;
-  return AllFailed(which.size(), "simple signing (GPG) verification is not built in");
-#endif
 }
 
 }  // namespace regfs
