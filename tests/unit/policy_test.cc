@@ -4,10 +4,17 @@
 #include <stdlib.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "tests/unit/testing/temp_dir.h"
+#include "transports/signature/sigstore.h"
+#include "transports/signature/sigstore_key.h"
+#include "transports/signature/simple_signing.h"
 #include "transports/util/base64.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
@@ -74,31 +81,7 @@ std::string SigstoreKey(const std::string& key, const std::string& identity) {
 
 constexpr char kValidRepo[] = "192.168.64.2:5000/cosign-signed-single-sample";
 
-// Evaluation tests need VerifySigstore (wip-sigstore); skipped until it is linked in.
-bool SigstoreVerificationBuiltIn() {
-  Policy p = MustParse(WithDefault(SigstoreKey("cosign.pub", "")));
-  PolicyVerdict v = EvaluatePolicy(p, DirImage("dir-img-cosign-valid"));
-  return v.signatures.size() == 1 &&
-         v.signatures[0].reason.find("not built in") == std::string::npos;
-}
-
-#define REQUIRE_SIGSTORE()                                                                  \
-  do {                                                                                      \
-    if (!SigstoreVerificationBuiltIn()) GTEST_SKIP() << "sigstore verification not linked"; \
-  } while (0)
-
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "regfs-policy-XXXXXX").string();
-    path_ = mkdtemp(tmpl.data());
-  }
-  ~TempDir() { (void)RemoveAll(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 // Parsing.
@@ -454,7 +437,7 @@ TEST(PolicyScopes, DockerLookupOrder) {
 }
 
 TEST(PolicyScopes, DirResolvedPathAndParents) {
-  TempDir tmp;
+  TempDir tmp("regfs-policy-test");
   ASSERT_TRUE(MakeDirs(tmp.path() + "/real/img", 0755).ok());
   std::filesystem::create_directory_symlink(tmp.path() + "/real", tmp.path() + "/link");
   std::string real = std::filesystem::canonical(tmp.path()).string() + "/real/img";
@@ -745,7 +728,7 @@ TEST(PolicyEvaluate, NoSignaturesOrOnlyOtherFormats) {
 }
 
 TEST(PolicyEvaluate, MissingKeyFileRefusesNamingIt) {
-  TempDir tmp;
+  TempDir tmp("regfs-policy-test");
   ASSERT_TRUE(WriteFileAtomic(
                   tmp.path() + "/policy.json",
                   WithDefault(R"({"type":"sigstoreSigned","keyPath":"keys/missing.pub"})"), 0644)
@@ -762,7 +745,7 @@ TEST(PolicyEvaluate, MissingKeyFileRefusesNamingIt) {
 }
 
 TEST(PolicyLoad, ErrorsAndDefaultLocation) {
-  TempDir tmp;
+  TempDir tmp("regfs-policy-test");
   auto missing = Policy::Load(tmp.path() + "/nope.json");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().errnum, ENOENT);
@@ -798,7 +781,6 @@ TEST(PolicyLoad, ErrorsAndDefaultLocation) {
 // Evaluation against the cosign fixtures (tests/fixtures/sigstore/README.md).
 
 TEST(PolicyFixtures, ValidAsDirWithExactRepository) {
-  REQUIRE_SIGSTORE();
   for (const char* fixture : {"dir-img-cosign-valid", "dir-img-cosign-valid-2"}) {
     Policy p = MustParse(WithDefault(SigstoreKey(
         "cosign.pub",
@@ -815,7 +797,6 @@ TEST(PolicyFixtures, ValidAsDirWithExactRepository) {
 }
 
 TEST(PolicyFixtures, ValidAsDockerWithMatchRepository) {
-  REQUIRE_SIGSTORE();
   Policy p = MustParse(WithDefault(SigstoreKey("cosign.pub", R"({"type":"matchRepository"})")));
   PolicyImage img =
       DirImage("dir-img-cosign-valid", Ref(std::string("docker://") + kValidRepo + ":anytag"));
@@ -841,7 +822,6 @@ TEST(PolicyFixtures, ValidAsDockerWithMatchRepository) {
 }
 
 TEST(PolicyFixtures, ValidWithTagExactReferenceAndMatchExact) {
-  REQUIRE_SIGSTORE();
   const std::string signed_ref = "192.168.64.2:5000/skopeo-signed:tag";
   Policy exact_ref = MustParse(WithDefault(SigstoreKey(
       "cosign.pub", R"({"type":"exactReference","dockerReference":")" + signed_ref + "\"}")));
@@ -880,7 +860,6 @@ TEST(PolicyFixtures, ValidWithTagExactReferenceAndMatchExact) {
 }
 
 TEST(PolicyFixtures, KeyRekorValidWithItsKey) {
-  REQUIRE_SIGSTORE();
   Policy p = MustParse(WithDefault(SigstoreKey(
       "cosign2.pub",
       R"({"type":"exactRepository","dockerRepository":"192.168.64.2:5000/cosign-signed/key-1"})")));
@@ -895,7 +874,6 @@ TEST(PolicyFixtures, KeyRekorValidWithItsKey) {
 }
 
 TEST(PolicyFixtures, KeyNotInPolicy) {
-  REQUIRE_SIGSTORE();
   const std::string repo_rule =
       std::string(R"({"type":"exactRepository","dockerRepository":")") + kValidRepo + "\"}";
   Policy p = MustParse(WithDefault(SigstoreKey("cosign2.pub", repo_rule)));
@@ -941,7 +919,6 @@ TEST(PolicyFixtures, KeyNotInPolicy) {
 }
 
 TEST(PolicyFixtures, MixedAcceptedBySecond) {
-  REQUIRE_SIGSTORE();
   Policy p = MustParse(WithDefault(SigstoreKey("cosign.pub", R"({"type":"matchRepository"})")));
   PolicyVerdict v = EvaluatePolicy(
       p, DirImage("dir-img-cosign-mixed", Ref(std::string("docker://") + kValidRepo + ":t")));
@@ -953,7 +930,6 @@ TEST(PolicyFixtures, MixedAcceptedBySecond) {
 }
 
 TEST(PolicyFixtures, TamperedManifestAndOtherDigest) {
-  REQUIRE_SIGSTORE();
   Policy p = MustParse(WithDefault(SigstoreKey(
       "cosign.pub",
       std::string(R"({"type":"exactRepository","dockerRepository":")") + kValidRepo + "\"}")));
@@ -985,7 +961,6 @@ TEST(PolicyFixtures, TamperedManifestAndOtherDigest) {
 }
 
 TEST(PolicyFixtures, EveryRequirementMustAccept) {
-  REQUIRE_SIGSTORE();
   const std::string rule =
       std::string(R"({"type":"exactRepository","dockerRepository":")") + kValidRepo + "\"}";
   Policy p = MustParse(R"({"default":[)" + SigstoreKey("cosign.pub", rule) + "," +
@@ -998,6 +973,195 @@ TEST(PolicyFixtures, EveryRequirementMustAccept) {
   v = EvaluatePolicy(q, DirImage("dir-img-cosign-valid"));
   EXPECT_TRUE(v.accepted) << v.reason;
   EXPECT_EQ(v.accepted_by, "sigstore key " + kFixtures + "/cosign.pub, insecureAcceptAnything");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signatures made here: sigstore with a generated key, simple signing with a real gpg.
+
+TEST(PolicySigstoreSigned, GeneratedKeyDigestAndIdentity) {
+  TempDir tmp("regfs-policy-test");
+  auto key = GenerateSigstoreKey();
+  ASSERT_TRUE(key.ok());
+  auto pem = PublicKeyPem(key->get());
+  ASSERT_TRUE(pem.ok());
+  ASSERT_TRUE(WriteFileAtomic(tmp.Sub("key.pub"), *pem, 0644).ok());
+  const std::string manifest = R"({"schemaVersion":2})";
+  const std::string other = R"({"schemaVersion":2,"x":1})";
+  auto good = SignSigstore(key->get(), DigestOf(manifest), "example.com/ns/app:v1");
+  auto for_other = SignSigstore(key->get(), DigestOf(other), "example.com/ns/app:v1");
+  ASSERT_TRUE(good.ok() && for_other.ok());
+  Policy p = MustParse(
+      R"({"default":[{"type":"reject"}],"transports":{"docker":{
+      "example.com/ns":[{"type":"sigstoreSigned","keyPath":")" +
+      tmp.Sub("key.pub") + R"("}],
+      "mirror.example":[{"type":"sigstoreSigned","keyPath":")" +
+      tmp.Sub("key.pub") +
+      R"(","signedIdentity":{"type":"remapIdentity","prefix":"mirror.example","signedPrefix":"example.com"}}]}}})");
+  PolicyImage img{Ref("docker://example.com/ns/app:v1"), manifest, {*for_other, *good}};
+  EXPECT_TRUE(PolicyNeedsSignatures(p, img.ref));
+  PolicyVerdict v = EvaluatePolicy(p, img);
+  EXPECT_TRUE(v.accepted) << v.reason;
+  EXPECT_EQ(v.accepted_by, "sigstore key " + tmp.Sub("key.pub"));
+  ASSERT_EQ(v.signatures.size(), 2u);
+  EXPECT_FALSE(v.signatures[0].accepted);
+  EXPECT_EQ(v.signatures[0].reason,
+            "digest " + DigestOf(other) + " does not match manifest " + DigestOf(manifest));
+  EXPECT_TRUE(v.signatures[1].accepted);
+
+  // Only the signature for another digest: refused, naming signature 1.
+  img.signatures = {*for_other};
+  v = EvaluatePolicy(p, img);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_EQ(v.reason, "sigstoreSigned: no signature accepted: signature 1: digest " +
+                          DigestOf(other) + " does not match manifest " + DigestOf(manifest));
+
+  // Another tag: the default matchRepoDigestOrExact refuses it.
+  img = PolicyImage{Ref("docker://example.com/ns/app:v2"), manifest, {*good}};
+  v = EvaluatePolicy(p, img);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_NE(v.reason.find("signed identity \"example.com/ns/app:v1\" does not match "
+                          "example.com/ns/app:v2 (matchRepoDigestOrExact)"),
+            std::string::npos)
+      << v.reason;
+  // By digest, the repository's signatures are accepted.
+  img.ref = Ref("docker://example.com/ns/app@" + DigestOf(manifest));
+  EXPECT_TRUE(EvaluatePolicy(p, img).accepted);
+
+  // A mirror with remapIdentity.
+  img.ref = Ref("docker://mirror.example/ns/app:v1");
+  v = EvaluatePolicy(p, img);
+  EXPECT_TRUE(v.accepted) << v.reason;
+  img.ref = Ref("docker://mirror.example/ns/app:v2");
+  EXPECT_FALSE(EvaluatePolicy(p, img).accepted);
+  // Not under any scope: the default rejects.
+  img.ref = Ref("docker://quay.io/ns/app:v1");
+  v = EvaluatePolicy(p, img);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_NE(v.reason.find("rejected by policy (default)"), std::string::npos) << v.reason;
+}
+
+std::optional<std::string> Shell(const std::string& command) {
+  FILE* p = popen((command + " 2>/dev/null").c_str(), "r");
+  if (!p) return std::nullopt;
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  if (pclose(p) != 0) return std::nullopt;
+  return out;
+}
+
+// A GnuPG home of the test's own with one signing key, exported to `dir`/key.gpg.
+struct GpgKey {
+  std::string fingerprint;
+  std::string public_path;
+};
+
+std::optional<GpgKey> MakeGpgKey(const TempDir& dir, const std::string& name) {
+  if (!Shell("command -v gpg")) return std::nullopt;
+  std::string home = dir.Sub(name + "-home");
+  if (!MakeDirs(home, 0700).ok()) return std::nullopt;
+  std::string gpg = "gpg --batch --homedir '" + home + "'";
+  std::string uid = "regfs " + name + " <" + name + "@example.com>";
+  if (!Shell(gpg + " --pinentry-mode loopback --passphrase '' --quick-gen-key '" + uid +
+             "' ed25519 sign never")) {
+    return std::nullopt;
+  }
+  auto listing = Shell(gpg + " --with-colons --list-secret-keys");
+  size_t fpr = listing ? listing->find("\nfpr:") : std::string::npos;
+  if (fpr == std::string::npos) return std::nullopt;
+  size_t start = listing->find_first_not_of(':', fpr + 5);
+  GpgKey key{listing->substr(start, listing->find(':', start) - start), dir.Sub(name + ".gpg")};
+  if (!Shell(gpg + " --output '" + key.public_path + "' --export " + key.fingerprint)) {
+    return std::nullopt;
+  }
+  return key;
+}
+
+TEST(PolicySignedBy, GpgKeysThroughTheKeyring) {
+  TempDir tmp("regfs-policy-gpg");
+  auto signer = MakeGpgKey(tmp, "signer");
+  auto other = MakeGpgKey(tmp, "other");
+  if (!signer || !other) GTEST_SKIP() << "gpg is not available";
+  const std::string manifest = R"({"schemaVersion":2})";
+  const char* old = std::getenv("GNUPGHOME");
+  std::string saved = old ? old : "";
+  setenv("GNUPGHOME", tmp.Sub("signer-home").c_str(), 1);
+  auto blob =
+      SignSimpleSigning(DigestOf(manifest), "example.com/ns/app:v1", signer->fingerprint, "");
+  auto wrong_digest =
+      SignSimpleSigning(DigestOf("{}"), "example.com/ns/app:v1", signer->fingerprint, "");
+  if (old) {
+    setenv("GNUPGHOME", saved.c_str(), 1);
+  } else {
+    unsetenv("GNUPGHOME");
+  }
+  (void)Shell("gpgconf --homedir '" + tmp.Sub("signer-home") + "' --kill all");
+  (void)Shell("gpgconf --homedir '" + tmp.Sub("other-home") + "' --kill all");
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  ASSERT_TRUE(wrong_digest.ok()) << wrong_digest.error().message;
+  Signature sig, wrong;
+  sig.format = wrong.format = Signature::Format::kSimpleSigning;
+  sig.simple_signing = *blob;
+  wrong.simple_signing = *wrong_digest;
+
+  auto policy_for = [&](const std::string& key_json) {
+    return MustParse(WithDefault(R"({"type":"signedBy","keyType":"GPGKeys",)" + key_json + "}"));
+  };
+  PolicyImage img{Ref("docker://example.com/ns/app:v1"), manifest, {sig}};
+  Policy p = policy_for(R"("keyPath":")" + signer->public_path + "\"");
+  PolicyVerdict v = EvaluatePolicy(p, img);
+  EXPECT_TRUE(v.accepted) << v.reason;
+  EXPECT_EQ(v.accepted_by, "GPG key " + signer->fingerprint);
+  ASSERT_EQ(v.signatures.size(), 1u);
+  EXPECT_EQ(v.signatures[0].reason, "GPG key " + signer->fingerprint);
+
+  // keyPaths and keyData forms.
+  EXPECT_TRUE(EvaluatePolicy(policy_for(R"("keyPaths":[")" + other->public_path + "\",\"" +
+                                        signer->public_path + "\"]"),
+                             img)
+                  .accepted);
+  auto data = ReadFileBounded(signer->public_path, 1 << 20);
+  ASSERT_TRUE(data.ok());
+  EXPECT_TRUE(
+      EvaluatePolicy(policy_for(R"("keyData":")" + Base64Encode(*data) + "\""), img).accepted);
+
+  // The key not in the policy.
+  v = EvaluatePolicy(policy_for(R"("keyPath":")" + other->public_path + "\""), img);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_NE(v.reason.find("signedBy: no signature accepted: signature 1: not verified by the "
+                          "policy's keys"),
+            std::string::npos)
+      << v.reason;
+
+  // Another digest, another identity.
+  img.signatures = {wrong};
+  v = EvaluatePolicy(p, img);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_NE(v.reason.find("signature 1: digest " + DigestOf("{}") + " does not match manifest " +
+                          DigestOf(manifest)),
+            std::string::npos)
+      << v.reason;
+  img.signatures = {sig};
+  img.ref = Ref("docker://example.com/ns/app:v2");
+  v = EvaluatePolicy(p, img);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_NE(v.reason.find("signed identity \"example.com/ns/app:v1\" does not match"),
+            std::string::npos)
+      << v.reason;
+
+  // A sigstore requirement next to it: both formats must each be satisfied.
+  Policy both = MustParse(R"({"default":[{"type":"signedBy","keyType":"GPGKeys","keyPath":")" +
+                          signer->public_path + R"("},)" + SigstoreKey("cosign.pub", "") + "]}");
+  img.ref = Ref("docker://example.com/ns/app:v1");
+  v = EvaluatePolicy(both, img);
+  EXPECT_FALSE(v.accepted);
+  EXPECT_NE(v.reason.find("sigstoreSigned: no signature accepted: the image has no sigstore "
+                          "signatures (1 of another format, 0 other attachments)"),
+            std::string::npos)
+      << v.reason;
+  // The GPG signature keeps its verdict from the signedBy requirement.
+  EXPECT_TRUE(v.signatures[0].accepted) << v.signatures[0].reason;
 }
 
 }  // namespace

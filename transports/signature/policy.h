@@ -6,7 +6,9 @@
 // `default`; every requirement of the list must accept the image. signedBy (GPG) and
 // sigstoreSigned (keys) requirements accept an image when at least one of its signatures
 // verifies, covers its manifest digest and passes the signedIdentity rule. Fulcio, Rekor and PKI
-// requirements are refused at parse time as not supported.
+// requirements are refused at parse time as not supported (ENOTSUP); signedBy keyTypes other
+// than GPGKeys and signedBaseLayer parse, as in containers/image, and refuse every image.
+// Key files are read at evaluation, relative keyPaths against the policy file's directory.
 #pragma once
 
 #include <memory>
