@@ -107,10 +107,13 @@ def check_signature(pub_path, mime, payload, annotations, identity, digest):
     'cosign container image signature' for (identity, digest), signed by pub_path's key."""
     assert mime == SIG_TYPE
     doc = json.loads(payload)
-    assert doc == {"critical": {"identity": {"docker-reference": identity},
-                                "image": {"docker-manifest-digest": digest},
-                                "type": "cosign container image signature"},
-                   "optional": None}, doc
+    assert list(doc) == ["critical", "optional"], doc
+    assert doc["critical"] == {"identity": {"docker-reference": identity},
+                               "image": {"docker-manifest-digest": digest},
+                               "type": "cosign container image signature"}, doc
+    # As containers/image writes it: who signed, and when (whole seconds since the epoch).
+    assert set(doc["optional"]) == {"creator", "timestamp"}, doc
+    assert isinstance(doc["optional"]["timestamp"], int)
     public = serialization.load_pem_public_key(pub_path.read_bytes())
     der = base64.b64decode(annotations[SIG_ANNOTATION], validate=True)
     public.verify(der, payload, ec.ECDSA(hashes.SHA256()))  # raises InvalidSignature
