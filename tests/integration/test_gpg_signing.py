@@ -84,7 +84,7 @@ def test_skopeo_signs_regfs_verifies(regfs, regfs_ok, registry, work, repo_name,
              registry.ref(dst, "v1"), f"dir:{work / 'regfs'}")
     tools.skopeo_ok("--policy", policy, "--registries.d", lookaside.dir, "copy", "-q",
                     "--src-tls-verify=false", registry.ref(dst, "v1"), f"dir:{work / 'skopeo'}")
-    assert tools.tree_diff(work / "skopeo", work / "regfs") == []
+    assert tools.tree_diff(work / "skopeo", work / "regfs") == ""
     assert (work / "regfs" / "signature-1").is_file()
     # The unsigned source is rejected.
     p = regfs("verify", "--policy", policy, "--registries.d", lookaside.dir,

@@ -164,5 +164,6 @@ def test_fixture_from_registry(regfs, registry, work, repo_name, name, key, iden
     assert p.returncode == (0 if accepted else 1), p.stdout + p.stderr
     lines = verdict_lines(p)
     assert lines[0].endswith(digest), p.stdout
+    # Every layer of the attachment is a signature to the verifier, whatever its MIME type.
     assert sum(1 for ln in lines if ln.strip().startswith("signature ")) == len(sigs), p.stdout
     assert ("accepted by" in lines[-1]) == accepted, p.stdout
