@@ -406,3 +406,49 @@ def test_sync_policy_refuses_unsigned(regfs, regfs_ok, registry, registry2, work
     assert p.returncode == 1, p.stderr
     assert "rejected" in p.stderr.lower(), p.stderr
     assert not any((work / "out").rglob("manifest.json")) if (work / "out").exists() else True
+
+
+# ---- multi-platform images ----------------------------------------------------------------
+
+def test_index_signatures(regfs_ok, regfs, registry, work, repo_name, key, key2):
+    """The index's signatures go with the index (--all), an instance's with the instance; the
+    policy accepts an index either by its own signatures or, for the instances copied, by
+    theirs."""
+    repo = repo_name("sigidx")
+    idx = images.make_index(work / "idx", seed=31)
+    images.push(idx.path, registry.addr, repo, "v1")
+    amd64 = idx.instance("linux", "amd64")
+    regfs_ok("sign", "--key", key.private, registry.ref(repo, "v1"))
+    regfs_ok("sign", "--key", key2.private, "--sign-identity", f"{registry.addr}/{repo}:v1",
+             registry.ref(repo, amd64.digest))
+
+    dst = repo_name("all")
+    regfs_ok("copy", "--all", registry.ref(repo, "v1"), registry.ref(dst, "v1"))
+    assert registry.manifest_digest(dst, "v1") == idx.digest
+    assert attachment(registry, dst, idx.digest)[2] == attachment(registry, repo, idx.digest)[2]
+    assert attachment(registry, dst, amd64.digest)[2] == \
+        attachment(registry, repo, amd64.digest)[2]
+
+    one = repo_name("one")
+    regfs_ok("copy", registry.ref(repo, "v1"), registry.ref(one, "v1"))
+    assert registry.manifest_digest(one, "v1") == amd64.digest
+    manifest, _, layers = attachment(registry, one, amd64.digest)
+    check_signature(key2.pub, SIG_TYPE, layers[0], manifest["layers"][0]["annotations"],
+                    f"{registry.addr}/{repo}:v1", amd64.digest)
+    assert len(layers) == 1  # the index's own signature is not the instance's
+
+    # Only the amd64 instance is signed by key2: its copy passes a key2 policy, --all does not.
+    policy = policy_file(work, "k2.json", sigstore(key2.pub))
+    regfs_ok("copy", "--policy", policy, registry.ref(repo, "v1"), f"dir:{work / 'amd64'}")
+    p = regfs("copy", "--all", "--policy", policy, registry.ref(repo, "v1"), f"dir:{work / 'x'}")
+    assert p.returncode == 1 and "rejected" in p.stderr.lower(), p.stderr
+    assert not (work / "x").exists()
+    # The index's key accepts every instance.
+    regfs_ok("copy", "--all", "--policy", policy_file(work, "k1.json", sigstore(key.pub)),
+             registry.ref(repo, "v1"), f"dir:{work / 'all'}")
+    assert sig_files(work / "all") == sorted(
+        ["signature-1", f"{amd64.digest.split(':')[1]}.signature-1"])
+    # A reduced index would have a new digest its signature doesn't cover.
+    p = regfs("sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false", "--all",
+              "--platform", "linux/amd64", f"{registry.addr}/{repo}", work / "reduced")
+    assert p.returncode == 1 and "--remove-signatures" in p.stderr, p.stderr

@@ -1,6 +1,7 @@
 #include "transports/copy/copy.h"
 
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -166,10 +167,15 @@ Result<std::string> TargetDigest(const RawManifest& top, const CopyOptions& opti
 
 namespace {
 
+// The source's signatures of a manifest, being read. Reading them costs a request or two (a
+// registry's attachment, its lookaside), so unless the policy needs them first they are read
+// while the blobs are copied.
+using PendingSignatures = std::shared_future<Result<std::vector<Signature>>>;
+
 // What the copy writes for one manifest: the manifest and the signatures stored with it.
 struct ManifestToWrite {
   RawManifest manifest;
-  std::vector<Signature> signatures;
+  PendingSignatures signatures;
 };
 
 class ImageCopy {
@@ -183,11 +189,11 @@ class ImageCopy {
     ASSIGN_OR_RETURN(RawManifest top, src_.GetManifest(""));
     ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(top.bytes, top.media_type));
     if (top.media_type.empty()) top.media_type = parsed.media_type;
-    ASSIGN_OR_RETURN(std::vector<Signature> top_sigs, Signatures(top.digest, false));
+    PendingSignatures top_sigs = Fetch(top.digest, false);
     Status top_accepted = Accept(top, top_sigs);
     if (!top_accepted.ok() && !parsed.is_index) return Rejected(top_accepted.error());
 
-    ManifestToWrite out{top, {}};
+    ManifestToWrite out{top, None()};
     std::vector<ManifestToWrite> instances;
     if (parsed.is_index && !options_.platforms.empty()) {
       ASSIGN_OR_RETURN(out.manifest, ReduceIndex(top, parsed, options_.platforms));
@@ -199,80 +205,110 @@ class ImageCopy {
         ASSIGN_OR_RETURN(Manifest m, ParseManifest(inst.bytes, inst.media_type));
         if (m.is_index)
           return MakeError(EOPNOTSUPP, "nested indexes are not supported (" + d.digest + ")");
-        ASSIGN_OR_RETURN(std::vector<Signature> sigs, Signatures(inst.digest, true));
+        PendingSignatures sigs = Fetch(inst.digest, true);
         if (!top_accepted.ok()) RETURN_IF_ERROR(AcceptInstance(top_accepted, inst, sigs));
         AddImageBlobs(m, &copier_);
-        instances.push_back({std::move(inst), Carried(std::move(sigs))});
+        instances.push_back({std::move(inst), std::move(sigs)});
       }
       if (out.manifest.digest == top.digest) {
-        out.signatures = Carried(std::move(top_sigs));
-      } else if (!options_.remove_signatures && !top_sigs.empty()) {
-        return MakeError(EINVAL,
-                         "copying only some platforms changes the index digest, which "
-                         "would invalidate its " +
-                             std::to_string(top_sigs.size()) +
-                             " signature(s); use --remove-signatures");
+        out.signatures = top_sigs;
+      } else if (!options_.remove_signatures) {
+        ASSIGN_OR_RETURN(std::vector<Signature> dropped, top_sigs.get());
+        if (!dropped.empty()) {
+          return MakeError(EINVAL,
+                           "copying only some platforms changes the index digest, which "
+                           "would invalidate its " +
+                               std::to_string(dropped.size()) +
+                               " signature(s); use --remove-signatures");
+        }
       }
     } else if (parsed.is_index) {
       ASSIGN_OR_RETURN(Descriptor chosen, ChooseInstance(parsed, options_.platform));
       ASSIGN_OR_RETURN(out.manifest, GetInstance(src_, chosen));
       ASSIGN_OR_RETURN(parsed, ParseManifest(out.manifest.bytes, out.manifest.media_type));
       if (parsed.is_index) return MakeError(EOPNOTSUPP, "nested indexes are not supported");
-      ASSIGN_OR_RETURN(std::vector<Signature> sigs, Signatures(out.manifest.digest, true));
-      if (!top_accepted.ok()) RETURN_IF_ERROR(AcceptInstance(top_accepted, out.manifest, sigs));
-      out.signatures = Carried(std::move(sigs));
+      out.signatures = Fetch(out.manifest.digest, true);
+      if (!top_accepted.ok()) {
+        RETURN_IF_ERROR(AcceptInstance(top_accepted, out.manifest, out.signatures));
+      }
       AddImageBlobs(parsed, &copier_);
       result.one_of_index = true;
     } else {
-      out.signatures = Carried(std::move(top_sigs));
+      out.signatures = top_sigs;
       AddImageBlobs(parsed, &copier_);
     }
-    RETURN_IF_ERROR(CheckSignaturesFit(out, instances));
+    // A destination that keeps no signatures at all fails the copy before anything is
+    // written; one that keeps some is asked once they are all known, still before any
+    // manifest is written.
+    RETURN_IF_ERROR(CheckSigners());
+    const bool keeps_signatures = dst_.CanStoreSignatures({Signature{}}).ok();
+    if (!keeps_signatures) RETURN_IF_ERROR(CheckSignaturesFit(out, instances));
 
     RETURN_IF_ERROR(copier_.Run(&result));
+    if (keeps_signatures) RETURN_IF_ERROR(CheckSignaturesFit(out, instances));
     for (const ManifestToWrite& inst : instances) {
       RETURN_IF_ERROR(PutManifest(dst_, inst.manifest, /*is_instance=*/true, copier_));
     }
     for (const ManifestToWrite& inst : instances) {
-      if (inst.signatures.empty()) continue;
-      RETURN_IF_ERROR(dst_.PutSignatures(inst.manifest.digest, true, inst.signatures));
+      ASSIGN_OR_RETURN(std::vector<Signature> sigs, Carried(inst.signatures));
+      if (sigs.empty()) continue;
+      RETURN_IF_ERROR(dst_.PutSignatures(inst.manifest.digest, true, sigs));
     }
+    ASSIGN_OR_RETURN(std::vector<Signature> top_written, Carried(out.signatures));
     for (Signer* signer : options_.signers) {
       Progress("Signing manifest using " + signer->Describe());
       auto sig = signer->Sign(out.manifest.digest, options_.sign_identity);
       if (!sig.ok()) return Annotate(std::move(sig).error(), "signing with " + signer->Describe());
-      out.signatures.push_back(std::move(*sig));
+      top_written.push_back(std::move(*sig));
     }
-    if (!out.signatures.empty()) {
+    if (!top_written.empty()) {
       Progress("Storing signatures");
-      RETURN_IF_ERROR(dst_.PutSignatures(out.manifest.digest, false, out.signatures));
+      RETURN_IF_ERROR(dst_.PutSignatures(out.manifest.digest, false, top_written));
     }
     Progress("Writing manifest to image destination");
     RETURN_IF_ERROR(PutManifest(dst_, out.manifest, /*is_instance=*/false, copier_));
     RETURN_IF_ERROR(dst_.Commit());
     result.manifest_digest = out.manifest.digest;
-    result.signatures_written = static_cast<int>(out.signatures.size());
+    result.signatures_written = static_cast<int>(top_written.size());
     return result;
   }
 
  private:
-  // The source's signatures of a manifest, when they are carried or the policy reads them.
-  Result<std::vector<Signature>> Signatures(const std::string& digest, bool is_instance) {
-    bool for_policy = options_.accept_source && options_.accept_needs_signatures;
-    if (options_.remove_signatures && !for_policy) return std::vector<Signature>{};
-    auto sigs = src_.GetSignatures(digest, is_instance);
-    if (!sigs.ok()) return Annotate(std::move(sigs).error(), "reading signatures of " + digest);
-    return sigs;
+  bool PolicyReadsSignatures() const {
+    return options_.accept_source && options_.accept_needs_signatures;
   }
 
-  std::vector<Signature> Carried(std::vector<Signature> sigs) const {
-    if (options_.remove_signatures) sigs.clear();
-    return sigs;
+  static PendingSignatures Ready(Result<std::vector<Signature>> sigs) {
+    std::promise<Result<std::vector<Signature>>> done;
+    done.set_value(std::move(sigs));
+    return done.get_future().share();
+  }
+  static PendingSignatures None() { return Ready(std::vector<Signature>{}); }
+
+  // The source's signatures of a manifest, when they are carried or the policy reads them:
+  // read now when the policy needs them, else in the background.
+  PendingSignatures Fetch(const std::string& digest, bool is_instance) {
+    if (options_.remove_signatures && !PolicyReadsSignatures()) return None();
+    auto read = [this, digest, is_instance]() -> Result<std::vector<Signature>> {
+      auto sigs = src_.GetSignatures(digest, is_instance);
+      if (!sigs.ok()) return Annotate(std::move(sigs).error(), "reading signatures of " + digest);
+      return sigs;
+    };
+    if (PolicyReadsSignatures()) return Ready(read());
+    return std::async(std::launch::async, std::move(read)).share();
   }
 
-  Status Accept(const RawManifest& m, const std::vector<Signature>& sigs) const {
+  // What is written of the source's signatures.
+  Result<std::vector<Signature>> Carried(const PendingSignatures& pending) const {
+    if (options_.remove_signatures) return std::vector<Signature>{};
+    return pending.get();
+  }
+
+  Status Accept(const RawManifest& m, const PendingSignatures& sigs) const {
     if (!options_.accept_source) return Ok();
-    return options_.accept_source(m, sigs);
+    if (!PolicyReadsSignatures()) return options_.accept_source(m, {});
+    ASSIGN_OR_RETURN(std::vector<Signature> read, sigs.get());
+    return options_.accept_source(m, read);
   }
 
   static Error Rejected(const Error& e) { return Annotate(e, "Source image rejected"); }
@@ -280,29 +316,34 @@ class ImageCopy {
   // An index the policy refused is copied only if each instance copied is accepted by its own
   // signatures.
   Status AcceptInstance(const Status& index_refusal, const RawManifest& inst,
-                        const std::vector<Signature>& sigs) const {
+                        const PendingSignatures& sigs) const {
     Status s = Accept(inst, sigs);
     if (s.ok()) return s;
     return Rejected(MakeError(s.error().errnum, index_refusal.error().message + "; instance " +
                                                     inst.digest + ": " + s.error().message));
   }
 
-  // Before anything is written: the destination can keep every signature the copy would
-  // write, and a signer has an identity to claim.
+  // A signer has an identity to claim.
+  Status CheckSigners() const {
+    if (!options_.signers.empty() && options_.sign_identity.empty()) {
+      return MakeError(EINVAL, "can't tell which docker reference to sign for " + dst_.Describe() +
+                                   ": use --sign-identity");
+    }
+    return Ok();
+  }
+
+  // The destination can keep every signature the copy would write.
   Status CheckSignaturesFit(const ManifestToWrite& out,
                             const std::vector<ManifestToWrite>& instances) const {
-    std::vector<Signature> all = out.signatures;
+    ASSIGN_OR_RETURN(std::vector<Signature> all, Carried(out.signatures));
     for (const ManifestToWrite& inst : instances) {
-      all.insert(all.end(), inst.signatures.begin(), inst.signatures.end());
+      ASSIGN_OR_RETURN(std::vector<Signature> sigs, Carried(inst.signatures));
+      all.insert(all.end(), sigs.begin(), sigs.end());
     }
     for (Signer* signer : options_.signers) {
       Signature placeholder;
       placeholder.format = signer->format();
       all.push_back(std::move(placeholder));
-    }
-    if (!options_.signers.empty() && options_.sign_identity.empty()) {
-      return MakeError(EINVAL, "can't tell which docker reference to sign for " + dst_.Describe() +
-                                   ": use --sign-identity");
     }
     Status fits = dst_.CanStoreSignatures(all);
     if (!fits.ok()) {

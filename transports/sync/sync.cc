@@ -60,6 +60,13 @@ bool IsAttachmentTag(const std::string& tag) {
   return tag.find_first_not_of("0123456789abcdef", 7) >= 7 + 64;
 }
 
+// "sha256-<hex>.sig": the sigstore attachment of an image, which the copy of that image
+// carries (or, with --remove-signatures, drops); never synced as an image of its own, which
+// would race with that copy and undo what it adds.
+bool IsSignatureTag(const std::string& tag) {
+  return IsAttachmentTag(tag) && tag.size() == 7 + 64 + 4 && tag.compare(7 + 64, 4, ".sig") == 0;
+}
+
 bool IsRetryable(const Error& e) {
   switch (e.errnum) {
     case EIO:
@@ -215,6 +222,7 @@ class Syncer {
         continue;
       }
       out->all.insert(tag);
+      if (IsSignatureTag(tag)) continue;
       if (!s.selects || s.selects(tag)) out->refs.push_back(tag);
     }
     std::sort(out->refs.begin(), out->refs.end());
