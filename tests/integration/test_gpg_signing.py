@@ -92,6 +92,20 @@ def test_skopeo_signs_regfs_verifies(regfs, regfs_ok, registry, work, repo_name,
     assert p.returncode == 1, p.stdout
 
 
+def test_regfs_sign_in_place(regfs_ok, registry, work, repo_name, gpg, lookaside):
+    repo = repo_name("gpg")
+    img = images.pushed_image(work / "img", registry, repo, "v1", seed=24)
+    policy = signed_by(work, gpg.pub)
+    p = tools.skopeo("--policy", policy, "--registries.d", lookaside.dir, "copy", "-q",
+                     "--src-tls-verify=false", registry.ref(repo, "v1"), f"dir:{work / 'a'}")
+    assert p.returncode != 0  # not signed yet
+    regfs_ok("--registries.d", lookaside.dir, "sign", "--sign-by", gpg.fpr,
+             registry.ref(repo, "v1"), env=gpg.env)
+    assert (lookaside.store / f"{repo}@sha256={img.digest.split(':')[1]}" / "signature-1").is_file()
+    tools.skopeo_ok("--policy", policy, "--registries.d", lookaside.dir, "copy", "-q",
+                    "--src-tls-verify=false", registry.ref(repo, "v1"), f"dir:{work / 'b'}")
+
+
 def test_unwritable_lookaside_leaves_no_tag(regfs, registry, work, repo_name, gpg):
     """A lookaside regfs can only read (http://) can't take the new signature: the copy fails
     with the reason, after its blobs but before the tag, so no image appears."""

@@ -452,3 +452,23 @@ def test_index_signatures(regfs_ok, regfs, registry, work, repo_name, key, key2)
     p = regfs("sync", "--src", "docker", "--dest", "dir", "--src-tls-verify=false", "--all",
               "--platform", "linux/amd64", f"{registry.addr}/{repo}", work / "reduced")
     assert p.returncode == 1 and "--remove-signatures" in p.stderr, p.stderr
+
+
+def test_sign_dir_image(regfs_ok, regfs, registry, work, repo_name, key, key2):
+    repo, img = pushed(work, registry, repo_name)
+    regfs_ok("copy", registry.ref(repo, "v1"), f"dir:{work / 'd'}")
+    p = regfs("sign", "--key", key.private, f"dir:{work / 'd'}")
+    assert p.returncode == 2 and "--sign-identity" in p.stderr, p.stderr
+    for k in (key, key2, key):  # the same key twice: ECDSA signatures differ, both are kept
+        regfs_ok("sign", "--key", k.private, "--sign-identity", "example.com/app:1",
+                 f"dir:{work / 'd'}")
+    assert sig_files(work / "d") == ["signature-1", "signature-2", "signature-3"]
+    rule = {"type": "exactReference", "dockerReference": "example.com/app:1"}
+    p = regfs_ok("verify", "--policy",
+                 policy_file(work, "p.json", sigstore(key2.pub, rule), scope="", transport="dir"),
+                 f"dir:{work / 'd'}")
+    assert "signature 2 (sigstore): verified" in p.stdout, p.stdout
+    # Pushed back to a registry, the three signatures go with it.
+    dst = repo_name("fromdir")
+    regfs_ok("copy", f"dir:{work / 'd'}", registry.ref(dst, "v1"))
+    assert len(attachment(registry, dst, img.digest)[2]) == 3
