@@ -18,5 +18,7 @@ const Command& SyncCommand();
 const Command& GenerateKeyCommand();
 const Command& SignCommand();
 const Command& VerifyCommand();
+const Command& StandaloneSignCommand();
+const Command& StandaloneVerifyCommand();
 
 }  // namespace regfs::cli

@@ -13,14 +13,22 @@ namespace {
 using regfs::cli::Command;
 
 const Command* const* AllCommands() {
-  static const Command* const kCommands[] = {
-      &regfs::cli::MountCommand(),       &regfs::cli::UnmountCommand(),
-      &regfs::cli::CopyCommand(),        &regfs::cli::SyncCommand(),
-      &regfs::cli::InspectCommand(),     &regfs::cli::DeleteCommand(),
-      &regfs::cli::ListTagsCommand(),    &regfs::cli::ManifestDigestCommand(),
-      &regfs::cli::LoginCommand(),       &regfs::cli::LogoutCommand(),
-      &regfs::cli::GenerateKeyCommand(), &regfs::cli::SignCommand(),
-      &regfs::cli::VerifyCommand(),      nullptr};
+  static const Command* const kCommands[] = {&regfs::cli::MountCommand(),
+                                             &regfs::cli::UnmountCommand(),
+                                             &regfs::cli::CopyCommand(),
+                                             &regfs::cli::SyncCommand(),
+                                             &regfs::cli::InspectCommand(),
+                                             &regfs::cli::DeleteCommand(),
+                                             &regfs::cli::ListTagsCommand(),
+                                             &regfs::cli::ManifestDigestCommand(),
+                                             &regfs::cli::LoginCommand(),
+                                             &regfs::cli::LogoutCommand(),
+                                             &regfs::cli::GenerateKeyCommand(),
+                                             &regfs::cli::SignCommand(),
+                                             &regfs::cli::VerifyCommand(),
+                                             &regfs::cli::StandaloneSignCommand(),
+                                             &regfs::cli::StandaloneVerifyCommand(),
+                                             nullptr};
   return kCommands;
 }
 

@@ -44,4 +44,11 @@ Result<SimpleSigningVerified> VerifySimpleSigning(std::string_view blob,
 Result<SimpleSigningVerified> VerifySimpleSigningWithUserKeyring(
     std::string_view blob, const std::vector<std::string>& fingerprints);
 
+// Whether verified `claims` are about `manifest` (its sha256 digest) under
+// `expected_reference` (both references normalized, as containers/image's
+// VerifyDockerManifestSignature compares them). EINVAL for an `expected_reference` that does not
+// parse; EACCES with containers/image's message for a mismatch.
+Status CheckSignedImage(const SignedImage& claims, std::string_view manifest,
+                        const std::string& expected_reference);
+
 }  // namespace regfs
