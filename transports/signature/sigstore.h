@@ -3,9 +3,10 @@
 //
 // The payload is containers/image's "cosign container image signature":
 //   {"critical":{"identity":{"docker-reference":REF},"image":{"docker-manifest-digest":DIGEST},
-//    "type":"cosign container image signature"},"optional":null}
-// signed with ECDSA P-256 over SHA-256; the DER signature, base64, is the layer annotation
-// "dev.cosignproject.cosign/signature".
+//    "type":"cosign container image signature"},"optional":{"creator":…,"timestamp":…}}
+// ("optional" is null in what cosign writes; containers/image always writes an object, {} when
+// it has neither field) signed with ECDSA P-256 over SHA-256; the DER signature, base64, is the
+// layer annotation "dev.cosignproject.cosign/signature".
 #pragma once
 
 #include <openssl/evp.h>
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,12 +30,40 @@ inline constexpr char kSigstoreSignatureMimeType[] =
 inline constexpr char kSigstoreSignatureAnnotation[] = "dev.cosignproject.cosign/signature";
 inline constexpr char kSigstorePayloadType[] = "cosign container image signature";
 
+// optional.creator of the payloads regfs signs (containers/image writes "containers/image <v>").
+inline constexpr char kSigstoreCreator[] = "regfs";
+
 // The attachment tag for a manifest digest: "sha256-<hex>.sig".
 std::string SigstoreAttachmentTag(const std::string& manifest_digest);
 
-// A signature by `key` (P-256) claiming `docker_reference` for `manifest_digest`.
+// The contents of a payload. `creator` and `timestamp` (Unix seconds) are the optional fields
+// containers/image writes and reads; others in "optional" are ignored when parsing.
+struct SigstorePayload {
+  std::string docker_reference;
+  std::string manifest_digest;
+  std::optional<std::string> creator;
+  std::optional<int64_t> timestamp;
+
+  bool operator==(const SigstorePayload&) const = default;
+};
+
+// The payload bytes, as containers/image's UntrustedSigstorePayload.MarshalJSON writes them
+// (Go map key order: critical{identity,image,type}, optional{creator,timestamp}). EINVAL for an
+// empty reference or digest.
+Result<std::string> SigstorePayloadJson(const SigstorePayload& payload);
+
+// Parses payload bytes as strictly as containers/image: exactly the fields "critical" and
+// "optional" (null or an object); critical exactly {identity, image, type} with the type
+// kSigstorePayloadType; image exactly {docker-manifest-digest} (a valid digest); identity
+// exactly {docker-reference}; duplicate keys rejected; optional.timestamp an integer. EINVAL.
+Result<SigstorePayload> ParseSigstorePayload(std::string_view payload);
+
+// A signature by `key` (P-256) claiming `docker_reference` for `manifest_digest`, its payload
+// written as containers/image writes it: creator kSigstoreCreator, timestamp now.
 Result<Signature> SignSigstore(EVP_PKEY* key, const std::string& manifest_digest,
                                const std::string& docker_reference);
+// The same with the payload given in full (tests, reproducible signatures).
+Result<Signature> SignSigstore(EVP_PKEY* key, const SigstorePayload& payload);
 
 // A Signer over a loaded private key; `describe` names it in messages.
 std::unique_ptr<Signer> NewSigstoreSigner(EvpPkeyPtr key, std::string describe);
@@ -43,7 +73,8 @@ Result<EvpPkeyPtr> LoadPublicKeyPem(std::string_view pem);
 
 struct SigstoreVerified {
   SignedImage claims;
-  size_t key_index = 0;  // which of the keys verified it
+  SigstorePayload payload;  // the claims and the optional fields
+  size_t key_index = 0;     // which of the keys verified it
 };
 
 // Checks `sig` against any of `keys`: sigstore format, the payload MIME type, the annotation a
@@ -60,7 +91,10 @@ using AttachmentBlobFetcher =
 
 // The sigstore signatures of an attachment manifest: each layer of the signature MIME type
 // with its annotations, its payload fetched and checked against its digest. Layers of other
-// types are skipped. EINVAL for a manifest that is not an OCI image manifest.
+// types are skipped (containers/image copies them too and leaves them to the verifier; only
+// signatures are of use here). EINVAL for a manifest that is not an OCI image manifest, a
+// signature layer with a non-sha256 digest or a digest mismatch; EFBIG for a layer over
+// kMaxSignatureSize (before fetching it).
 Result<std::vector<Signature>> SignaturesFromAttachment(std::string_view manifest,
                                                         const AttachmentBlobFetcher& fetch);
 
@@ -76,6 +110,9 @@ struct Attachment {
 
 // `existing_manifest`/`existing_config`: the current attachment, or empty for none. A
 // signature already present (same MIME type, payload and annotations) is not added again.
+// A fresh attachment is byte-identical to containers/image's; an existing one keeps its fields
+// and their order (containers/image would drop the fields its Go types lack), its config
+// descriptor replaced by the new config's.
 Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
                                       std::string_view existing_config,
                                       const std::vector<Signature>& sigs);
