@@ -39,7 +39,7 @@ void PrintUsage(FILE* out) {
       "Usage:\n  regfs [--policy FILE | --insecure-policy] [--registries.d DIR] COMMAND [options] "
       "ARGS\n\nCommands:\n");
   for (const Command* const* c = AllCommands(); *c; ++c) {
-    std::fprintf(out, "  %-16s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
+    std::fprintf(out, "  %-17s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
   }
   std::fprintf(out,
                "\nImage references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, "

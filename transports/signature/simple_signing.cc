@@ -1,7 +1,11 @@
 #include "transports/signature/simple_signing.h"
 
+#include <fcntl.h>
 #include <gpgme.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -120,14 +124,40 @@ class GpgmeContext {
   gpgme_ctx_t ctx_ = nullptr;
 };
 
-// A GnuPG home of our own, removed (with any agent's sockets) when the object goes.
+// Stops the daemons (gpg-agent) gpg may have started for `home`, as `gpgconf --kill all` does,
+// so that none outlives its removed home.
+void KillDaemons(const std::string& home) {
+  const char* gpgconf = gpgme_get_dirinfo("gpgconf-name");
+  if (!gpgconf || !*gpgconf) gpgconf = "gpgconf";
+  posix_spawn_file_actions_t actions;
+  if (posix_spawn_file_actions_init(&actions) != 0) return;
+  for (int fd : {STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO}) {
+    posix_spawn_file_actions_addopen(&actions, fd, "/dev/null",
+                                     fd == STDIN_FILENO ? O_RDONLY : O_WRONLY, 0);
+  }
+  std::string arg0 = "gpgconf", arg1 = "--homedir", arg3 = "--kill", arg4 = "all";
+  std::string arg2 = home;
+  char* argv[] = {arg0.data(), arg1.data(), arg2.data(), arg3.data(), arg4.data(), nullptr};
+  pid_t pid = -1;
+  if (posix_spawnp(&pid, gpgconf, &actions, nullptr, argv, environ) == 0) {
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  posix_spawn_file_actions_destroy(&actions);
+}
+
+// A GnuPG home of our own, removed (after stopping any agent gpg started there) when the
+// object goes.
 class TempGnupgHome {
  public:
   TempGnupgHome(const TempGnupgHome&) = delete;
   TempGnupgHome& operator=(const TempGnupgHome&) = delete;
   TempGnupgHome(TempGnupgHome&& o) noexcept : path_(std::exchange(o.path_, std::string())) {}
   ~TempGnupgHome() {
-    if (!path_.empty()) (void)RemoveAll(path_);
+    if (path_.empty()) return;
+    KillDaemons(path_);
+    (void)RemoveAll(path_);
   }
 
   static Result<TempGnupgHome> Make() {
@@ -424,26 +454,24 @@ std::unique_ptr<Signer> NewGpgSigner(std::string fingerprint, std::string passph
 
 Result<SimpleSigningVerified> VerifySimpleSigning(std::string_view blob,
                                                   const std::vector<std::string>& keyrings) {
+  // Declared first, so removed last: after the context that uses it.
   ASSIGN_OR_RETURN(TempGnupgHome home, TempGnupgHome::Make());
-  Result<SimpleSigningVerified> out = [&]() -> Result<SimpleSigningVerified> {
-    ASSIGN_OR_RETURN(GpgmeContext ctx, GpgmeContext::New(home.path()));
-    std::vector<std::string> imported;
-    for (const std::string& keyring : keyrings) {
-      ASSIGN_OR_RETURN(GpgmeData data, GpgmeData::Of(keyring));
-      gpgme_error_t err = gpgme_op_import(ctx.get(), data.get());
-      if (err != 0) return GpgmeError("importing public keys", err, EINVAL);
-      gpgme_import_result_t r = gpgme_op_import_result(ctx.get());
-      for (gpgme_import_status_t s = r ? r->imports : nullptr; s; s = s->next) {
-        if (s->result == 0 && s->fpr) imported.push_back(s->fpr);
-      }
+  ASSIGN_OR_RETURN(GpgmeContext ctx, GpgmeContext::New(home.path()));
+  std::vector<std::string> imported;
+  for (const std::string& keyring : keyrings) {
+    ASSIGN_OR_RETURN(GpgmeData data, GpgmeData::Of(keyring));
+    gpgme_error_t err = gpgme_op_import(ctx.get(), data.get());
+    if (err != 0) return GpgmeError("importing public keys", err, EINVAL);
+    gpgme_import_result_t r = gpgme_op_import_result(ctx.get());
+    for (gpgme_import_status_t s = r ? r->imports : nullptr; s; s = s->next) {
+      if (s->result == 0 && s->fpr) imported.push_back(s->fpr);
     }
-    if (imported.empty()) return MakeError(EINVAL, "no public keys in the given keyrings");
-    ASSIGN_OR_RETURN(Verified v, VerifyIn(ctx, blob));
-    ASSIGN_OR_RETURN(std::string key, AcceptedKey(v, imported));
-    ASSIGN_OR_RETURN(SignedImage claims, ParsePayload(v.plaintext));
-    return SimpleSigningVerified{std::move(claims), std::move(key)};
-  }();
-  return out;
+  }
+  if (imported.empty()) return MakeError(EINVAL, "no public keys in the given keyrings");
+  ASSIGN_OR_RETURN(Verified v, VerifyIn(ctx, blob));
+  ASSIGN_OR_RETURN(std::string key, AcceptedKey(v, imported));
+  ASSIGN_OR_RETURN(SignedImage claims, ParsePayload(v.plaintext));
+  return SimpleSigningVerified{std::move(claims), std::move(key)};
 }
 
 Result<SimpleSigningVerified> VerifySimpleSigningWithUserKeyring(
