@@ -276,6 +276,7 @@ class SigstoreSigner : public Signer {
   SigstoreSigner(EvpPkeyPtr key, std::string describe)
       : key_(std::move(key)), describe_(std::move(describe)) {}
   std::string Describe() const override { return describe_; }
+  Signature::Format format() const override { return Signature::Format::kSigstore; }
   Result<Signature> Sign(const std::string& manifest_digest,
                          const std::string& docker_reference) override {
     return SignSigstore(key_.get(), manifest_digest, docker_reference);

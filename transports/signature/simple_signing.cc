@@ -383,6 +383,7 @@ class GpgSigner : public Signer {
   GpgSigner(std::string fingerprint, std::string passphrase)
       : fingerprint_(std::move(fingerprint)), passphrase_(std::move(passphrase)) {}
   std::string Describe() const override { return "GPG key " + fingerprint_; }
+  Signature::Format format() const override { return Signature::Format::kSimpleSigning; }
   Result<Signature> Sign(const std::string& manifest_digest,
                          const std::string& docker_reference) override {
     ASSIGN_OR_RETURN(std::string blob, SignSimpleSigning(manifest_digest, docker_reference,
