@@ -6,7 +6,9 @@
 // `default`; every requirement of the list must accept the image. signedBy (GPG) and
 // sigstoreSigned (keys) requirements accept an image when at least one of its signatures
 // verifies, covers its manifest digest and passes the signedIdentity rule. Fulcio, Rekor and PKI
-// requirements are refused at parse time as not supported.
+// requirements are refused at parse time as not supported (ENOTSUP); signedBy keyTypes other
+// than GPGKeys and signedBaseLayer parse, as in containers/image, and refuse every image.
+// Key files are read at evaluation, relative keyPaths against the policy file's directory.
 #pragma once
 
 #include <memory>
@@ -29,8 +31,8 @@ class Policy {
 
   // `base_dir` resolves relative keyPaths (the policy file's directory).
   static Result<Policy> Parse(std::string_view json, const std::string& base_dir);
-  // --policy FILE, else $HOME/.config/containers/policy.json when it exists, else
-  // /etc/containers/policy.json; a missing default file is an error, as in skopeo.
+  // --policy FILE (`path`; empty for the default), else $HOME/.config/containers/policy.json when
+  // it exists, else /etc/containers/policy.json; a missing default file is an error, as in skopeo.
   static Result<Policy> Load(const std::string& path);
   // --insecure-policy: accepts anything.
   static Policy InsecureAcceptAnything();
@@ -49,7 +51,7 @@ struct PolicyImage {
   // or digest ("host/repo:tag"); dir: the absolute path with symlinks resolved; oci: the
   // resolved directory and ":ref" when one is given.
   ImageReference ref;
-  std::string manifest;         // the manifest bytes the signatures are checked against
+  std::string manifest;  // the manifest bytes the signatures are checked against
   std::vector<Signature> signatures;
 };
 
@@ -69,6 +71,48 @@ struct PolicyVerdict {
 };
 
 PolicyVerdict EvaluatePolicy(const Policy& policy, const PolicyImage& image);
+
+// A signedIdentity rule: which docker references a signature may claim for an image.
+struct SignedIdentityRule {
+  enum class Kind {
+    kMatchExact,
+    kMatchRepoDigestOrExact,
+    kMatchRepository,
+    kExactReference,
+    kExactRepository,
+    kRemapIdentity,
+  };
+  Kind kind = Kind::kMatchRepoDigestOrExact;
+  std::string docker_reference;   // kExactReference
+  std::string docker_repository;  // kExactRepository
+  std::string prefix;             // kRemapIdentity
+  std::string signed_prefix;      // kRemapIdentity
+
+  // A signedIdentity JSON object, validated as containers/image validates it.
+  static Result<SignedIdentityRule> Parse(std::string_view json);
+  // The JSON "type" of the rule ("matchRepository").
+  std::string Name() const;
+  // Whether a signature claiming `signed_reference` is acceptable for `image`. The match*
+  // and remapIdentity rules need the image's docker reference, which dir: and oci: images
+  // don't have: they never match there.
+  bool Matches(const ImageReference& image, std::string_view signed_reference) const;
+};
+
+// The scopes of `ref` in its transport's section, most specific first, without the "" scope:
+// docker "host/repo:tag" (or "@digest"), "host/repo", its parent namespaces, "host", then
+// "*.domain" wildcards; dir: the resolved path and its parents; oci: "path:ref", the path and
+// its parents. A relative path is made absolute and symlinks are resolved.
+std::vector<std::string> PolicyScopes(const ImageReference& ref);
+
+// The transport name of `ref` in policy.json ("docker", "dir", "oci").
+std::string PolicyTransportName(const ImageReference& ref);
+
+// Which section of `policy` applies to `ref`: `transports.NAME["SCOPE"]` or `default`.
+std::string PolicyScopeFor(const Policy& policy, const ImageReference& ref);
+
+// The file Load("") reads: $HOME/.config/containers/policy.json when it exists, else
+// /etc/containers/policy.json when that exists; ENOENT naming both otherwise.
+Result<std::string> DefaultPolicyPath();
 
 // True when the requirements for `ref` look at signatures (so a caller can skip fetching them).
 bool PolicyNeedsSignatures(const Policy& policy, const ImageReference& ref);
