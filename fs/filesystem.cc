@@ -1239,8 +1239,11 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) 
 Result<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
   ASSIGN_OR_RETURN(Node node, NodeOf(ino));
   if (node.kind == Kind::kImage && options_.policy) {
-    return std::vector<std::string>{"user.regfs.digest", "user.regfs.mediatype",
-                                    "user.regfs.verified"};
+    std::vector<std::string> names = {"user.regfs.digest", "user.regfs.mediatype"};
+    // Listed only where getxattr answers it: an accepted image.
+    auto verdict = VerdictOf(node.registry, node.path, node.ref, node.ref);
+    if (verdict.ok() && verdict->accepted) names.push_back("user.regfs.verified");
+    return names;
   }
   if (node.kind == Kind::kBlob || node.kind == Kind::kInstanceManifest ||
       node.kind == Kind::kImage) {

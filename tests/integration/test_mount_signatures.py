@@ -218,6 +218,7 @@ def test_policy_mount_is_a_verified_only_view(
     assert layer.read_bytes() == signed.layers[0].data
     verified = os.getxattr(d, "user.regfs.verified").decode()
     assert "a.pub" in verified, verified
+    assert "user.regfs.verified" in os.listxattr(d)
     # A second read of the accepted image: no request.
     before = m.stats()["requests"]
     assert (d / "manifest.json").read_bytes() == signed.manifest
@@ -232,6 +233,7 @@ def test_policy_mount_is_a_verified_only_view(
         expect_errno(errno.EACCES, (u / "manifest.json").read_bytes)
         expect_errno(errno.EACCES, (u / "version").read_bytes)
         expect_errno(errno.ENODATA, os.getxattr, u, "user.regfs.verified")
+        assert "user.regfs.verified" not in os.listxattr(u)
     layer = m.image(registry.addr, repo, "unsigned") / hexof(unsigned.layers[0].digest)
     expect_errno(errno.EACCES, layer.read_bytes)
     assert "policy" in m.log_text(), m.diag()

@@ -311,6 +311,12 @@ TEST_F(MountSignaturesTest, PolicyMakesAVerifiedOnlyView) {
   auto refused = fs_->Open(plain_manifest->ino, O_RDONLY);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().errnum, EACCES);
+  auto listed_names = fs_->ListXattr(signed_dir->ino);
+  ASSERT_TRUE(listed_names.ok());
+  EXPECT_EQ(std::count(listed_names->begin(), listed_names->end(), "user.regfs.verified"), 1);
+  auto plain_names = fs_->ListXattr(plain->ino);
+  ASSERT_TRUE(plain_names.ok());
+  EXPECT_EQ(std::count(plain_names->begin(), plain_names->end(), "user.regfs.verified"), 0);
   auto none = fs_->GetXattr(plain->ino, "user.regfs.verified");
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.error().errnum, ENODATA);
