@@ -605,18 +605,21 @@ TEST(SigstoreAttachment, OversizedIsRejectedBeforeFetching) {
   EXPECT_EQ(big_sigs.error().errnum, EFBIG);
 }
 
-TEST(SigstoreAttachment, NonSignatureLayersAreSkipped) {
+// As containers/image: every layer is read, the verifier decides what a MIME type means.
+TEST(SigstoreAttachment, NonSignatureLayersAreKeptForTheVerifier) {
   Signature sig = FixtureSignature("dir-img-cosign-valid/signature-1");
   Signature other = FixtureSignature("dir-img-cosign-other-attachment/signature-1");
   auto a = AppendToAttachment("", "", {other, sig});
   ASSERT_TRUE(a.ok());
   FakeBlobs registry;
-  registry.blobs[kValidPayloadDigest] = sig.payload;  // the text/plain blob is not there
+  registry.blobs[kValidPayloadDigest] = sig.payload;
+  registry.blobs[DigestOf(other.payload)] = other.payload;
   auto sigs = SignaturesFromAttachment(a->manifest, registry.Fetcher());
   ASSERT_TRUE(sigs.ok()) << sigs.error().message;
-  ASSERT_EQ(sigs->size(), 1u);
-  EXPECT_EQ((*sigs)[0], sig);
-  EXPECT_EQ(registry.fetches, 1);
+  ASSERT_EQ(sigs->size(), 2u);
+  EXPECT_EQ((*sigs)[0], other);
+  EXPECT_EQ((*sigs)[1], sig);
+  EXPECT_EQ(registry.fetches, 2);
 }
 
 TEST(SigstoreAttachment, NotAManifestIsEinval) {

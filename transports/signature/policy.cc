@@ -598,7 +598,8 @@ Result<Policy> Policy::Load(const std::string& path) {
   }
   auto text = ReadFileBounded(file, kMaxPolicySize);
   if (!text.ok()) return Annotate(std::move(text).error(), "reading policy " + file);
-  auto impl = ParseImpl(*text, DirName(ResolvePath(file)));
+  // Relative key paths stay relative to the working directory, as containers/image reads them.
+  auto impl = ParseImpl(*text, "");
   if (!impl.ok()) return Annotate(std::move(impl).error(), "invalid policy in " + Quoted(file));
   return Policy(std::move(impl).value());
 }
@@ -727,8 +728,9 @@ std::vector<std::string> PolicyScopes(const ImageReference& ref) {
       break;
     }
     case Transport::kOci: {
+      // The reference within the layout is not part of the identity (containers/image: "dir:x"
+      // and "dir:" may name the same image).
       std::string path = ResolvePath(ref.path);
-      if (!ref.oci_ref.empty()) out.push_back(path + ":" + ref.oci_ref);
       out.push_back(path);
       AppendParents(path, &out);
       break;

@@ -29,7 +29,8 @@ class Policy {
   Policy(Policy&&) noexcept;
   Policy& operator=(Policy&&) noexcept;
 
-  // `base_dir` resolves relative keyPaths (the policy file's directory).
+  // `base_dir`, when not empty, resolves relative keyPaths; Load() passes none, so that they
+  // are relative to the working directory, as in containers/image.
   static Result<Policy> Parse(std::string_view json, const std::string& base_dir);
   // --policy FILE (`path`; empty for the default), else $HOME/.config/containers/policy.json when
   // it exists, else /etc/containers/policy.json; a missing default file is an error, as in skopeo.
@@ -49,7 +50,7 @@ class Policy {
 struct PolicyImage {
   // The transport and the image's policy identity in it: for docker the reference with its tag
   // or digest ("host/repo:tag"); dir: the absolute path with symlinks resolved; oci: the
-  // resolved directory and ":ref" when one is given.
+  // resolved directory (the reference inside it is not part of the identity).
   ImageReference ref;
   std::string manifest;  // the manifest bytes the signatures are checked against
   std::vector<Signature> signatures;
@@ -100,8 +101,8 @@ struct SignedIdentityRule {
 
 // The scopes of `ref` in its transport's section, most specific first, without the "" scope:
 // docker "host/repo:tag" (or "@digest"), "host/repo", its parent namespaces, "host", then
-// "*.domain" wildcards; dir: the resolved path and its parents; oci: "path:ref", the path and
-// its parents. A relative path is made absolute and symlinks are resolved.
+// "*.domain" wildcards; dir: the resolved path and its parents; oci: the path and its parents
+// (not ":ref"). A relative path is made absolute and symlinks are resolved.
 std::vector<std::string> PolicyScopes(const ImageReference& ref);
 
 // The transport name of `ref` in policy.json ("docker", "dir", "oci").

@@ -497,9 +497,8 @@ Result<std::vector<Signature>> SignaturesFromAttachment(std::string_view manifes
   size_t index = 0;
   for (const auto& j : doc["layers"]) {
     ASSIGN_OR_RETURN(Layer layer, ParseLayer(j, index++));
-    // containers/image copies every attachment and leaves it to the verifier to look at the
-    // MIME type; only signatures are of use here.
-    if (layer.media_type != kSigstoreSignatureMimeType) continue;
+    // Every layer, whatever its MIME type, as containers/image reads them: the verifier looks
+    // at the type, and a copy keeps what skopeo would keep (its signature-N files match).
     if (!IsSha256Digest(layer.digest)) {
       return MakeError(EINVAL, "attachment layer " + std::to_string(index - 1) +
                                    ": unsupported digest \"" + layer.digest + "\"");

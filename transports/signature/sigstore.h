@@ -89,12 +89,12 @@ Result<SigstoreVerified> VerifySigstore(const Signature& sig, const std::vector<
 using AttachmentBlobFetcher =
     std::function<Result<std::string>(const std::string& digest, int64_t size)>;
 
-// The sigstore signatures of an attachment manifest: each layer of the signature MIME type
-// with its annotations, its payload fetched and checked against its digest. Layers of other
-// types are skipped (containers/image copies them too and leaves them to the verifier; only
-// signatures are of use here). EINVAL for a manifest that is not an OCI image manifest, a
-// signature layer with a non-sha256 digest or a digest mismatch; EFBIG for a layer over
-// kMaxSignatureSize (before fetching it).
+// The sigstore signatures of an attachment manifest: each layer, with its MIME type and
+// annotations, its payload fetched and checked against its digest. Layers of other MIME types
+// are kept too, as containers/image keeps them (the verifier refuses them; a copy carries them
+// as skopeo does). EINVAL for a manifest that is not an OCI image manifest, a layer with a
+// non-sha256 digest or a digest mismatch; EFBIG for a layer over kMaxSignatureSize (before
+// fetching it).
 Result<std::vector<Signature>> SignaturesFromAttachment(std::string_view manifest,
                                                         const AttachmentBlobFetcher& fetch);
 
