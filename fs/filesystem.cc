@@ -348,8 +348,11 @@ Result<std::shared_ptr<const Filesystem::SignatureList>> Filesystem::SignaturesO
     auto parsed = ParseManifest(attachment->bytes, attachment->media_type);
     if (parsed.ok() && !parsed->is_index) {
       for (const Descriptor& layer : parsed->layers) {
-        if (layer.media_type != kSigstoreSignatureMimeType) continue;  // other attachments
-        if (layer.size < 0 || layer.size > kMaxSignatureSize) continue;
+        // Every layer, as containers/image reads them (other MIME types too: a verifier
+        // refuses those), but for those no copy could read either.
+        if (!IsSha256Digest(layer.digest) || layer.size < 0 || layer.size > kMaxSignatureSize) {
+          continue;
+        }
         // The file's size from the descriptor alone: base64's length depends on the size only.
         Signature sig;
         sig.mime_type = layer.media_type;
