@@ -501,8 +501,8 @@ Status Filesystem::CheckPolicy(const Node& node) {
 
 Filesystem::CachedEntries Filesystem::Cached() {
   std::lock_guard<std::mutex> lock(mu_);
-  return {views_.size(),    tag_digests_.size(), tags_.size(),
-          catalogs_.size(), locations_.size(),   dir_blobs_.size()};
+  return {views_.size(),     tag_digests_.size(), tags_.size(),       catalogs_.size(),
+          locations_.size(), dir_blobs_.size(),   signatures_.size(), verdicts_.size()};
 }
 
 Result<std::vector<BlobLocation>> Filesystem::LocationsOf(const Node& node) {
@@ -1265,9 +1265,10 @@ std::string Filesystem::StatsJson() {
                               {"cache_partial_bytes", cache_->partial_bytes()}};
   // What the bounded in-memory caches hold (options_.caps), to watch a long-lived mount.
   CachedEntries c = Cached();
-  j["entries"] = {{"views", c.views},         {"tag_digests", c.tag_digests},
-                  {"tag_lists", c.tag_lists}, {"catalogs", c.catalogs},
-                  {"locations", c.locations}, {"dirs", c.dirs}};
+  j["entries"] = {{"views", c.views},           {"tag_digests", c.tag_digests},
+                  {"tag_lists", c.tag_lists},   {"catalogs", c.catalogs},
+                  {"locations", c.locations},   {"dirs", c.dirs},
+                  {"signatures", c.signatures}, {"verdicts", c.verdicts}};
   return j.dump(2) + "\n";
 }
 

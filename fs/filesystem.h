@@ -114,6 +114,8 @@ class Filesystem {
     size_t catalogs = 0;
     size_t locations = 0;
     size_t dirs = 0;
+    size_t signatures = 0;  // attachment listings
+    size_t verdicts = 0;
   };
   CachedEntries Cached();
 

@@ -193,6 +193,28 @@ TEST_F(MountSignaturesTest, ListsSignaturesAfterTheBlobsSizedWithoutFetchingPayl
   }
 }
 
+TEST_F(MountSignaturesTest, LayersOfOtherTypesAreListedAsContainersImageReadsThem) {
+  std::string digest = fake_->AddImage("attested", "v1", {"a layer"});
+  Signature other;
+  other.mime_type = "application/vnd.in-toto+json";
+  other.payload = R"({"an":"attestation"})";
+  other.annotations = {{"note", "not a signature"}};
+  AddAttachment(*fake_, "attested", digest, {sigs_[0], other});
+  Make();
+  auto dir = Walk("attested/v1");
+  ASSERT_TRUE(dir.ok());
+  auto listed = fs_->ReadDir(dir->ino);
+  ASSERT_TRUE(listed.ok());
+  std::vector<std::string> names = NamesOf(*listed);
+  EXPECT_EQ(names.back(), "signature-2");
+  auto attr = fs_->Lookup(dir->ino, "signature-2");
+  ASSERT_TRUE(attr.ok());
+  EXPECT_EQ(attr->size, static_cast<int64_t>(SignatureBlob(other).size()));
+  auto bytes = ReadAll(attr->ino);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_EQ(*bytes, SignatureBlob(other));
+}
+
 TEST_F(MountSignaturesTest, AnAbsentAttachmentCostsOneRequestPerManifestFetch) {
   fake_->AddImage("plain", "v1", {"a layer"});
   Make();
