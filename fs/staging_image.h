@@ -4,7 +4,10 @@
 // so that out-of-order writes and a failed stream can still be pushed). Once manifest.json and
 // everything it references are present — in any order of arrival — the image is pushed through
 // the copy pipeline, whose source is this object: blobs already at the registry are skipped and
-// the manifest goes last, so no tag exists before the image is complete.
+// the manifest goes last, so no tag exists before the image is complete. signature-N files go
+// with it, as the pushed manifest's sigstore attachment (stored before the manifest): one that
+// is not a valid signature fails its close() and holds the push until written again; one closed
+// after the push is added to the pushed manifest's attachment.
 //
 // Thread-safe. Locks, in the order they are taken (one is only taken while holding none after
 // it): push_mu_, then a File's stream_mu, then mu_. mu_ guards the local state that stat,
