@@ -12,7 +12,9 @@
 
 #include "transports/config/auth_file.h"
 #include "transports/dir/dir_transport.h"
+#include "transports/signature/sigstore.h"
 #include "transports/types/image_reference.h"
+#include "transports/types/signature.h"
 #include "transports/util/digest.h"
 
 namespace regfs {
@@ -31,6 +33,31 @@ std::string Join(const std::string& a, const std::string& b) { return a.empty() 
 // A bound of at least one entry, as LruCache requires.
 size_t Cap(size_t n) { return std::max<size_t>(1, n); }
 
+// Signature payloads up to this size are kept in memory (cosign's are a few hundred bytes).
+constexpr size_t kKeptPayload = 16 << 10;
+
+// "signature-N" → N - 1; false for any other name.
+bool SignatureIndex(const std::string& name, size_t* index) {
+  const std::string prefix = "signature-";
+  if (!StartsWith(name, prefix) || name.size() == prefix.size() ||
+      name.size() > prefix.size() + 6 || name[prefix.size()] == '0' ||
+      name.find_first_not_of("0123456789", prefix.size()) != std::string::npos) {
+    return false;
+  }
+  *index = std::stoul(name.substr(prefix.size())) - 1;
+  return true;
+}
+
+// What identifies a signature file's content: its payload's digest, MIME type and
+// annotations (two signers of one image share a payload).
+std::string SignatureId(const std::string& payload_digest, const std::string& mime_type,
+                        const std::map<std::string, std::string>& annotations) {
+  Signature sig;
+  sig.mime_type = mime_type;
+  sig.annotations = annotations;
+  return DigestOf(payload_digest + "\n" + SignatureBlob(sig));
+}
+
 }  // namespace
 
 Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
@@ -42,7 +69,10 @@ Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
       views_(Cap(options.caps.views)),
       dir_blobs_(Cap(options.caps.dirs)),
       leftovers_(Cap(options.caps.gone)),
-      removed_(Cap(options.caps.gone)) {}
+      removed_(Cap(options.caps.gone)),
+      signatures_(Cap(options.caps.signatures)),
+      payloads_(Cap(options.caps.payloads)),
+      verdicts_(Cap(options.caps.verdicts)) {}
 
 Filesystem::~Filesystem() {
   std::map<uint64_t, std::shared_ptr<OpenHandle>> handles;
@@ -248,10 +278,14 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
     const std::string& registry, const std::string& repo, RawManifest top) {
   ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(top.bytes, top.media_type));
   auto view = std::make_shared<ImageView>();
-  view->entries.push_back({"manifest.json", Kind::kManifestFile, top.digest, top.media_type,
-                           static_cast<int64_t>(top.bytes.size())});
+  view->entries.push_back({"manifest.json",
+                           Kind::kManifestFile,
+                           top.digest,
+                           top.media_type,
+                           static_cast<int64_t>(top.bytes.size()),
+                           {}});
   view->entries.push_back(
-      {"version", Kind::kVersion, "", "", static_cast<int64_t>(kDirVersion.size())});
+      {"version", Kind::kVersion, "", "", static_cast<int64_t>(kDirVersion.size()), {}});
   std::vector<Manifest> images;
   ASSIGN_OR_RETURN(auto client, Client(registry));
   if (parsed.is_index) {
@@ -260,8 +294,11 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
       ASSIGN_OR_RETURN(Manifest m, ParseManifest(inst.bytes, inst.media_type));
       if (m.is_index) return MakeError(EOPNOTSUPP, "nested indexes are not supported");
       view->entries.push_back({std::string(DigestHex(d.digest)) + ".manifest.json",
-                               Kind::kInstanceManifest, d.digest, inst.media_type,
-                               static_cast<int64_t>(inst.bytes.size())});
+                               Kind::kInstanceManifest,
+                               d.digest,
+                               inst.media_type,
+                               static_cast<int64_t>(inst.bytes.size()),
+                               {}});
       view->instance_bytes[d.digest] = std::move(inst.bytes);
       images.push_back(std::move(m));
     }
@@ -275,7 +312,7 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
     for (const Descriptor* d : blobs) {
       if (!seen.insert(d->digest).second) continue;
       view->entries.push_back(
-          {std::string(DigestHex(d->digest)), Kind::kBlob, d->digest, d->media_type, d->size});
+          {std::string(DigestHex(d->digest)), Kind::kBlob, d->digest, d->media_type, d->size, {}});
     }
   }
   view->top = std::move(top);
@@ -287,10 +324,185 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
   return std::shared_ptr<const ImageView>(view);
 }
 
+bool Filesystem::AttachmentsOn(const std::string& registry, const std::string& repo) const {
+  return !options_.sigstore_attachments || options_.sigstore_attachments(registry, repo);
+}
+
+Result<std::shared_ptr<const Filesystem::SignatureList>> Filesystem::SignaturesOf(
+    const std::string& registry, const std::string& repo, const std::string& manifest_digest) {
+  static const auto kNone = std::make_shared<const SignatureList>();
+  if (!AttachmentsOn(registry, repo)) return kNone;
+  std::string key = registry + "/" + repo + "@" + manifest_digest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto* cached = PeekUnexpired(signatures_, key)) return cached->value;
+  }
+  ASSIGN_OR_RETURN(auto client, Client(registry));
+  auto list = std::make_shared<SignatureList>();
+  auto attachment = client->GetManifest(repo, SigstoreAttachmentTag(manifest_digest));
+  if (!attachment.ok() && attachment.error().errnum != ENOENT) {
+    return Annotate(std::move(attachment).error(), "reading the signatures of " + manifest_digest);
+  }
+  if (attachment.ok()) {
+    // An attachment that is no OCI image manifest holds no signatures regfs can show.
+    auto parsed = ParseManifest(attachment->bytes, attachment->media_type);
+    if (parsed.ok() && !parsed->is_index) {
+      for (const Descriptor& layer : parsed->layers) {
+        // Every layer, as containers/image reads them (other MIME types too: a verifier
+        // refuses those), but for those no copy could read either.
+        if (!IsSha256Digest(layer.digest) || layer.size < 0 || layer.size > kMaxSignatureSize) {
+          continue;
+        }
+        // The file's size from the descriptor alone: base64's length depends on the size only.
+        Signature sig;
+        sig.mime_type = layer.media_type;
+        sig.payload.assign(static_cast<size_t>(layer.size), '\0');
+        sig.annotations = layer.annotations;
+        ImageEntry e;
+        e.name = "signature-" + std::to_string(list->entries.size() + 1);
+        e.kind = Kind::kSignature;
+        e.digest = layer.digest;
+        e.media_type = layer.media_type;
+        e.size = static_cast<int64_t>(SignatureBlob(sig).size());
+        e.annotations = layer.annotations;
+        list->entries.push_back(std::move(e));
+        list->payload_sizes.push_back(layer.size);
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  PutExpiring(signatures_, key, {Expiry(options_.tag_ttl), list});
+  return std::shared_ptr<const SignatureList>(list);
+}
+
+Result<std::vector<Filesystem::ImageEntry>> Filesystem::EntriesOf(const std::string& registry,
+                                                                  const std::string& repo,
+                                                                  const ImageView& view) {
+  ASSIGN_OR_RETURN(auto sigs, SignaturesOf(registry, repo, view.top.digest));
+  std::vector<ImageEntry> out = view.entries;
+  out.insert(out.end(), sigs->entries.begin(), sigs->entries.end());
+  return out;
+}
+
+Result<std::string> Filesystem::PayloadOf(const std::string& registry, const std::string& repo,
+                                          const std::string& digest, int64_t size) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto* kept = payloads_.Find(digest)) return *kept;
+  }
+  ASSIGN_OR_RETURN(auto client, Client(registry));
+  std::string bytes;
+  RETURN_IF_ERROR(
+      client->GetBlobRange(repo, digest, 0, -1, size, [&](const char* data, size_t n) -> Status {
+        if (static_cast<int64_t>(bytes.size() + n) > kMaxSignatureSize) {
+          return MakeError(EFBIG, "signature payload " + digest + " is over the limit");
+        }
+        bytes.append(data, n);
+        return Ok();
+      }));
+  if (DigestOf(bytes) != digest) {
+    return MakeError(EIO,
+                     "signature payload " + digest + " has content with digest " + DigestOf(bytes));
+  }
+  if (bytes.size() <= kKeptPayload) {
+    std::lock_guard<std::mutex> lock(mu_);
+    payloads_.Put(digest, bytes);
+  }
+  return bytes;
+}
+
+Result<std::string> Filesystem::SignatureFile(const std::string& registry, const std::string& repo,
+                                              const ImageEntry& e, int64_t payload_size) {
+  Signature sig;
+  sig.mime_type = e.media_type;
+  sig.annotations = e.annotations;
+  ASSIGN_OR_RETURN(sig.payload, PayloadOf(registry, repo, e.digest, payload_size));
+  return SignatureBlob(sig);
+}
+
+Result<PolicyVerdict> Filesystem::VerdictOf(const std::string& registry, const std::string& repo,
+                                            const std::string& dir_ref,
+                                            const std::string& manifest_ref) {
+  ASSIGN_OR_RETURN(auto view, FindOrBuildView(registry, repo, manifest_ref));
+  // The tag takes part: a signature's identity names it.
+  std::string key = registry + "/" + repo + ":" + dir_ref + "@" + view->top.digest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto* cached = verdicts_.Find(key)) {
+      if (cached->expires > std::chrono::steady_clock::now()) return cached->verdict;
+      verdicts_.Erase(key);
+    }
+  }
+  PolicyImage image;
+  image.ref.transport = Transport::kDocker;
+  image.ref.docker.registry = registry;
+  image.ref.docker.repository = repo;
+  if (IsSha256Digest(dir_ref)) {
+    image.ref.docker.digest = dir_ref;
+  } else {
+    image.ref.docker.tag = dir_ref;
+  }
+  image.manifest = view->top.bytes;
+  if (PolicyNeedsSignatures(*options_.policy, image.ref)) {
+    ASSIGN_OR_RETURN(auto sigs, SignaturesOf(registry, repo, view->top.digest));
+    for (size_t i = 0; i < sigs->entries.size(); ++i) {
+      const ImageEntry& e = sigs->entries[i];
+      Signature sig;
+      sig.mime_type = e.media_type;
+      sig.annotations = e.annotations;
+      ASSIGN_OR_RETURN(sig.payload, PayloadOf(registry, repo, e.digest, sigs->payload_sizes[i]));
+      image.signatures.push_back(std::move(sig));
+    }
+  }
+  PolicyVerdict verdict = EvaluatePolicy(*options_.policy, image);
+  auto expires =
+      verdict.accepted ? std::chrono::steady_clock::time_point::max() : Expiry(options_.tag_ttl);
+  std::lock_guard<std::mutex> lock(mu_);
+  verdicts_.Put(key, {expires, verdict});
+  return verdict;
+}
+
+Status Filesystem::CheckPolicy(const Node& node) {
+  if (!options_.policy) return Ok();
+  switch (node.kind) {
+    case Kind::kManifestFile:
+    case Kind::kVersion:
+    case Kind::kInstanceManifest:
+    case Kind::kBlob:
+    case Kind::kSignature:
+      break;
+    default:
+      return Ok();  // not a file of an image
+  }
+  // manifest.json and signature-N are of one manifest, named by digest in node.ref.
+  bool by_digest = node.kind == Kind::kManifestFile || node.kind == Kind::kSignature;
+  ASSIGN_OR_RETURN(PolicyVerdict verdict, VerdictOf(node.registry, node.path, node.target,
+                                                    by_digest ? node.ref : node.target));
+  if (verdict.accepted) return Ok();
+  if (node.kind == Kind::kBlob) {
+    // One inode wherever the blob is: readable when another directory holding it was
+    // accepted.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto dirs = blob_dirs_.find(node.digest);
+    if (dirs != blob_dirs_.end()) {
+      for (const std::string& dir : dirs->second) {
+        const DirBlobs* shown = dir_blobs_.Peek(dir);
+        size_t slash = dir.rfind('/');
+        if (!shown || slash == std::string::npos) continue;
+        std::string where = dir.substr(0, slash);  // "registry/repo"
+        auto* cached =
+            verdicts_.Peek(where + ":" + dir.substr(slash + 1) + "@" + shown->manifest_digest);
+        if (cached && cached->verdict.accepted) return Ok();
+      }
+    }
+  }
+  return MakeError(EACCES, "refused by the signature policy: " + verdict.reason);
+}
+
 Filesystem::CachedEntries Filesystem::Cached() {
   std::lock_guard<std::mutex> lock(mu_);
-  return {views_.size(),    tag_digests_.size(), tags_.size(),
-          catalogs_.size(), locations_.size(),   dir_blobs_.size()};
+  return {views_.size(),     tag_digests_.size(), tags_.size(),       catalogs_.size(),
+          locations_.size(), dir_blobs_.size(),   signatures_.size(), verdicts_.size()};
 }
 
 Result<std::vector<BlobLocation>> Filesystem::LocationsOf(const Node& node) {
@@ -387,6 +599,8 @@ std::string Filesystem::PathOf(uint64_t ino) {
       return dir + "/" + n.target + "/" + std::string(DigestHex(n.digest)) + ".manifest.json";
     case Kind::kBlob:
       return dir + "/" + n.target + "/" + std::string(DigestHex(n.digest));
+    case Kind::kSignature:
+      return dir + "/" + n.target + "/signature-" + std::to_string(n.index + 1);
     case Kind::kSymlink: {
       size_t slash = n.target.find('/');
       std::string ref = n.target.substr(slash + 1);
@@ -407,6 +621,10 @@ std::string Filesystem::ImageEntryKey(const std::string& registry, const std::st
       // One inode per directory and manifest digest: an open manifest.json keeps the image it
       // was opened on, page cache included, however the tag moves.
       return "M|" + registry + "|" + repo + "|" + dir_ref + "|" + e.digest;
+    case Kind::kSignature:
+      // By repository and content: the attachment lives beside the manifest in its repository.
+      return "G|" + registry + "|" + repo + "|" + dir_ref + "|" + e.name + "|" +
+             SignatureId(e.digest, e.media_type, e.annotations);
     default:
       return "V|" + registry + "|" + repo + "|" + dir_ref;
   }
@@ -475,8 +693,22 @@ Result<Filesystem::Node> Filesystem::LookupInImage(const Node& dir, const std::s
       return MakeError(ENOENT, "no image is pushed under this tag yet");
     }
   }
+  bool left = view != nullptr;
   if (!view) {
     ASSIGN_OR_RETURN(view, View(dir.registry, repo, ref));
+  }
+  size_t index = 0;
+  if (!left && SignatureIndex(name, &index)) {
+    ASSIGN_OR_RETURN(auto sigs, SignaturesOf(dir.registry, repo, view->top.digest));
+    if (index >= sigs->entries.size()) return MakeError(ENOENT, "no such signature of the image");
+    const ImageEntry& e = sigs->entries[index];
+    Node n = MakeNode(e.kind, dir.registry, repo, view->top.digest, e.digest, e.media_type);
+    n.size = e.size;
+    n.target = ref;
+    n.index = index;
+    n.annotations = e.annotations;
+    *key = ImageEntryKey(dir.registry, repo, ref, e);
+    return n;
   }
   for (const ImageEntry& e : view->entries) {
     if (e.name != name) continue;
@@ -694,6 +926,13 @@ Result<NodeAttr> Filesystem::AttrOf(uint64_t ino, const Node& node) {
       a.timeout = kForever;
       a.size = node.size;
       break;
+    case Kind::kSignature:
+      // Its inode names its content; whether the attachment still lists it, for tag_ttl.
+      a.mode = kFileMode;
+      a.nlink = 1;
+      a.timeout = options_.tag_ttl;
+      a.size = node.size;
+      break;
     case Kind::kBlob: {
       a.mode = kFileMode;
       a.timeout = kForever;
@@ -781,7 +1020,9 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
           if (at_registry) {
             auto view = View(node.registry, repo, ref);
             if (!view.ok()) return view.error();
-            for (const ImageEntry& e : (*view)->entries) {
+            auto entries = EntriesOf(node.registry, repo, **view);
+            if (!entries.ok()) return entries.error();
+            for (const ImageEntry& e : *entries) {
               out.push_back(
                   {e.name, ino_of(ImageEntryKey(node.registry, repo, ref, e)), kFileMode});
             }
@@ -843,6 +1084,7 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
 Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
   ASSIGN_OR_RETURN(Node node, NodeOf(ino));
   if ((flags & O_ACCMODE) != O_RDONLY) return OpenForWrite(node, flags);
+  RETURN_IF_ERROR(CheckPolicy(node));
   auto handle = std::make_shared<OpenHandle>();
   OpenedFile opened;
   switch (node.kind) {
@@ -896,6 +1138,29 @@ Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
         }
       }
       opened.keep_cache = blob->keep_cache;
+      break;
+    }
+    case Kind::kSignature: {
+      auto sigs = SignaturesOf(node.registry, node.path, node.ref);
+      if (!sigs.ok()) return sigs.error();
+      ImageEntry e;
+      e.digest = node.digest;
+      e.media_type = node.media_type;
+      e.annotations = node.annotations;
+      // The payload's size as listed; a signature no longer listed still reads as it was.
+      int64_t payload_size = -1;
+      for (size_t i = 0; i < (*sigs)->entries.size(); ++i) {
+        if ((*sigs)->entries[i].digest == node.digest) payload_size = (*sigs)->payload_sizes[i];
+      }
+      auto bytes = SignatureFile(node.registry, node.path, e, payload_size);
+      if (!bytes.ok()) return bytes.error();
+      if (static_cast<int64_t>(bytes->size()) != node.size) {
+        return MakeError(EIO, "signature " + std::to_string(node.index + 1) + " has " +
+                                  std::to_string(bytes->size()) + " bytes, not the " +
+                                  std::to_string(node.size) + " its attachment says");
+      }
+      handle->bytes = std::move(bytes).value();
+      opened.keep_cache = true;  // its inode names its content
       break;
     }
     case Kind::kSymlink:
@@ -956,6 +1221,15 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) 
     if (name == "user.regfs.digest") return node.digest;
     if (name == "user.regfs.mediatype") return node.media_type;
   }
+  if (node.kind == Kind::kImage && options_.policy && name == "user.regfs.verified") {
+    // What accepted the image; a refused one has no such attribute (ENODATA).
+    auto verdict = VerdictOf(node.registry, node.path, node.ref, node.ref);
+    if (!verdict.ok()) return verdict.error();
+    if (!verdict->accepted) {
+      return MakeError(ENODATA, "refused by the signature policy: " + verdict->reason);
+    }
+    return verdict->accepted_by;
+  }
   if (node.kind == Kind::kImage &&
       (name == "user.regfs.digest" || name == "user.regfs.mediatype")) {
     auto view = View(node.registry, node.path, node.ref);
@@ -967,6 +1241,13 @@ Result<std::string> Filesystem::GetXattr(uint64_t ino, const std::string& name) 
 
 Result<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
   ASSIGN_OR_RETURN(Node node, NodeOf(ino));
+  if (node.kind == Kind::kImage && options_.policy) {
+    std::vector<std::string> names = {"user.regfs.digest", "user.regfs.mediatype"};
+    // Listed only where getxattr answers it: an accepted image.
+    auto verdict = VerdictOf(node.registry, node.path, node.ref, node.ref);
+    if (verdict.ok() && verdict->accepted) names.push_back("user.regfs.verified");
+    return names;
+  }
   if (node.kind == Kind::kBlob || node.kind == Kind::kInstanceManifest ||
       node.kind == Kind::kImage) {
     return std::vector<std::string>{"user.regfs.digest", "user.regfs.mediatype"};
@@ -984,9 +1265,10 @@ std::string Filesystem::StatsJson() {
                               {"cache_partial_bytes", cache_->partial_bytes()}};
   // What the bounded in-memory caches hold (options_.caps), to watch a long-lived mount.
   CachedEntries c = Cached();
-  j["entries"] = {{"views", c.views},         {"tag_digests", c.tag_digests},
-                  {"tag_lists", c.tag_lists}, {"catalogs", c.catalogs},
-                  {"locations", c.locations}, {"dirs", c.dirs}};
+  j["entries"] = {{"views", c.views},           {"tag_digests", c.tag_digests},
+                  {"tag_lists", c.tag_lists},   {"catalogs", c.catalogs},
+                  {"locations", c.locations},   {"dirs", c.dirs},
+                  {"signatures", c.signatures}, {"verdicts", c.verdicts}};
   return j.dump(2) + "\n";
 }
 

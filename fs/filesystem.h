@@ -33,6 +33,7 @@
 #include "fs/staging_image.h"
 #include "transports/manifest/manifest.h"
 #include "transports/registry/registry.h"
+#include "transports/signature/policy.h"
 
 namespace regfs {
 
@@ -113,6 +114,8 @@ class Filesystem {
     size_t catalogs = 0;
     size_t locations = 0;
     size_t dirs = 0;
+    size_t signatures = 0;  // attachment listings
+    size_t verdicts = 0;
   };
   CachedEntries Cached();
 
@@ -132,6 +135,7 @@ class Filesystem {
     kSymlink,
     kLocalDir,    // made by mkdir: a namespace, repository or tag until pushed
     kStagedFile,  // a file of a staging image
+    kSignature,   // signature-N: a sigstore signature from the image's attachment
   };
   struct Node {
     Kind kind = Kind::kRoot;
@@ -144,6 +148,10 @@ class Filesystem {
     int64_t size = 0;
     uint64_t lookups = 0;
     std::string key;  // in inos_
+    // Signatures: N - 1, and the layer annotations (digest: the payload's, media_type: its
+    // MIME type, ref: the manifest digest signed, target: the directory's ref).
+    size_t index = 0;
+    std::map<std::string, std::string> annotations;
   };
   static Node MakeNode(Kind kind, std::string registry = {}, std::string path = {},
                        std::string ref = {}, std::string digest = {}, std::string media_type = {}) {
@@ -162,6 +170,19 @@ class Filesystem {
     std::string digest;
     std::string media_type;
     int64_t size = 0;
+    std::map<std::string, std::string> annotations;  // signatures
+  };
+  // The sigstore signatures in the attachment of a manifest, as listed (signature-N, N from
+  // 1): kind kSignature, digest and size of the payload, MIME type and annotations, and the
+  // file's size computed from them. Payloads are fetched on read.
+  struct SignatureList {
+    std::vector<ImageEntry> entries;
+    std::vector<int64_t> payload_sizes;
+  };
+  // A policy verdict on an image directory's manifest.
+  struct CachedVerdict {
+    std::chrono::steady_clock::time_point expires;
+    PolicyVerdict verdict;
   };
   // An image directory's contents, by the digest of its top-level manifest.
   struct ImageView {
@@ -227,6 +248,29 @@ class Filesystem {
                                                            const std::string& ref);
   Result<std::shared_ptr<const ImageView>> BuildView(const std::string& registry,
                                                      const std::string& repo, RawManifest top);
+  // Whether registries.d has the sigstore attachments of the repository read.
+  bool AttachmentsOn(const std::string& registry, const std::string& repo) const;
+  // The signature files of the image with `manifest_digest` in registry/repo: its attachment
+  // manifest, looked up once per tag_ttl (an absent one too), none when attachments are off.
+  Result<std::shared_ptr<const SignatureList>> SignaturesOf(const std::string& registry,
+                                                            const std::string& repo,
+                                                            const std::string& manifest_digest);
+  // The directory's entries: the view's, then its signatures.
+  Result<std::vector<ImageEntry>> EntriesOf(const std::string& registry, const std::string& repo,
+                                            const ImageView& view);
+  // The payload of a signature, fetched (and checked against its digest) unless kept.
+  Result<std::string> PayloadOf(const std::string& registry, const std::string& repo,
+                                const std::string& digest, int64_t size);
+  // The signature file of an entry listed by SignaturesOf.
+  Result<std::string> SignatureFile(const std::string& registry, const std::string& repo,
+                                    const ImageEntry& e, int64_t payload_size);
+  // The policy's verdict on the image whose directory is registry/repo/dir_ref and whose
+  // manifest is `manifest_ref` (a digest, or dir_ref); kept per (repository, ref, manifest
+  // digest): accepted ones until evicted, refused ones for tag_ttl.
+  Result<PolicyVerdict> VerdictOf(const std::string& registry, const std::string& repo,
+                                  const std::string& dir_ref, const std::string& manifest_ref);
+  // EACCES when the policy refuses the image a file to be opened belongs to.
+  Status CheckPolicy(const Node& node);
   // Records that directory `dir` ("registry/repo/ref") shows `view`: the directory holds its
   // blobs (st_nlink) and `where` is one more location of each. May evict the least recently
   // noted directory (UnnoteDirectoryLocked). REQUIRES: mu_ held.
@@ -324,6 +368,10 @@ class Filesystem {
   LruCache<std::string, Leftovers> leftovers_;                     // "reg|repo|tag", by mu_
   // "reg|path" of repositories removed here (the value is unused), guarded by mu_.
   LruCache<std::string, bool> removed_;
+  // Attachment listings by "reg/repo@digest", guarded by mu_.
+  LruCache<std::string, Timed<std::shared_ptr<const SignatureList>>> signatures_;
+  LruCache<std::string, std::string> payloads_;    // small signature payloads by digest, by mu_
+  LruCache<std::string, CachedVerdict> verdicts_;  // "reg/repo:ref@digest", guarded by mu_
 };
 
 }  // namespace regfs

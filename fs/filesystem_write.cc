@@ -73,7 +73,8 @@ Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
   auto& staging = stagings_[key];
   if (!staging) {
     staging = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
-                                             options_.cache_dir + "/staging");
+                                             options_.cache_dir + "/staging",
+                                             AttachmentsOn(dir.registry, repo));
   }
   return staging;
 }
@@ -158,7 +159,8 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
       break;
     }
     case Kind::kManifestFile:
-    case Kind::kVersion: {
+    case Kind::kVersion:
+    case Kind::kSignature: {
       // Writing into a tag's directory stages a new image under that tag.
       if (IsSha256Digest(node.target)) {
         return MakeError(EROFS, "an image addressed by digest never changes");
@@ -166,7 +168,9 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
       Node dir = MakeNode(Kind::kImage, node.registry, node.path, node.target);
       ASSIGN_OR_RETURN(handle->staging, StagingFor(dir));
       handle->staging->OpenFile();
-      handle->name = node.kind == Kind::kManifestFile ? "manifest.json" : "version";
+      handle->name = node.kind == Kind::kManifestFile ? "manifest.json"
+                     : node.kind == Kind::kVersion    ? "version"
+                                                   : "signature-" + std::to_string(node.index + 1);
       RETURN_IF_ERROR(handle->staging->Create(handle->name));
       handle->dirty = true;
       break;
@@ -220,6 +224,12 @@ Status Filesystem::Flush(uint64_t id) {
     if (!s.ok()) return s.error();
     if (h->staging->pushed()) {
       Invalidate(h->staging->registry(), h->staging->repo(), h->staging->tag());
+      // What is known of the pushed image's signatures and verdict is from before the push.
+      std::string where = h->staging->registry() + "/" + h->staging->repo();
+      std::string digest = h->staging->pushed_digest();
+      std::lock_guard<std::mutex> fs_lock(mu_);
+      signatures_.Erase(where + "@" + digest);
+      verdicts_.Erase(where + ":" + h->staging->tag() + "@" + digest);
     }
     return s;
   }
@@ -291,7 +301,8 @@ Status Filesystem::Unlink(uint64_t parent_ino, const std::string& name) {
     }
     case Kind::kVersion:
     case Kind::kBlob:
-    case Kind::kInstanceManifest: {
+    case Kind::kInstanceManifest:
+    case Kind::kSignature: {
       // They go with the manifest; in a deleted image's directory they are removed here.
       std::lock_guard<std::mutex> lock(mu_);
       Leftovers* left = leftovers_.Peek(node.registry + "|" + node.path + "|" + node.target);

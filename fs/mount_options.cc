@@ -83,6 +83,8 @@ Status ParseMountOptions(const std::string& text, MountOptions* o) {
       o->platform.variant = s2 == std::string::npos ? "" : value.substr(s2 + 1);
     } else if (key == "log" && !value.empty()) {
       o->log_file = value;
+    } else if (key == "policy" && !value.empty()) {
+      o->policy_file = value;
     } else if (key == "debug" && value.empty()) {
       o->debug = true;
     } else {

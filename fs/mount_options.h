@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <set>
 #include <string>
 
@@ -10,6 +12,8 @@
 #include "transports/util/result.h"
 
 namespace regfs {
+
+class Policy;
 
 enum class VerifyMode { kStream, kFull };
 
@@ -27,6 +31,17 @@ struct MountOptions {
   std::string log_file;  // "" = stderr
   bool debug = false;
   int timeout = 30;  // seconds a request may stall
+  // policy=FILE: a verified-only view. Files of an image the policy refuses can't be opened.
+  std::string policy_file;
+
+  // Not mount options: what the mount command loads for the filesystem (tools/mount.cc), so
+  // that fs/ reads no configuration of its own.
+  // The policy of policy_file; null: no policy, everything can be read.
+  std::shared_ptr<const Policy> policy;
+  // Whether the sigstore attachments of a repository are read and written (registries.d
+  // use-sigstore-attachments); unset: they are.
+  std::function<bool(const std::string& registry, const std::string& repository)>
+      sigstore_attachments;
 
   // Bounds of the mount's in-memory caches, in entries; beyond them the least recently used
   // entry goes, and is fetched again when needed (DESIGN §4: long-lived maps are bounded).
@@ -39,6 +54,9 @@ struct MountOptions {
     size_t catalogs = 16;        // registries' catalogs: one may list thousands of repositories
     size_t dirs = 8192;          // image directories' blob lists (st_nlink, locations): ~1 KiB
     size_t gone = 1024;          // repositories removed and images deleted through this mount
+    size_t signatures = 4096;    // images' attachment listings: a few hundred bytes each
+    size_t payloads = 1024;      // signature payloads (at most 16 KiB each are kept)
+    size_t verdicts = 4096;      // policy verdicts by image: ~200 bytes each
   } caps;
 };
 

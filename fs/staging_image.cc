@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <vector>
 
@@ -43,6 +44,13 @@ class KnownBlobsDestination final : public ImageDestination {
   Status PutManifest(const RawManifest& m, bool is_instance) override {
     return inner_.PutManifest(m, is_instance);
   }
+  Status CanStoreSignatures(const std::vector<Signature>& sigs) override {
+    return inner_.CanStoreSignatures(sigs);
+  }
+  Status PutSignatures(const std::string& manifest_digest, bool is_instance,
+                       const std::vector<Signature>& sigs) override {
+    return inner_.PutSignatures(manifest_digest, is_instance, sigs);
+  }
   Status Commit() override { return inner_.Commit(); }
 
  private:
@@ -53,7 +61,8 @@ class KnownBlobsDestination final : public ImageDestination {
 }  // namespace
 
 StagingImage::StagingImage(std::string registry, std::string repo, std::string tag,
-                           std::shared_ptr<Registry> client, std::string spill_dir)
+                           std::shared_ptr<Registry> client, std::string spill_dir,
+                           bool attachments)
     : registry_(std::move(registry)),
       repo_(std::move(repo)),
       tag_(std::move(tag)),
@@ -63,7 +72,9 @@ StagingImage::StagingImage(std::string registry, std::string repo, std::string t
   ref.registry = registry_;
   ref.repository = repo_;
   ref.tag = tag_;
-  dest_ = NewDockerDestination(ref, client_);
+  DockerSignatureStorage storage;
+  storage.attachments = attachments;
+  dest_ = NewDockerDestination(ref, client_, std::move(storage));
 }
 
 Status StagingImage::CheckName(const std::string& name) {
@@ -107,6 +118,8 @@ Status StagingImage::Create(const std::string& name) {
     f->spill = UniqueFd(fd);
   } else if (name.size() > 64 && name.find(".manifest.json") == 64) {
     f->digest = "sha256:" + name.substr(0, 64);
+  } else if (IsSignatureName(name)) {
+    f->is_signature = true;
   }
   FilePtr replaced;  // dropped (its upload aborted) after the lock is released
   std::lock_guard<std::mutex> lock(mu_);
@@ -248,6 +261,11 @@ bool StagingImage::pushed() const {
   return pushed_;
 }
 
+std::string StagingImage::pushed_digest() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return pushed_digest_;
+}
+
 bool StagingImage::Settled(int64_t idle_ms) const {
   std::lock_guard<std::mutex> lock(mu_);
   return pushed_ && open_files_ == 0 &&
@@ -288,8 +306,21 @@ Status StagingImage::Finish(const std::string& name) {
         files_.erase(name);
         return e;
       }
+      if (f->is_signature) {
+        // Kept unfinished when invalid: the image waits for it to be written again.
+        auto sig = SignatureFromBlob(f->bytes);
+        if (!sig.ok()) return Annotate(MakeError(EINVAL, sig.error().message), name);
+      }
       f->finished = true;
     }
+  }
+  if (f->is_signature) {
+    bool late = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      late = pushed_;
+    }
+    if (late) return PushLateSignature(name);
   }
   if (f->is_blob) RETURN_IF_ERROR(FinishBlob(name, f));
   return PushIfComplete();
@@ -347,6 +378,27 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
   return Ok();
 }
 
+Status StagingImage::PushLateSignature(const std::string& name) {
+  std::lock_guard<std::mutex> push_lock(push_mu_);
+  std::string digest;
+  std::string bytes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(FilePtr f, FindLocked(name));
+    if (!f->finished || !pushed_) return Ok();
+    digest = pushed_digest_;
+    bytes = f->bytes;
+  }
+  ASSIGN_OR_RETURN(Signature sig, SignatureFromBlob(bytes));
+  std::vector<Signature> sigs = {std::move(sig)};
+  RETURN_IF_ERROR(dest_->CanStoreSignatures(sigs));
+  Status s = dest_->PutSignatures(digest, false, sigs);
+  if (!s.ok()) {
+    return Annotate(s.error(), "storing " + name + " of " + registry_ + "/" + repo_ + ":" + tag_);
+  }
+  return Ok();
+}
+
 Status StagingImage::PushIfComplete() {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -386,6 +438,10 @@ Result<std::vector<std::string>> StagingImage::MissingLocked(std::vector<std::st
   std::vector<std::string> missing;
   auto top_file = files_.find("manifest.json");
   if (top_file == files_.end()) return std::vector<std::string>{"manifest.json"};
+  // A signature being written, or written invalid, holds the push: it goes with the image.
+  for (const auto& [name, f] : files_) {
+    if (f->is_signature && !f->finished) missing.push_back(name);
+  }
   ASSIGN_OR_RETURN(Manifest top, ParseManifest(top_file->second->bytes));
   std::vector<Manifest> images;
   if (top.is_index) {
@@ -435,6 +491,7 @@ Status StagingImage::Push() {
   }
   std::lock_guard<std::mutex> lock(mu_);
   pushed_ = true;
+  pushed_digest_ = pushed->manifest_digest;
   return Ok();
 }
 
@@ -450,6 +507,28 @@ Result<RawManifest> StagingImage::GetManifest(const std::string& instance_digest
   m.digest = DigestOf(m.bytes);
   m.media_type = GuessManifestMediaType(m.bytes);
   return m;
+}
+
+Result<std::vector<Signature>> StagingImage::GetSignatures(const std::string& manifest_digest,
+                                                           bool is_instance) {
+  (void)manifest_digest;  // the push asks for the top-level manifest staged here
+  if (is_instance) return std::vector<Signature>{};
+  std::vector<std::pair<unsigned long, std::string>> staged;  // N, bytes
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, f] : files_) {
+      if (!f->is_signature || !f->finished) continue;
+      staged.emplace_back(std::stoul(name.substr(10)), f->bytes);
+    }
+  }
+  std::sort(staged.begin(), staged.end());
+  std::vector<Signature> sigs;
+  for (const auto& [n, bytes] : staged) {
+    auto sig = SignatureFromBlob(bytes);
+    if (!sig.ok()) return Annotate(sig.error(), "signature-" + std::to_string(n));
+    sigs.push_back(std::move(sig).value());
+  }
+  return sigs;
 }
 
 Status StagingImage::GetBlob(const BlobInfo& blob, const ByteSink& sink) {

@@ -4,7 +4,10 @@
 // so that out-of-order writes and a failed stream can still be pushed). Once manifest.json and
 // everything it references are present — in any order of arrival — the image is pushed through
 // the copy pipeline, whose source is this object: blobs already at the registry are skipped and
-// the manifest goes last, so no tag exists before the image is complete.
+// the manifest goes last, so no tag exists before the image is complete. signature-N files go
+// with it, as the pushed manifest's sigstore attachment (stored before the manifest): one that
+// is not a valid signature fails its close() and holds the push until written again; one closed
+// after the push is added to the pushed manifest's attachment.
 //
 // Thread-safe. Locks, in the order they are taken (one is only taken while holding none after
 // it): push_mu_, then a File's stream_mu, then mu_. mu_ guards the local state that stat,
@@ -35,8 +38,10 @@ namespace regfs {
 
 class StagingImage final : public ImageSource {
  public:
+  // `attachments`: whether signatures go to the sigstore attachment (registries.d); else a
+  // staged signature makes the push fail.
   StagingImage(std::string registry, std::string repo, std::string tag,
-               std::shared_ptr<Registry> client, std::string spill_dir);
+               std::shared_ptr<Registry> client, std::string spill_dir, bool attachments = true);
   ~StagingImage() override = default;  // files are dropped with their uploads and spills
 
   // EINVAL, with the reason, for a name the dir: layout does not have.
@@ -64,6 +69,8 @@ class StagingImage final : public ImageSource {
   Result<std::string> ReadSmall(const std::string& name) const;
   // True once the current manifest.json has been pushed.
   bool pushed() const;
+  // The digest of the manifest pushed last ("" before the first push).
+  std::string pushed_digest() const;
   // Pushed, no file of it open, and untouched for `idle_ms`: its directory can show the image
   // at the registry again. Until then the directory shows what was written, so that a copy
   // still under way (cp, mv) finds its own files and none of the pushed image's.
@@ -79,6 +86,9 @@ class StagingImage final : public ImageSource {
   std::string Describe() const override;
   Result<RawManifest> GetManifest(const std::string& instance_digest) override;
   Status GetBlob(const BlobInfo& blob, const ByteSink& sink) override;
+  // The staged signature-N files, in the order of N, as the top-level manifest's.
+  Result<std::vector<Signature>> GetSignatures(const std::string& manifest_digest,
+                                               bool is_instance) override;
 
  private:
   struct File {
@@ -99,7 +109,8 @@ class StagingImage final : public ImageSource {
     std::string bytes;  // manifests, version, signatures
     int64_t size = 0;   // bytes written (the extent)
     bool finished = false;
-    bool adopted = false;  // at the registry without our bytes
+    bool adopted = false;       // at the registry without our bytes
+    bool is_signature = false;  // signature-N: checked at close, blocks the push until valid
     // A blob's stream, guarded by stream_mu.
     std::mutex stream_mu;
     UniqueFd spill;
@@ -122,6 +133,8 @@ class StagingImage final : public ImageSource {
   // The same from what is known: such blobs go to `unknown` if given, else count as missing.
   Result<std::vector<std::string>> MissingLocked(std::vector<std::string>* unknown);
   Status Push();
+  // Adds a signature closed after its image was pushed to the pushed manifest's attachment.
+  Status PushLateSignature(const std::string& name);
 
   const std::string registry_, repo_, tag_;
   const std::shared_ptr<Registry> client_;
@@ -134,6 +147,7 @@ class StagingImage final : public ImageSource {
   std::set<std::string> not_at_registry_;  // … and not, for this manifest, guarded by mu_
   uint64_t manifest_generation_ = 0;       // manifest.json (re)created, guarded by mu_
   bool pushed_ = false;                    // guarded by mu_
+  std::string pushed_digest_;              // guarded by mu_
   int open_files_ = 0;                     // guarded by mu_
   std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
   std::mutex push_mu_;  // one push at a time; held across the push's requests

@@ -18,6 +18,8 @@
 #include "tools/commands.h"
 #include "transports/alltransports/transports.h"
 #include "transports/config/registries_conf.h"
+#include "transports/config/registries_d.h"
+#include "transports/signature/policy.h"
 #include "transports/util/file_util.h"
 
 namespace regfs::cli {
@@ -38,6 +40,27 @@ Result<std::unique_ptr<Filesystem>> OpenFilesystem(const MountOptions& options) 
   return Filesystem::Create(
       options, NewRegistryFactory(std::move(registry), options.insecure, http, options.debug),
       counters);
+}
+
+// What the filesystem takes from configuration files besides registries.conf: registries.d
+// (which repositories' sigstore attachments are used) and the policy= file. Loaded before the
+// daemon forks, so that a bad file fails the command.
+Status LoadSignatureConfig(MountOptions* options) {
+  ASSIGN_OR_RETURN(RegistriesD loaded, RegistriesD::Load(""));
+  auto registries_d = std::make_shared<const RegistriesD>(std::move(loaded));
+  options->sigstore_attachments = [registries_d](const std::string& registry,
+                                                 const std::string& repository) {
+    DockerReference ref;
+    ref.registry = registry;
+    ref.repository = repository;
+    return registries_d->For(ref).use_sigstore_attachments.value_or(true);
+  };
+  if (!options->policy_file.empty()) {
+    auto policy = Policy::Load(options->policy_file);
+    if (!policy.ok()) return Annotate(std::move(policy).error(), "policy=" + options->policy_file);
+    options->policy = std::make_shared<const Policy>(std::move(policy).value());
+  }
+  return Ok();
 }
 
 // Runs the filesystem in this process; `ready_fd` (or -1) hears "+" when the mount exists, or
@@ -72,6 +95,7 @@ int RunMount(const Command& self, const Args& args) {
     if (!s.ok()) return Fail(self, s.error());
   }
   if (options.cache_dir.empty()) options.cache_dir = DefaultCacheDir();
+  if (Status s = LoadSignatureConfig(&options); !s.ok()) return Fail(self, s.error());
   if (!IsDirectory(mountpoint)) {
     return Fail(self, MakeError(ENOTDIR, "mount point " + mountpoint + " is not a directory"));
   }
@@ -140,7 +164,13 @@ const Command& MountCommand() {
         "when read; cp -r into a tag directory pushes, mv re-tags, rm -r deletes.\n"
         "Options: cache_dir=DIR, cache_size=SIZE (K/M/G), tag_ttl=SEC, list_ttl=SEC, ro,\n"
         "allow_other, authfile=FILE, insecure=HOST (repeatable), verify=stream|full,\n"
-        "platform=OS/ARCH[/VARIANT], log=FILE, debug, timeout=SEC.\n"
+        "platform=OS/ARCH[/VARIANT], log=FILE, debug, timeout=SEC, policy=FILE.\n"
+        "An image directory lists the sigstore signatures of its attachment as signature-N\n"
+        "(registries.d use-sigstore-attachments: false turns that off for a scope), and\n"
+        "signature-N files copied in are pushed as the image's attachment. policy=FILE\n"
+        "(containers-policy.json) makes a verified-only view: the files of an image the\n"
+        "policy refuses can't be opened (EACCES, the reason in the log); the image\n"
+        "directory's user.regfs.verified attribute names what accepted it (none: refused).\n"
         "Without -f the command returns once the mount is ready; the log then defaults to\n"
         "CACHE_DIR/regfs.log.";
     c.flags = {{"foreground", 'f', FlagKind::kBool, "stay in the foreground", ""},

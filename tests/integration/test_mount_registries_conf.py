@@ -89,7 +89,11 @@ def test_the_mount_reads_through_the_mirror(origin, image, origin_px, mounts, wo
         assert_blobs_verify(work / "out")
         assert mirror.requests(method="GET", path=r"/v2/mirrored/img/manifests/")
         assert len(mirror.requests(method="GET", path=r"/v2/mirrored/img/blobs/")) >= 3
-        assert origin_px.requests(path=r"/manifests/|/blobs/") == [], origin_px.dump()
+        # The image has no sigstore attachment: the mirror's 404 for its sha256-<hex>.sig tag
+        # falls back to the origin, as in containers/image; nothing else is asked of it.
+        asked = [e for e in origin_px.requests(path=r"/manifests/|/blobs/")
+                 if not e.path.endswith(".sig")]
+        assert asked == [], origin_px.dump()
 
 
 @pytest.mark.parametrize("by_digest_only", [False, True])

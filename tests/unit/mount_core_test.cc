@@ -334,6 +334,7 @@ MountOptions SmallCaps() {
   o.caps.tag_lists = 2;
   o.caps.catalogs = 1;
   o.caps.dirs = 4;
+  o.caps.signatures = 3;
   return o;
 }
 
@@ -354,6 +355,7 @@ TEST_F(MountCoreTest, WalkingMoreImagesThanTheCapsKeepsTheCachesAtTheirCaps) {
   // share.
   EXPECT_EQ(c.dirs, 4u);
   EXPECT_EQ(c.locations, 5u);
+  EXPECT_EQ(c.signatures, 3u);  // the attachments looked up (none there)
 }
 
 TEST_F(MountCoreTest, ExpiredTagsAndListsAreDroppedNotKept) {

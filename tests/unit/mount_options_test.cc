@@ -11,7 +11,8 @@ TEST(MountOptionsTest, ParsesEveryOption) {
   MountOptions o;
   ASSERT_TRUE(ParseMountOptions("cache_dir=/c,cache_size=2G,tag_ttl=5,list_ttl=7,ro,allow_other,"
                                 "authfile=/a.json,insecure=reg.example:5000,insecure=127.0.0.1:1,"
-                                "verify=full,platform=linux/arm64/v8,log=/l,debug,timeout=3",
+                                "verify=full,platform=linux/arm64/v8,log=/l,debug,timeout=3,"
+                                "policy=/p.json",
                                 &o)
                   .ok());
   EXPECT_EQ(o.cache_dir, "/c");
@@ -29,12 +30,13 @@ TEST(MountOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(o.log_file, "/l");
   EXPECT_TRUE(o.debug);
   EXPECT_EQ(o.timeout, 3);
+  EXPECT_EQ(o.policy_file, "/p.json");
 }
 
 TEST(MountOptionsTest, RefusesBadOptionsNamingThem) {
-  for (const char* bad :
-       {"cache_size=lots", "cache_size=0", "tag_ttl=-1", "tag_ttl=", "verify=some",
-        "insecure=not a host", "platform=linux", "nosuch", "ro=1", "timeout=0", "cache_dir="}) {
+  for (const char* bad : {"cache_size=lots", "cache_size=0", "tag_ttl=-1",
+                          "tag_ttl=", "verify=some", "insecure=not a host", "platform=linux",
+                          "nosuch", "ro=1", "timeout=0", "cache_dir=", "policy="}) {
     MountOptions o;
     Status s = ParseMountOptions(bad, &o);
     ASSERT_FALSE(s.ok()) << bad;
