@@ -143,6 +143,16 @@ def proxy2(registry2):
         yield px
 
 
+@pytest.fixture
+def attachments_d(work):
+    """A registries.d directory that turns sigstore attachments on, for skopeo (whose default
+    is off; regfs reads and writes them unless told otherwise)."""
+    d = work / "registries.d"
+    d.mkdir()
+    (d / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
+    return d
+
+
 # ---- test images, pushed once per session --------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -42,15 +42,6 @@ def keys(regfs_ok, work):
     return Keys
 
 
-@pytest.fixture
-def attachments_on(work):
-    """A registries.d directory enabling sigstore attachments, for skopeo."""
-    d = work / "registries.d"
-    d.mkdir()
-    (d / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
-    return d
-
-
 def push(work, registry, repo, seed, tag="v1"):
     return images.pushed_image(work / f"src-{seed}-{repo.replace('/', '_')}", registry, repo,
                                tag, seed=seed)
@@ -90,11 +81,11 @@ def attachment_tag(digest):
 # ---- (a) listing and reading ----------------------------------------------------------------
 
 def test_signatures_are_listed_and_read_as_skopeo_writes_them(
-        registry, mounts, repo_name, regfs_ok, keys, work, attachments_on):
+        registry, mounts, repo_name, regfs_ok, keys, work, attachments_d):
     repo = repo_name("sig")
     img = push(work, registry, repo, seed=101)
     sign(regfs_ok, keys.a.private, registry, repo)
-    want = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_on)
+    want = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_d)
     assert signature_names(want) == ["signature-1"]
 
     m = mounts()
@@ -117,13 +108,13 @@ def test_signatures_are_listed_and_read_as_skopeo_writes_them(
 
 
 def test_two_signatures_and_an_unsigned_image(
-        registry, mounts, repo_name, regfs_ok, keys, work, attachments_on):
+        registry, mounts, repo_name, regfs_ok, keys, work, attachments_d):
     repo = repo_name("sig")
     push(work, registry, repo, seed=102)
     push(work, registry, repo, seed=103, tag="plain")
     sign(regfs_ok, keys.a.private, registry, repo)
     sign(regfs_ok, keys.b.private, registry, repo)
-    want = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_on)
+    want = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_d)
     assert signature_names(want) == ["signature-1", "signature-2"]
 
     m = mounts()
@@ -152,11 +143,11 @@ def test_listing_fetches_no_payload(registry, mounts, repo_name, regfs_ok, keys,
 # ---- (b) pushing signatures -------------------------------------------------------------------
 
 def test_cp_of_a_signed_dir_pushes_its_signatures(
-        registry, mounts, repo_name, regfs_ok, regfs, keys, work, attachments_on):
+        registry, mounts, repo_name, regfs_ok, regfs, keys, work, attachments_d):
     repo = repo_name("sig")
     img = push(work, registry, repo, seed=105)
     sign(regfs_ok, keys.a.private, registry, repo)
-    src = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_on)
+    src = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_d)
 
     m = mounts()
     dest_repo = repo_name("copied")
@@ -167,7 +158,7 @@ def test_cp_of_a_signed_dir_pushes_its_signatures(
     # The attachment of the pushed digest exists, holding the same signature.
     tools.run([tools.SKOPEO, "inspect", "--raw", "--tls-verify=false",
                f"docker://{registry.addr}/{dest_repo}:{attachment_tag(img.digest)}"], check=True)
-    back = skopeo_dir(registry, dest_repo, "v1", work / "back", attachments_on)
+    back = skopeo_dir(registry, dest_repo, "v1", work / "back", attachments_d)
     assert (back / "signature-1").read_bytes() == (src / "signature-1").read_bytes()
     # And it verifies there, for the identity it was signed with.
     policy = policy_file(work, keys.a.pub, identity={
@@ -177,11 +168,11 @@ def test_cp_of_a_signed_dir_pushes_its_signatures(
 
 
 def test_a_corrupt_signature_fails_cp_and_leaves_no_tag(
-        registry, mounts, repo_name, regfs_ok, keys, work, attachments_on, oracle):
+        registry, mounts, repo_name, regfs_ok, keys, work, attachments_d, oracle):
     repo = repo_name("sig")
     push(work, registry, repo, seed=106)
     sign(regfs_ok, keys.a.private, registry, repo)
-    src = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_on)
+    src = skopeo_dir(registry, repo, "v1", work / "skopeo", attachments_d)
     (src / "signature-1").write_bytes(b"\0sigstore-json\n{\"mimeType\": 1}")
 
     m = mounts()

@@ -47,15 +47,6 @@ def key2(regfs_ok, work):
                             "pub": prefix.with_name("other.pub")})
 
 
-@pytest.fixture
-def attachments_d(work):
-    """A registries.d directory that turns sigstore attachments on (skopeo's default is off)."""
-    d = work / "registries.d"
-    d.mkdir()
-    (d / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
-    return d
-
-
 def policy_file(work, name, requirement, scope=None, transport="docker"):
     """A policy accepting only what `requirement` accepts (for `scope`, else everywhere)."""
     if scope is None:

@@ -17,6 +17,7 @@
 
 #include "fs/filesystem.h"
 #include "tests/unit/testing/fake_registry.h"
+#include "tests/unit/testing/fs_paths.h"
 #include "tests/unit/testing/temp_dir.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
@@ -106,33 +107,10 @@ class MountCoreTest : public ::testing::Test {
 
   // The inode of `path` ("repo/tag/file"), looked up from the registry's directory.
   Result<NodeAttr> Walk(const std::string& path, const std::string& host = kHost) {
-    ASSIGN_OR_RETURN(NodeAttr at, fs_->Lookup(kRootIno, host));
-    size_t start = 0;
-    while (start < path.size()) {
-      size_t end = path.find('/', start);
-      if (end == std::string::npos) end = path.size();
-      ASSIGN_OR_RETURN(at, fs_->Lookup(at.ino, path.substr(start, end - start)));
-      start = end + 1;
-    }
-    return at;
+    return testing::WalkPath(*fs_, host, path);
   }
 
-  Result<std::string> ReadAll(uint64_t ino) {
-    ASSIGN_OR_RETURN(OpenedFile f, fs_->Open(ino, O_RDONLY));
-    std::string out;
-    char buf[4096];
-    while (true) {
-      auto n = fs_->Read(f.handle, buf, sizeof buf, static_cast<int64_t>(out.size()));
-      if (!n.ok()) {
-        fs_->Release(f.handle);
-        return n.error();
-      }
-      if (*n == 0) break;
-      out.append(buf, *n);
-    }
-    fs_->Release(f.handle);
-    return out;
-  }
+  Result<std::string> ReadAll(uint64_t ino) { return testing::ReadWhole(*fs_, ino); }
 
   // Lists `path` and every directory below it, as `ls -R` does, looking up each entry.
   void ListTree(const std::string& path) {

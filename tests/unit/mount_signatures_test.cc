@@ -14,6 +14,7 @@
 
 #include "fs/filesystem.h"
 #include "tests/unit/testing/fake_registry.h"
+#include "tests/unit/testing/fs_paths.h"
 #include "tests/unit/testing/temp_dir.h"
 #include "transports/registry/docker_transport.h"
 #include "transports/signature/policy.h"
@@ -104,34 +105,9 @@ class MountSignaturesTest : public ::testing::Test {
     return *fs_;
   }
 
-  Result<NodeAttr> Walk(const std::string& path) {
-    ASSIGN_OR_RETURN(NodeAttr at, fs_->Lookup(kRootIno, kHost));
-    size_t start = 0;
-    while (start < path.size()) {
-      size_t end = path.find('/', start);
-      if (end == std::string::npos) end = path.size();
-      ASSIGN_OR_RETURN(at, fs_->Lookup(at.ino, path.substr(start, end - start)));
-      start = end + 1;
-    }
-    return at;
-  }
+  Result<NodeAttr> Walk(const std::string& path) { return testing::WalkPath(*fs_, kHost, path); }
 
-  Result<std::string> ReadAll(uint64_t ino) {
-    ASSIGN_OR_RETURN(OpenedFile f, fs_->Open(ino, O_RDONLY));
-    std::string out;
-    char buf[4096];
-    while (true) {
-      auto n = fs_->Read(f.handle, buf, sizeof buf, static_cast<int64_t>(out.size()));
-      if (!n.ok()) {
-        fs_->Release(f.handle);
-        return n.error();
-      }
-      if (*n == 0) break;
-      out.append(buf, *n);
-    }
-    fs_->Release(f.handle);
-    return out;
-  }
+  Result<std::string> ReadAll(uint64_t ino) { return testing::ReadWhole(*fs_, ino); }
 
   Status Put(uint64_t dir, const std::string& name, const std::string& bytes) {
     ASSIGN_OR_RETURN(auto created, fs_->Create(dir, name));

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/unit/testing/shell.h"
 #include "tests/unit/testing/temp_dir.h"
 #include "transports/signature/sigstore.h"
 #include "transports/signature/sigstore_key.h"
@@ -1040,16 +1041,7 @@ TEST(PolicySigstoreSigned, GeneratedKeyDigestAndIdentity) {
   EXPECT_NE(v.reason.find("rejected by policy (default)"), std::string::npos) << v.reason;
 }
 
-std::optional<std::string> Shell(const std::string& command) {
-  FILE* p = popen((command + " 2>/dev/null").c_str(), "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  if (pclose(p) != 0) return std::nullopt;
-  return out;
-}
+using testing::Shell;
 
 // A GnuPG home of the test's own with one signing key, exported to `dir`/key.gpg.
 struct GpgKey {

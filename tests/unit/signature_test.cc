@@ -24,8 +24,8 @@ TEST(SignatureBlob, FixturesRoundTripByteForByte) {
        std::filesystem::directory_iterator(std::string(REGFS_FIXTURES_DIR) + "/sigstore")) {
     if (!dir.is_directory() || !dir.path().filename().string().starts_with("dir-img-")) continue;
     for (int n = 1;; ++n) {
-      std::string rel = "sigstore/" + dir.path().filename().string() + "/signature-" +
-                        std::to_string(n);
+      std::string rel =
+          "sigstore/" + dir.path().filename().string() + "/signature-" + std::to_string(n);
       if (!std::filesystem::exists(std::string(REGFS_FIXTURES_DIR) + "/" + rel)) break;
       std::string blob = ReadFixture(rel);
       auto sig = SignatureFromBlob(blob);
@@ -71,10 +71,9 @@ TEST(SignatureBlob, RefusesWhatIsNotASignature) {
   EXPECT_EQ(SignatureFromBlob("hello").error().errnum, EINVAL);
   EXPECT_EQ(SignatureFromBlob(std::string("\0other\n{}", 9)).error().errnum, EINVAL);
   EXPECT_EQ(SignatureFromBlob(std::string("\0sigstore-json\n[", 16)).error().errnum, EINVAL);
-  EXPECT_EQ(SignatureFromBlob(std::string("\0sigstore-json\n{\"payload\":\"!!\"}", 32))
-                .error()
-                .errnum,
-            EINVAL);
+  EXPECT_EQ(
+      SignatureFromBlob(std::string("\0sigstore-json\n{\"payload\":\"!!\"}", 32)).error().errnum,
+      EINVAL);
   EXPECT_EQ(SignatureFromBlob(std::string(kMaxSignatureSize + 1, '\xa3')).error().errnum, EFBIG);
 }
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "tests/unit/testing/shell.h"
 #include "tests/unit/testing/temp_dir.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
@@ -18,17 +19,7 @@ namespace {
 
 constexpr char kManifest[] = R"({"schemaVersion":2,"mediaType":"x"})";
 
-// The output of a shell command (stderr discarded), or nullopt when it fails.
-std::optional<std::string> Shell(const std::string& command) {
-  FILE* p = popen((command + " 2>/dev/null").c_str(), "r");
-  if (!p) return std::nullopt;
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  if (pclose(p) != 0) return std::nullopt;
-  return out;
-}
+using testing::Shell;
 
 std::string Quoted(const std::string& s) { return "'" + s + "'"; }
 

@@ -8,6 +8,7 @@
 #include <exception>
 #include <utility>
 
+#include "transports/config/yaml_error.h"
 #include "transports/util/file_util.h"
 
 namespace regfs {
@@ -17,14 +18,8 @@ constexpr int64_t kMaxRegistriesDFileSize = int64_t{4} << 20;
 
 std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-std::string Where(const YAML::Node& n) {
-  YAML::Mark m = n.Mark();
-  if (m.is_null() || m.line < 0) return "";
-  return " (line " + std::to_string(m.line + 1) + ")";
-}
-
 Error Bad(const std::string& origin, const std::string& message, const YAML::Node& at) {
-  return MakeError(EINVAL, "parsing " + origin + ": " + message + Where(at));
+  return YamlError("parsing " + origin, message, at);
 }
 
 // A scalar as its text; null is "".

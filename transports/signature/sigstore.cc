@@ -37,20 +37,6 @@ struct MdCtxDeleter {
 using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
-// OpenSSL's latest error after `what`; the error queue is cleared.
-Error OpensslError(int errnum, const std::string& what) {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  std::string message = what;
-  if (code != 0) {
-    char buf[256];
-    ERR_error_string_n(code, buf, sizeof(buf));
-    message += ": ";
-    message += buf;
-  }
-  return MakeError(errnum, message);
-}
-
 // The curve of an EC key ("prime256v1", …), or "" for another key type.
 std::string EcGroup(EVP_PKEY* key) {
   if (EVP_PKEY_get_base_id(key) != EVP_PKEY_EC) return {};

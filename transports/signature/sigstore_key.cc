@@ -69,20 +69,6 @@ class SecretBytes {
   std::vector<unsigned char> bytes_;
 };
 
-// The message of OpenSSL's latest error, after `what`.
-Error OpensslError(int errnum, const std::string& what) {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  std::string message = what;
-  if (code != 0) {
-    char buf[256];
-    ERR_error_string_n(code, buf, sizeof(buf));
-    message += ": ";
-    message += buf;
-  }
-  return MakeError(errnum, message);
-}
-
 Status SodiumInit() {
   static const int rc = sodium_init();
   if (rc < 0) return MakeError(EIO, "initializing libsodium failed");

@@ -8,6 +8,7 @@
 #include <map>
 #include <utility>
 
+#include "transports/config/yaml_error.h"
 #include "transports/types/image_reference.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
@@ -19,15 +20,8 @@ constexpr int64_t kMaxSyncYamlSize = int64_t{16} << 20;
 
 std::string Quote(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
-// " (line N)" for a node read from text, for messages.
-std::string Where(const YAML::Node& n) {
-  YAML::Mark m = n.Mark();
-  if (m.is_null() || m.line < 0) return "";
-  return " (line " + std::to_string(m.line + 1) + ")";
-}
-
 Error Bad(const std::string& context, const std::string& message, const YAML::Node& at) {
-  return MakeError(EINVAL, context + ": " + message + Where(at));
+  return YamlError(context, message, at);
 }
 
 const char* KindName(const YAML::Node& n) {
@@ -193,7 +187,7 @@ class Parser {
 
  private:
   void Unknown(const std::string& context, const std::string& key, const YAML::Node& at) {
-    out_->warnings.push_back(context + ": unknown key " + Quote(key) + " ignored" + Where(at));
+    out_->warnings.push_back(context + ": unknown key " + Quote(key) + " ignored" + YamlWhere(at));
   }
 
   Result<SyncRegistry> Registry(const std::string& name, const YAML::Node& value) {
