@@ -100,8 +100,7 @@ const Command& SignCommand() {
         {"quiet", 'q', FlagKind::kBool, "print nothing when done", ""},
     };
     AddPassphraseFlag(&c.flags);
-    c.flags.push_back({"registries.d", 0, FlagKind::kString,
-                       "read signature storage configuration from the *.yaml files in DIR", ""});
+    AddRegistriesDFlag(&c.flags);
     AddRegistryFlags(&c.flags, "", true);
     AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;

@@ -32,6 +32,10 @@ void AddPolicyFlags(std::vector<Flag>* flags) {
                     ""});
   flags->push_back({"insecure-policy", 0, FlagKind::kBool,
                     "accept any image, signed or not, ignoring the policy", ""});
+  AddRegistriesDFlag(flags);
+}
+
+void AddRegistriesDFlag(std::vector<Flag>* flags) {
   flags->push_back({"registries.d", 0, FlagKind::kString,
                     "read signature storage configuration from the *.yaml files in DIR", ""});
 }

@@ -25,6 +25,9 @@ void AddSigningFlags(std::vector<Flag>* flags);
 // takes before the command name).
 void AddPolicyFlags(std::vector<Flag>* flags);
 
+// --registries.d alone, for commands that write signatures but read no policy.
+void AddRegistriesDFlag(std::vector<Flag>* flags);
+
 // The signers the flags ask for: a sigstore key (--`key_flag`, its passphrase from
 // --`passphrase_flag`, $COSIGN_PASSWORD or a prompt) and a GPG key (--sign-by). Empty when
 // none is asked for.

@@ -96,11 +96,7 @@ const Command& VerifyCommand() {
         "index the policy refuses is accepted when the instance copy would take (--all: every\n"
         "instance) is accepted by its own signatures, as copy decides.";
     c.flags = {{"all", 'a', FlagKind::kBool, "check every instance of a refused index", ""}};
-    c.flags.push_back({"policy", 0, FlagKind::kString,
-                       "the signature policy FILE (default: containers-policy.json(5) locations)",
-                       ""});
-    c.flags.push_back({"registries.d", 0, FlagKind::kString,
-                       "read signature storage configuration from the *.yaml files in DIR", ""});
+    AddPolicyFlags(&c.flags);
     AddRegistryFlags(&c.flags, "", true);
     AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
