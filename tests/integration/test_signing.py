@@ -463,3 +463,40 @@ def test_sign_dir_image(regfs_ok, regfs, registry, work, repo_name, key, key2):
     dst = repo_name("fromdir")
     regfs_ok("copy", f"dir:{work / 'd'}", registry.ref(dst, "v1"))
     assert len(attachment(registry, dst, img.digest)[2]) == 3
+
+
+def test_sync_adds_signatures_made_since(regfs_ok, registry, registry2, work, repo_name, key,
+                                         key2):
+    """An image already at the destination is synced again only for signatures it lacks there;
+    a destination whose attachment has more than the source (its own signature) is left alone,
+    so a signing sync run twice does not sign twice."""
+    repo, img = pushed(work, registry, repo_name)
+    base = repo.rsplit("/", 1)[1]
+    dst = f"mirror/{base}"
+    flags = ["--src", "docker", "--dest", "docker", "--src-tls-verify=false",
+             "--dest-tls-verify=false", "--report", work / "report.jsonl"]
+
+    def sync(*extra):
+        regfs_ok("sync", *flags, *extra, f"{registry.addr}/{repo}", f"{registry2.addr}/mirror")
+        return [json.loads(ln)["action"] for ln in (work / "report.jsonl").read_text().splitlines()]
+
+    assert sync() == ["copy"]
+    assert attachment(registry2, dst, img.digest) is None
+    assert sync() == ["skip"]
+    regfs_ok("sign", "--key", key.private, registry.ref(repo, "v1"))
+    assert sync() == ["update"]
+    assert attachment(registry2, dst, img.digest)[2] == attachment(registry, repo, img.digest)[2]
+    assert sync() == ["skip"]
+    # The destination's own signature (key2) on top of the carried one: still up to date.
+    regfs_ok("sign", "--key", key2.private, registry2.ref(dst, "v1"))
+    assert sync("--sign-by-sigstore-private-key", key2.private) == ["skip"]
+    assert len(attachment(registry2, dst, img.digest)[2]) == 2
+    # To dir: the signature files count the same way.
+    out = work / "out"
+    dflags = ["--src", "docker", "--dest", "dir", "--src-tls-verify=false", "--report",
+              work / "d.jsonl"]
+    for want in (["copy"], ["skip"]):
+        regfs_ok("sync", *dflags, f"{registry.addr}/{repo}", out)
+        assert [json.loads(ln)["action"] for ln in
+                (work / "d.jsonl").read_text().splitlines()] == want
+    assert sig_files(out / f"{base}:v1") == ["signature-1"]

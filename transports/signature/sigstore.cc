@@ -517,6 +517,22 @@ Result<std::vector<Signature>> SignaturesFromAttachment(std::string_view manifes
   return out;
 }
 
+Result<std::vector<AttachedSignatureKey>> AttachedSignatureKeys(std::string_view manifest) {
+  ASSIGN_OR_RETURN(OJson doc, ParseAttachmentManifest(manifest));
+  std::vector<AttachedSignatureKey> keys;
+  size_t index = 0;
+  for (const auto& j : doc["layers"]) {
+    ASSIGN_OR_RETURN(Layer layer, ParseLayer(j, index++));
+    keys.push_back(
+        {std::move(layer.media_type), std::move(layer.digest), std::move(layer.annotations)});
+  }
+  return keys;
+}
+
+AttachedSignatureKey AttachedSignatureKeyOf(const Signature& sig) {
+  return {sig.mime_type, DigestOf(sig.payload), sig.annotations};
+}
+
 Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
                                       std::string_view existing_config,
                                       const std::vector<Signature>& sigs) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -97,6 +98,21 @@ using AttachmentBlobFetcher =
 // fetching it).
 Result<std::vector<Signature>> SignaturesFromAttachment(std::string_view manifest,
                                                         const AttachmentBlobFetcher& fetch);
+
+// What decides whether an attachment holds a signature already: its MIME type, payload
+// digest and annotations (containers/image's layerMatchesSigstoreSignature).
+struct AttachedSignatureKey {
+  std::string media_type;
+  std::string digest;
+  std::map<std::string, std::string> annotations;
+  auto operator<=>(const AttachedSignatureKey&) const = default;
+};
+
+// The keys of an attachment's layers, from its manifest alone (no payload is fetched).
+Result<std::vector<AttachedSignatureKey>> AttachedSignatureKeys(std::string_view manifest);
+
+// The key `sig` would have as an attachment layer.
+AttachedSignatureKey AttachedSignatureKeyOf(const Signature& sig);
 
 // An attachment after appending signatures, as containers/image writes it: an OCI image
 // manifest whose config lists each layer digest in rootfs.diff_ids.

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "transports/dir/dir_transport.h"
 #include "transports/registry/image_delete.h"
 #include "transports/signature/policy_check.h"
+#include "transports/signature/sigstore.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
 
@@ -281,14 +283,83 @@ class Syncer {
                      DigestAt(job.dst, options_.dest_options, clients_));
     if (!have) return Plan{"copy", ""};
     ASSIGN_OR_RETURN(std::string source_digest, src.ManifestDigest());
-    if (*have == source_digest) return Plan{"skip", *have};
+    if (*have == source_digest) return SkipUnlessSignaturesMissing(job, *have);
     if (!options_.all || !copy.platforms.empty()) {
       // An index copies as one of its instances or reduced: only its body tells the digest.
       ASSIGN_OR_RETURN(RawManifest top, src.GetManifest(""));
       ASSIGN_OR_RETURN(std::string target, TargetDigest(top, copy));
-      if (*have == target) return Plan{"skip", *have};
+      if (*have == target) return SkipUnlessSignaturesMissing(job, *have);
     }
     return Plan{"update", ""};
+  }
+
+  // The image is there already: skipped, unless the source has sigstore signatures of it that
+  // the destination lacks (signed since the last sync), which the copy then adds. HEADs decide
+  // the common cases: no attachment at the source, or the same one at both ends.
+  Result<Plan> SkipUnlessSignaturesMissing(const Job& job, const std::string& digest) {
+    const Plan skip{"skip", digest};
+    if (options_.remove_signatures) return skip;
+    ASSIGN_OR_RETURN(auto theirs, AttachmentDigestAt(job.src, job.source->options, digest));
+    if (!theirs) return skip;
+    if (job.dst.transport == Transport::kDocker) {
+      ASSIGN_OR_RETURN(auto ours, AttachmentDigestAt(job.dst, options_.dest_options, digest));
+      if (ours == theirs) return skip;
+    }
+    ASSIGN_OR_RETURN(auto source_keys, SignatureKeysAt(job.src, job.source->options, digest));
+    ASSIGN_OR_RETURN(auto dest_keys, SignatureKeysAt(job.dst, options_.dest_options, digest));
+    const std::set<AttachedSignatureKey> have(dest_keys.begin(), dest_keys.end());
+    for (const AttachedSignatureKey& key : source_keys) {
+      if (!have.count(key)) return Plan{"update", ""};
+    }
+    return skip;
+  }
+
+  bool AttachmentsOn(const ImageReference& ref, const RegistryOptions& options) const {
+    return !options.registries_d ||
+           options.registries_d->For(ref.docker).use_sigstore_attachments.value_or(true);
+  }
+
+  // The digest of the sigstore attachment of `digest` at a docker `ref` (a HEAD), nullopt when
+  // there is none; for a dir: source, whether it has signature files ("" when it has).
+  Result<std::optional<std::string>> AttachmentDigestAt(const ImageReference& ref,
+                                                        const RegistryOptions& options,
+                                                        const std::string& digest) {
+    if (ref.transport != Transport::kDocker) {
+      if (!PathExists(ref.path + "/signature-1")) return std::optional<std::string>();
+      return std::optional<std::string>("");
+    }
+    if (!AttachmentsOn(ref, options)) return std::optional<std::string>();
+    auto head = clients_.Get(ref.docker.registry, options)
+                    ->ResolveDigest(ref.docker.repository, SigstoreAttachmentTag(digest));
+    if (!head.ok()) {
+      if (head.error().errnum == ENOENT) return std::optional<std::string>();
+      return std::move(head).error();
+    }
+    return std::optional<std::string>(std::move(*head));
+  }
+
+  // The sigstore signatures stored with `digest` at `ref`, by key: a registry's attachment
+  // (its manifest alone, no payload fetched), a dir:'s signature files.
+  Result<std::vector<AttachedSignatureKey>> SignatureKeysAt(const ImageReference& ref,
+                                                            const RegistryOptions& options,
+                                                            const std::string& digest) {
+    std::vector<AttachedSignatureKey> keys;
+    if (ref.transport == Transport::kDocker) {
+      if (!AttachmentsOn(ref, options)) return keys;
+      auto attachment = clients_.Get(ref.docker.registry, options)
+                            ->GetManifest(ref.docker.repository, SigstoreAttachmentTag(digest));
+      if (!attachment.ok()) {
+        if (attachment.error().errnum == ENOENT) return keys;
+        return std::move(attachment).error();
+      }
+      return AttachedSignatureKeys(attachment->bytes);
+    }
+    ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> dir, NewDirSource(ref.path));
+    ASSIGN_OR_RETURN(std::vector<Signature> sigs, dir->GetSignatures(digest, false));
+    for (const Signature& sig : sigs) {
+      if (sig.format == Signature::Format::kSigstore) keys.push_back(AttachedSignatureKeyOf(sig));
+    }
+    return keys;
   }
 
   Result<SyncOutcome> TrySync(const Job& job) {
