@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from mountlib import expect_errno, hexof
+from mountlib import expect_errno, hexof, lazy_unmount
 from testlib import images, tools
 
 PASSPHRASE = "mount signatures"
@@ -244,9 +244,12 @@ def test_a_bad_policy_file_fails_the_mount(regfs, work):
     bad.write_text('{"default": [{"type": "nosuch"}]}')
     mnt = work / "mnt"
     mnt.mkdir()
-    p = regfs("mount", "-o", f"cache_dir={work / 'cache'},policy={bad}", mnt)
-    assert p.returncode != 0
-    assert "policy" in p.stderr, p.stderr
+    try:
+        p = regfs("mount", "-o", f"cache_dir={work / 'cache'},policy={bad}", mnt)
+        assert p.returncode != 0
+        assert "policy" in p.stderr, p.stderr
+    finally:
+        lazy_unmount(mnt)  # a mount that should not have happened is not left behind
 
 
 # ---- (e) registries.d ---------------------------------------------------------------------------

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from mountlib import entries_of, expect_errno, hexof, is_mounted, pid_alive, wait_until
+from mountlib import (entries_of, expect_errno, hexof, is_mounted, lazy_unmount, pid_alive,
+                      wait_until)
 from testlib import images, tools
 from testlib.standard import ALL_IMAGES
 
@@ -240,11 +241,14 @@ def test_foreground_mount(imgs, registry, mounts):
 
 def test_unknown_mount_option_is_refused(regfs, work):
     (work / "mnt").mkdir()
-    p = regfs("mount", "-o", f"cache_dir={work / 'c'},no_such_option=1", str(work / "mnt"),
-              timeout=30)
-    assert p.returncode != 0
-    assert "no_such_option" in p.stderr, p.stderr
-    assert not is_mounted(work / "mnt")
+    try:
+        p = regfs("mount", "-o", f"cache_dir={work / 'c'},no_such_option=1", str(work / "mnt"),
+                  timeout=30)
+        assert p.returncode != 0
+        assert "no_such_option" in p.stderr, p.stderr
+        assert not is_mounted(work / "mnt")
+    finally:
+        lazy_unmount(work / "mnt")  # a mount that should not have happened is not left behind
 
 
 def test_mount_on_a_missing_directory_fails(regfs, work):
