@@ -164,13 +164,8 @@ class MountCoreTest : public ::testing::Test {
     ASSERT_TRUE(Put(tag->ino, Hex(config), config).ok());
   }
 
-  // open(O_CREAT)/write()/close() of a file in directory `dir`.
   Status Put(uint64_t dir, const std::string& name, const std::string& bytes) {
-    ASSIGN_OR_RETURN(auto created, fs_->Create(dir, name));
-    auto written = fs_->Write(created.second.handle, bytes.data(), bytes.size(), 0);
-    Status flushed = written.ok() ? fs_->Flush(created.second.handle) : Status(written.error());
-    fs_->Release(created.second.handle);
-    return flushed;
+    return testing::WriteWhole(*fs_, dir, name, bytes);
   }
 
   // While a registry call is held in `gate`, runs `checks` on a thread of their own and opens

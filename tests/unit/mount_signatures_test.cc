@@ -110,11 +110,7 @@ class MountSignaturesTest : public ::testing::Test {
   Result<std::string> ReadAll(uint64_t ino) { return testing::ReadWhole(*fs_, ino); }
 
   Status Put(uint64_t dir, const std::string& name, const std::string& bytes) {
-    ASSIGN_OR_RETURN(auto created, fs_->Create(dir, name));
-    auto written = fs_->Write(created.second.handle, bytes.data(), bytes.size(), 0);
-    Status flushed = written.ok() ? fs_->Flush(created.second.handle) : Status(written.error());
-    fs_->Release(created.second.handle);
-    return flushed;
+    return testing::WriteWhole(*fs_, dir, name, bytes);
   }
 
   // A tag directory app/v1 made here, for a push of a one-layer image; returns its inode.

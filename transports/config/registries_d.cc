@@ -8,7 +8,7 @@
 #include <exception>
 #include <utility>
 
-#include "transports/config/yaml_error.h"
+#include "transports/config/yaml_util.h"
 #include "transports/util/file_util.h"
 
 namespace regfs {
@@ -30,23 +30,9 @@ Result<std::string> ScalarString(const YAML::Node& n, const std::string& origin,
   return n.Scalar();
 }
 
-// yaml.v3's booleans, with the YAML 1.1 spellings it accepts for a typed bool.
 Result<std::optional<bool>> ScalarBool(const YAML::Node& n, const std::string& origin,
                                        const std::string& what) {
-  if (n.IsNull()) return std::optional<bool>();
-  if (n.IsScalar()) {
-    static const char* const kTrue[] = {"true", "True", "TRUE", "y",  "Y", "yes",
-                                        "Yes",  "YES",  "on",   "On", "ON"};
-    static const char* const kFalse[] = {"false", "False", "FALSE", "n",   "N",  "no",
-                                         "No",    "NO",    "off",   "Off", "OFF"};
-    for (const char* t : kTrue) {
-      if (n.Scalar() == t) return std::optional<bool>(true);
-    }
-    for (const char* f : kFalse) {
-      if (n.Scalar() == f) return std::optional<bool>(false);
-    }
-  }
-  return Bad(origin, what + " must be true or false", n);
+  return YamlBool(n, "parsing " + origin, what + " must be true or false");
 }
 
 // The home directory, as containers/storage's homedir.Get() finds it.

@@ -8,7 +8,7 @@
 #include <map>
 #include <utility>
 
-#include "transports/config/yaml_error.h"
+#include "transports/config/yaml_util.h"
 #include "transports/types/image_reference.h"
 #include "transports/util/digest.h"
 #include "transports/util/file_util.h"
@@ -83,23 +83,8 @@ Result<std::vector<std::string>> StringList(const YAML::Node& n, const std::stri
   return out;
 }
 
-// YAML booleans, with yaml.v3's YAML 1.1 spellings for typed booleans.
 Result<std::optional<bool>> Bool(const YAML::Node& n, const std::string& context) {
-  if (n.IsNull()) return std::optional<bool>();
-  if (n.IsScalar()) {
-    static const char* const kTrue[] = {"true", "True", "TRUE", "y",  "Y", "yes",
-                                        "Yes",  "YES",  "on",   "On", "ON"};
-    static const char* const kFalse[] = {"false", "False", "FALSE", "n",   "N",  "no",
-                                         "No",    "NO",    "off",   "Off", "OFF"};
-    const std::string& s = n.Scalar();
-    for (const char* t : kTrue) {
-      if (s == t) return std::optional<bool>(true);
-    }
-    for (const char* f : kFalse) {
-      if (s == f) return std::optional<bool>(false);
-    }
-  }
-  return Bad(context, "must be true or false", n);
+  return YamlBool(n, context, "must be true or false");
 }
 
 Status ValidRepositoryPath(std::string_view path, const std::string& context, const char* what,

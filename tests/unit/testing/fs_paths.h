@@ -1,4 +1,4 @@
-// Walking and reading the mount core (fs/filesystem.h) by path, as the kernel would.
+// Walking, reading and writing the mount core (fs/filesystem.h) by path, as the kernel would.
 #pragma once
 
 #include <fcntl.h>
@@ -38,6 +38,16 @@ inline Result<std::string> ReadWhole(Filesystem& fs, uint64_t ino) {
   }
   fs.Release(f.handle);
   return out;
+}
+
+// open(O_CREAT)/write()/close() of a file `name` in directory `dir`: the close's result.
+inline Status WriteWhole(Filesystem& fs, uint64_t dir, const std::string& name,
+                         const std::string& bytes) {
+  ASSIGN_OR_RETURN(auto created, fs.Create(dir, name));
+  auto written = fs.Write(created.second.handle, bytes.data(), bytes.size(), 0);
+  Status flushed = written.ok() ? fs.Flush(created.second.handle) : Status(written.error());
+  fs.Release(created.second.handle);
+  return flushed;
 }
 
 }  // namespace regfs::testing
