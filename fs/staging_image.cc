@@ -355,7 +355,7 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
           MakeError(EIO, "blob " + name + " has content with digest " + got + ", not " + f->digest);
     } else {
       if (f->upload) {
-        Status s = f->upload->Commit();  // waits for the upload: under this file's lock only
+        Status s = f->upload->Commit(BlobInfo{got, f->end, ""});  // waits: this file's lock only
         f->upload.reset();
         at_registry = s.ok();  // else the push uploads it from disk
       }

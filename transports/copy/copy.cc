@@ -56,7 +56,7 @@ Result<bool> CopyBlob(ImageSource& src, ImageDestination& dst, const BlobInfo& b
     return MakeError(EIO,
                      "digest mismatch: the content has digest " + got + ", not " + blob.digest);
   }
-  RETURN_IF_ERROR(writer->Commit());
+  RETURN_IF_ERROR(writer->Commit(BlobInfo{got, n, blob.media_type}));
   if (moved) *moved = n;
   return true;
 }

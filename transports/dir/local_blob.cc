@@ -25,12 +25,18 @@ Status StreamFile(const std::string& path, const ByteSink& sink) {
 }
 
 Result<std::unique_ptr<BlobWriter>> FileBlobWriter::Create(const std::string& path) {
-  std::string tmp = path + ".regfs-tmp-XXXXXX";
+  return Create(path, [path](const BlobInfo&) -> Result<std::string> { return path; });
+}
+
+Result<std::unique_ptr<BlobWriter>> FileBlobWriter::Create(const std::string& near,
+                                                           PathFor path_for) {
+  std::string tmp = near + ".regfs-tmp-XXXXXX";
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return SysError("creating", tmp);
   UniqueFd owned(fd);
   if (fchmod(fd, 0644) != 0) return SysError("chmod", tmp);
-  return std::unique_ptr<BlobWriter>(new FileBlobWriter(path, tmp, std::move(owned)));
+  return std::unique_ptr<BlobWriter>(
+      new FileBlobWriter(std::move(path_for), tmp, std::move(owned)));
 }
 
 FileBlobWriter::~FileBlobWriter() {
@@ -41,9 +47,10 @@ Status FileBlobWriter::Write(const char* data, size_t n) {
   return WriteAll(fd_.get(), data, n, tmp_);
 }
 
-Status FileBlobWriter::Commit() {
+Status FileBlobWriter::Commit(const BlobInfo& blob) {
+  ASSIGN_OR_RETURN(std::string path, path_for_(blob));
   if (close(fd_.release()) != 0) return SysError("closing", tmp_);
-  if (rename(tmp_.c_str(), path_.c_str()) != 0) return SysError("renaming to", path_);
+  if (rename(tmp_.c_str(), path.c_str()) != 0) return SysError("renaming to", path);
   committed_ = true;
   return Ok();
 }

@@ -256,7 +256,7 @@ class DockerBlobWriter final : public BlobWriter {
     return s;
   }
 
-  Status Commit() override {
+  Status Commit(const BlobInfo&) override {
     pipe_.Commit();
     if (upload_.joinable()) upload_.join();
     return upload_status_;

@@ -3,7 +3,7 @@
 // Call order, which every destination relies on:
 //   1. for each blob: TryReuseBlob(), and when that returns false, NewBlobWriter(), Write()…,
 //      then Commit() once the pipeline has verified the digest (blobs may be written from
-//      several threads at once);
+//      several threads at once, unless SerialBlobs());
 //   2. PutManifest() for each instance of an index, then PutSignatures() for the instances
 //      and the top-level manifest, then PutManifest() for the top-level manifest (a registry
 //      tags it there, so signatures are stored before the tag exists);
@@ -26,9 +26,15 @@ class BlobWriter {
  public:
   virtual ~BlobWriter() = default;  // without Commit() the bytes are discarded
   virtual Status Write(const char* data, size_t n) = 0;
-  // The pipeline verified size and digest; keep the blob.
-  virtual Status Commit() = 0;
+  // The pipeline verified the bytes written: `blob` is their digest and size (known only now
+  // when the pipeline re-encoded the layer on its way); keep the blob under that digest.
+  virtual Status Commit(const BlobInfo& blob) = 0;
 };
+
+// What a destination wants done to layers on their way to it, unless the copy is told
+// otherwise: keep them as they are (dir:, oci:), compress uncompressed ones (a registry), or
+// store them uncompressed (docker-archive:, as `docker save` writes them).
+enum class LayerCompression { kPreserve, kCompress, kDecompress };
 
 class ImageDestination {
  public:
@@ -45,7 +51,15 @@ class ImageDestination {
   // `source` (a location on the same registry).
   virtual Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) = 0;
 
+  // `blob.digest` is empty and `blob.size` -1 when the pipeline re-encodes the blob on its
+  // way: both are known only at the writer's Commit().
   virtual Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) = 0;
+
+  virtual LayerCompression DesiredLayerCompression() const { return LayerCompression::kPreserve; }
+
+  // True when blobs must be written one at a time (a tar stream): the pipeline then never has
+  // two blob writers open at once.
+  virtual bool SerialBlobs() const { return false; }
 
   // Writes an instance manifest of an index (`is_instance`) or the top-level manifest.
   virtual Status PutManifest(const RawManifest& manifest, bool is_instance) = 0;
