@@ -65,6 +65,9 @@ def sigstore(pub, identity=None):
     return req
 
 
+EMPTY_CONFIG = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+
+
 def attachment_tag(digest):
     return digest.replace(":", "-") + ".sig"
 
@@ -87,9 +90,10 @@ def attachment(registry, repo, digest):
 
     config = json.loads(blob(manifest["config"]))
     layers = [blob(d) for d in manifest["layers"]]
-    # containers/image's layout: the config lists every layer digest as a diff_id.
-    assert config["rootfs"] == {"type": "layers",
-                                "diff_ids": [d["digest"] for d in manifest["layers"]]}
+    # The config is OCI's empty descriptor, shared by every attachment of the registry.
+    assert manifest["config"] == {"mediaType": "application/vnd.oci.empty.v1+json",
+                                  "digest": EMPTY_CONFIG, "size": 2}
+    assert config == {}
     return manifest, config, layers
 
 
@@ -256,22 +260,40 @@ def test_signed_image_to_oci_needs_remove_signatures(regfs_ok, regfs, registry, 
 
 
 def test_signing_adds_one_manifest_put_and_one_blob_per_signature(regfs_ok, registry, work,
-                                                                  repo_name, key, proxy):
+                                                                  repo_name, key, key2, proxy):
     """Counted at a proxy: a signed copy to a destination that has the image already costs the
-    attachment's manifest PUT and its uploads (the payload and the attachment's config) beyond
-    the unsigned copy's requests."""
+    attachment's manifest PUT and one upload, its payload, beyond the unsigned copy's requests.
+    The attachment's config is the empty one, uploaded once per registry: the first signature
+    (nothing known about the registry) uploads it, later ones mount it from where it went, or
+    find it in the repository."""
+    env = {"XDG_CACHE_HOME": str(work / "cache")}  # what this test's commands learn, only
     repo, img = pushed(work, registry, repo_name)
-    dst = repo_name("counted")
-    regfs_ok("copy", registry.ref(repo, "v1"), registry.ref(dst, "v1"))
-    start = len(proxy.log)
-    regfs_ok("copy", "--dest-tls-verify=false", "--sign-by-sigstore-private-key", key.private,
-             "--sign-identity", f"{registry.addr}/{dst}:v1", registry.ref(repo, "v1"),
-             f"docker://{proxy.addr}/{dst}:v1")
-    reqs = proxy.log[start:]
-    puts = [e.path for e in reqs if e.method == "PUT" and "/manifests/" in e.path]
-    assert [p.rsplit("/", 1)[1] for p in puts] == [attachment_tag(img.digest), "v1"], puts
-    uploads = [e.path for e in reqs if e.method == "POST" and "/blobs/uploads/" in e.path]
-    assert len(uploads) == 2, uploads  # the payload, and the attachment's config
+
+    def signed_copy(dst, signing_key):
+        start = len(proxy.log)
+        regfs_ok("copy", "--dest-tls-verify=false", "--sign-by-sigstore-private-key",
+                 signing_key.private, "--sign-identity", f"{registry.addr}/{dst}:v1",
+                 registry.ref(repo, "v1"), f"docker://{proxy.addr}/{dst}:v1", env=env)
+        reqs = proxy.log[start:]
+        puts = [e.path.rsplit("/", 1)[1] for e in reqs
+                if e.method == "PUT" and "/manifests/" in e.path]
+        assert puts == [attachment_tag(img.digest), "v1"], puts
+        posts = [e.path for e in reqs if e.method == "POST" and "/blobs/uploads/" in e.path]
+        uploads = [p for p in posts if "mount=" not in p]
+        mounts = [p for p in posts if "mount=" in p and EMPTY_CONFIG.split(":")[1] in p]
+        return len(uploads), len(mounts)
+
+    dsts = [repo_name("counted"), repo_name("counted")]
+    for dst in dsts:
+        regfs_ok("copy", registry.ref(repo, "v1"), registry.ref(dst, "v1"), env=env)
+    # Nothing known of the registry's attachments: the payload and the 2-byte empty config.
+    assert signed_copy(dsts[0], key) == (2, 0)
+    # Another repository: the payload; the config mounted from where it went.
+    assert signed_copy(dsts[1], key) == (1, 1)
+    # A second signature of the same image: the payload alone.
+    assert signed_copy(dsts[0], key2) == (1, 0)
+    manifest, _, layers = attachment(registry, dsts[0], img.digest)
+    assert len(layers) == 2
 
 
 # ---- regfs verify and the policy ----------------------------------------------------------

@@ -429,72 +429,66 @@ TEST(SigstoreAttachment, Tag) {
             "sha256-634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00.sig");
 }
 
-constexpr char kFreshConfig[] =
-    R"({"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":["sha256:cf482371b51a7633b3f02e29b87fc3f4a18b3f127af61cb114af5f2c04fcdd75"]}})";
 constexpr char kFreshManifest[] =
     R"({"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",)"
-    R"("config":{"mediaType":"application/vnd.oci.image.config.v1+json",)"
-    R"("digest":"sha256:15a8cd501059a1b76629875fd890459fc8f37d485bfad6ef2fc08a0a2f808ecc","size":153},)"
+    R"("config":{"mediaType":"application/vnd.oci.empty.v1+json",)"
+    R"("digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},)"
     R"("layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json",)"
     R"("digest":"sha256:cf482371b51a7633b3f02e29b87fc3f4a18b3f127af61cb114af5f2c04fcdd75","size":261,)"
     R"("annotations":{"dev.cosignproject.cosign/signature":"MEYCIQDmtamqYPjMg81nqeBhptrPls44aA/r7PwLmspINJY4MwIhANKRpqe2E9UCBtGFdPoz/8jAbaQm4uP4h+IpwKTE6ClR"}}]})";
 
-TEST(SigstoreAttachment, FreshIsWhatContainersImageWrites) {
+TEST(SigstoreAttachment, TheEmptyConfigIsWhatItsDigestSays) {
+  EXPECT_EQ(DigestOf(kEmptyConfig), kEmptyConfigDigest);
+}
+
+TEST(SigstoreAttachment, FreshHasOneLayerAndTheEmptyConfig) {
   Signature sig = FixtureSignature("dir-img-cosign-valid/signature-1");
-  auto a = AppendToAttachment("", "", {sig});
+  auto a = AppendToAttachment("", {sig});
   ASSERT_TRUE(a.ok()) << a.error().message;
   EXPECT_TRUE(a->changed);
-  EXPECT_EQ(a->config, kFreshConfig);
   EXPECT_EQ(a->manifest, kFreshManifest);
-  ASSERT_EQ(a->blobs.size(), 2u);
+  // One upload: the payload. The empty config is shared by every attachment.
+  ASSERT_EQ(a->blobs.size(), 1u);
   EXPECT_EQ(a->blobs[0].first, kValidPayloadDigest);
   EXPECT_EQ(a->blobs[0].second, sig.payload);
-  EXPECT_EQ(a->blobs[1].first, DigestOf(kFreshConfig));
-  EXPECT_EQ(a->blobs[1].second, kFreshConfig);
   // Nothing to add: nothing changes.
-  auto none = AppendToAttachment("", "", {});
+  auto none = AppendToAttachment("", {});
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(none->changed);
 }
 
 TEST(SigstoreAttachment, AppendingTheSameSignatureChangesNothing) {
   Signature sig = FixtureSignature("dir-img-cosign-valid/signature-1");
-  auto again = AppendToAttachment(kFreshManifest, kFreshConfig, {sig});
+  auto again = AppendToAttachment(kFreshManifest, {sig});
   ASSERT_TRUE(again.ok()) << again.error().message;
   EXPECT_FALSE(again->changed);
   EXPECT_TRUE(again->blobs.empty());
   EXPECT_EQ(again->manifest, kFreshManifest);
   // The same signature twice in one call is added once.
-  auto twice = AppendToAttachment("", "", {sig, sig});
+  auto twice = AppendToAttachment("", {sig, sig});
   ASSERT_TRUE(twice.ok());
   EXPECT_EQ(twice->manifest, kFreshManifest);
 }
 
-TEST(SigstoreAttachment, AppendingASecondSignatureAddsALayer) {
+TEST(SigstoreAttachment, AppendingASecondSignatureAddsALayerAndOneUpload) {
   Signature tag = FixtureSignature("dir-img-cosign-valid-with-tag/signature-1");
-  auto a = AppendToAttachment(kFreshManifest, kFreshConfig, {tag});
+  auto a = AppendToAttachment(kFreshManifest, {tag});
   ASSERT_TRUE(a.ok()) << a.error().message;
   EXPECT_TRUE(a->changed);
-  EXPECT_EQ(a->config,
-            R"({"architecture":"","os":"","config":{},"rootfs":{"type":"layers","diff_ids":[)"
-            R"("sha256:cf482371b51a7633b3f02e29b87fc3f4a18b3f127af61cb114af5f2c04fcdd75",)"
-            R"("sha256:f648c1e72f762ca042859212eb0c3adfd3d9237732d14a800e39c01ae0d1d38f"]}})");
   auto m = nlohmann::json::parse(a->manifest);
   ASSERT_EQ(m["layers"].size(), 2u);
   EXPECT_EQ(m["layers"][0]["digest"], kValidPayloadDigest);
   EXPECT_EQ(m["layers"][1]["digest"], kTagPayloadDigest);
   EXPECT_EQ(m["layers"][1]["size"], 311);
-  EXPECT_EQ(m["config"]["digest"], DigestOf(a->config));
-  EXPECT_EQ(m["config"]["size"], a->config.size());
-  EXPECT_EQ(m["config"]["digest"],
-            "sha256:6a7c9322d16a3c89560fe38fec1d66dd79a7886e865bfb615ecec003757ffccd");
-  ASSERT_EQ(a->blobs.size(), 2u);
+  EXPECT_EQ(m["config"]["digest"], kEmptyConfigDigest);
+  ASSERT_EQ(a->blobs.size(), 1u);
   EXPECT_EQ(a->blobs[0].first, kTagPayloadDigest);
 
-  // The same payload signed again (valid-2 has two signatures of one payload): another layer.
+  // The same payload signed again (valid-2 has two signatures of one payload): another layer,
+  // and no upload, since the payload is the first layer's.
   Signature other = FixtureSignature("dir-img-cosign-valid-2/signature-2");
   ASSERT_EQ(other.payload, FixtureSignature("dir-img-cosign-valid/signature-1").payload);
-  auto b = AppendToAttachment(kFreshManifest, kFreshConfig, {other});
+  auto b = AppendToAttachment(kFreshManifest, {other});
   ASSERT_TRUE(b.ok());
   EXPECT_TRUE(b->changed);
   auto bm = nlohmann::json::parse(b->manifest);
@@ -502,29 +496,30 @@ TEST(SigstoreAttachment, AppendingASecondSignatureAddsALayer) {
   EXPECT_EQ(bm["layers"][1]["digest"], kValidPayloadDigest);
 }
 
-TEST(SigstoreAttachment, ExistingConfigFieldsArePreserved) {
-  // What cosign (go-containerregistry) writes as a config, in its order.
-  std::string config =
-      R"({"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],)"
-      R"("os":"","rootfs":{"type":"layers","diff_ids":["sha256:cf482371b51a7633b3f02e29b87fc3f4a18b3f127af61cb114af5f2c04fcdd75"]},"config":{}})";
+TEST(SigstoreAttachment, AnExistingAttachmentKeepsItsFieldsAndGetsTheEmptyConfig) {
+  // As containers/image and cosign write one: an image config listing the layers, and a field
+  // regfs has no use for, which stays where it is.
   nlohmann::ordered_json manifest = nlohmann::ordered_json::parse(kFreshManifest);
-  manifest["config"]["digest"] = DigestOf(config);
-  manifest["config"]["size"] = config.size();
+  manifest["config"] = {
+      {"mediaType", "application/vnd.oci.image.config.v1+json"},
+      {"digest", "sha256:15a8cd501059a1b76629875fd890459fc8f37d485bfad6ef2fc08a0a2f808ecc"},
+      {"size", 153}};
+  manifest["annotations"] = {{"org.example", "kept"}};
   Signature tag = FixtureSignature("dir-img-cosign-valid-with-tag/signature-1");
-  auto a = AppendToAttachment(manifest.dump(), config, {tag});
+  auto a = AppendToAttachment(manifest.dump(), {tag});
   ASSERT_TRUE(a.ok()) << a.error().message;
-  EXPECT_EQ(
-      a->config,
-      R"({"architecture":"","created":"0001-01-01T00:00:00Z","history":[{"created":"0001-01-01T00:00:00Z"}],)"
-      R"("os":"","rootfs":{"type":"layers","diff_ids":["sha256:cf482371b51a7633b3f02e29b87fc3f4a18b3f127af61cb114af5f2c04fcdd75",)"
-      R"("sha256:f648c1e72f762ca042859212eb0c3adfd3d9237732d14a800e39c01ae0d1d38f"]},"config":{}})");
-  // A config that is not the manifest's is refused.
-  auto wrong = AppendToAttachment(manifest.dump(), kFreshConfig, {tag});
-  ASSERT_FALSE(wrong.ok());
-  EXPECT_EQ(wrong.error().errnum, EINVAL);
-  // So is a manifest without its config, or not a manifest at all.
-  EXPECT_FALSE(AppendToAttachment(kFreshManifest, "", {tag}).ok());
-  EXPECT_FALSE(AppendToAttachment("[]", kFreshConfig, {tag}).ok());
+  auto m = nlohmann::ordered_json::parse(a->manifest);
+  EXPECT_EQ(m["config"]["mediaType"], "application/vnd.oci.empty.v1+json");
+  EXPECT_EQ(m["config"]["digest"], kEmptyConfigDigest);
+  EXPECT_EQ(m["config"]["size"], 2);
+  EXPECT_EQ(m["annotations"]["org.example"], "kept");
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : m.items()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"schemaVersion", "mediaType", "config", "layers",
+                                            "annotations"}));
+  ASSERT_EQ(a->blobs.size(), 1u);
+  // Not a manifest at all: refused.
+  EXPECT_FALSE(AppendToAttachment("[]", {tag}).ok());
 }
 
 TEST(SigstoreAttachment, WrittenWithGoEscapingAndOmitempty) {
@@ -535,7 +530,7 @@ TEST(SigstoreAttachment, WrittenWithGoEscapingAndOmitempty) {
   Signature bare;
   bare.mime_type = "text/plain";
   bare.payload = "q";
-  auto a = AppendToAttachment("", "", {sig, bare});
+  auto a = AppendToAttachment("", {sig, bare});
   ASSERT_TRUE(a.ok());
   // Annotations sorted, HTML characters and U+2028 escaped; none at all: no "annotations".
   EXPECT_NE(a->manifest.find(R"("annotations":{"a\u003cb\u003e\u0026":"\u2028","z":"1"}})"),
@@ -564,7 +559,7 @@ struct FakeBlobs {
 TEST(SigstoreAttachment, SignaturesFromAttachmentRoundTrip) {
   Signature one = FixtureSignature("dir-img-cosign-valid/signature-1");
   Signature two = FixtureSignature("dir-img-cosign-valid-with-tag/signature-1");
-  auto a = AppendToAttachment("", "", {one, two});
+  auto a = AppendToAttachment("", {one, two});
   ASSERT_TRUE(a.ok());
   FakeBlobs registry;
   for (const auto& [digest, bytes] : a->blobs) registry.blobs[digest] = bytes;
@@ -609,7 +604,7 @@ TEST(SigstoreAttachment, OversizedIsRejectedBeforeFetching) {
 TEST(SigstoreAttachment, NonSignatureLayersAreKeptForTheVerifier) {
   Signature sig = FixtureSignature("dir-img-cosign-valid/signature-1");
   Signature other = FixtureSignature("dir-img-cosign-other-attachment/signature-1");
-  auto a = AppendToAttachment("", "", {other, sig});
+  auto a = AppendToAttachment("", {other, sig});
   ASSERT_TRUE(a.ok());
   FakeBlobs registry;
   registry.blobs[kValidPayloadDigest] = sig.payload;

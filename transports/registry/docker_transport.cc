@@ -34,6 +34,60 @@ Result<std::string> GetSmallBlob(Registry& client, const std::string& repo,
   return bytes;
 }
 
+// Cache entries tried per blob before it is checked and uploaded.
+constexpr int kMaxMountTries = 3;
+
+// Whether `repo` has the blob now, mounting it from where it is known to be on this registry
+// (the source, else the blob location cache's most recent places), else asking the repository.
+Result<bool> ReuseBlob(Registry& client, const std::string& repo, const std::string& digest,
+                       const DockerReference* source) {
+  const std::string& registry = client.registry();
+  BlobLocationCache* known = client.blob_locations();
+  std::vector<std::string> places;
+  if (known) places = known->Repositories(registry, digest);
+  if (std::find(places.begin(), places.end(), repo) != places.end()) {
+    // Here already, as far as we know: a HEAD, not a mount. A mount of a blob the repository
+    // has rewrites its link, and docker-registry then refuses a manifest pushed at that
+    // moment (another tag's) for a blob it can't see (MANIFEST_BLOB_UNKNOWN).
+    ASSIGN_OR_RETURN(bool here, client.BlobExists(repo, digest));
+    if (here) return true;
+    known->Forget(registry, repo, digest);
+  }
+  // On one registry a mount answers both questions (present already, or mountable) at once.
+  if (source && source->registry == registry && source->repository != repo) {
+    ASSIGN_OR_RETURN(bool mounted, client.MountBlob(repo, digest, source->repository));
+    if (mounted) return true;
+  }
+  int tries = 0;
+  for (const std::string& from : places) {
+    if (from == repo || (source && source->registry == registry && source->repository == from)) {
+      continue;
+    }
+    if (++tries > kMaxMountTries) break;
+    ASSIGN_OR_RETURN(bool mounted, client.MountBlob(repo, digest, from));
+    if (mounted) return true;
+    known->Forget(registry, from, digest);  // wrong: it cost one request
+  }
+  return client.BlobExists(repo, digest);
+}
+
+// Uploads a blob held in memory.
+Status PutSmallBlob(Registry& client, const std::string& repo, const std::string& digest,
+                    const std::string& bytes) {
+  size_t at = 0;
+  RETURN_IF_ERROR(
+      client.PutBlob(repo, digest, static_cast<int64_t>(bytes.size()), [&](char* out, size_t n) {
+        size_t take = std::min(n, bytes.size() - at);
+        std::memcpy(out, bytes.data() + at, take);
+        at += take;
+        return take;
+      }));
+  if (BlobLocationCache* known = client.blob_locations()) {
+    known->Record(client.registry(), repo, digest);
+  }
+  return Ok();
+}
+
 // The attachment manifest, or nullopt when there is none.
 Result<std::optional<RawManifest>> GetAttachment(Registry& client, const std::string& repo,
                                                  const std::string& manifest_digest) {
@@ -67,29 +121,15 @@ Status WriteSigstoreAttachment(Registry& client, const std::string& repo,
                                const std::vector<Signature>& sigs) {
   if (sigs.empty()) return Ok();
   ASSIGN_OR_RETURN(std::optional<RawManifest> att, GetAttachment(client, repo, manifest_digest));
-  std::string config;
-  if (att) {
-    ASSIGN_OR_RETURN(Manifest parsed, ParseManifest(att->bytes, att->media_type));
-    ASSIGN_OR_RETURN(config, GetSmallBlob(client, repo, parsed.config.digest, parsed.config.size,
-                                          kMaxManifestSize));
-    if (DigestOf(config) != parsed.config.digest) {
-      return MakeError(EIO,
-                       "the attachment's config does not match its digest " + parsed.config.digest);
-    }
-  }
-  ASSIGN_OR_RETURN(Attachment next,
-                   AppendToAttachment(att ? att->bytes : std::string(), config, sigs));
+  ASSIGN_OR_RETURN(Attachment next, AppendToAttachment(att ? att->bytes : std::string(), sigs));
   if (!next.changed) return Ok();
   for (const auto& [digest, bytes] : next.blobs) {
-    size_t at = 0;
-    RETURN_IF_ERROR(client.PutBlob(repo, digest, static_cast<int64_t>(bytes.size()),
-                                   [&, &bytes = bytes](char* out, size_t n) {
-                                     size_t take = std::min(n, bytes.size() - at);
-                                     std::memcpy(out, bytes.data() + at, take);
-                                     at += take;
-                                     return take;
-                                   }));
+    RETURN_IF_ERROR(PutSmallBlob(client, repo, digest, bytes));
   }
+  // The empty config: in the repository already after its first signature, and mounted from
+  // another one the blob location cache knows; uploaded only when neither has it.
+  ASSIGN_OR_RETURN(bool there, ReuseBlob(client, repo, kEmptyConfigDigest, nullptr));
+  if (!there) RETURN_IF_ERROR(PutSmallBlob(client, repo, kEmptyConfigDigest, kEmptyConfig));
   return client.PutManifest(repo, SigstoreAttachmentTag(manifest_digest), next.manifest,
                             std::string(media::kOciManifest));
 }
@@ -287,7 +327,7 @@ class DockerDestination final : public ImageDestination {
   }
 
   Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
-    ASSIGN_OR_RETURN(bool reused, Reuse(blob, source));
+    ASSIGN_OR_RETURN(bool reused, ReuseBlob(*client_, ref_.repository, blob.digest, source));
     if (reused) Known(blob.digest);
     return reused;
   }
@@ -335,48 +375,11 @@ class DockerDestination final : public ImageDestination {
   Status Commit() override { return Ok(); }
 
  private:
-  // Mounts from where the blob is known to be on this registry (the source, else the blob
-  // location cache's most recent places), else asks whether the repository has it.
-  Result<bool> Reuse(const BlobInfo& blob, const DockerReference* source) {
-    BlobLocationCache* known = client_->blob_locations();
-    std::vector<std::string> places;
-    if (known) places = known->Repositories(ref_.registry, blob.digest);
-    if (std::find(places.begin(), places.end(), ref_.repository) != places.end()) {
-      // Here already, as far as we know: a HEAD, not a mount. A mount of a blob the repository
-      // has rewrites its link, and docker-registry then refuses a manifest pushed at that
-      // moment (another tag's) for a blob it can't see (MANIFEST_BLOB_UNKNOWN).
-      ASSIGN_OR_RETURN(bool here, client_->BlobExists(ref_.repository, blob.digest));
-      if (here) return true;
-      known->Forget(ref_.registry, ref_.repository, blob.digest);
-    }
-    // On one registry a mount answers both questions (present already, or mountable) at once.
-    if (source && source->registry == ref_.registry && source->repository != ref_.repository) {
-      ASSIGN_OR_RETURN(bool mounted,
-                       client_->MountBlob(ref_.repository, blob.digest, source->repository));
-      if (mounted) return true;
-    }
-    int tries = 0;
-    for (const std::string& repo : places) {
-      if (repo == ref_.repository ||
-          (source && source->registry == ref_.registry && source->repository == repo)) {
-        continue;
-      }
-      if (++tries > kMaxMountTries) break;
-      ASSIGN_OR_RETURN(bool mounted, client_->MountBlob(ref_.repository, blob.digest, repo));
-      if (mounted) return true;
-      known->Forget(ref_.registry, repo, blob.digest);  // wrong: it cost one request
-    }
-    return client_->BlobExists(ref_.repository, blob.digest);
-  }
-
   void Known(const std::string& digest) const {
     if (BlobLocationCache* known = client_->blob_locations()) {
       known->Record(ref_.registry, ref_.repository, digest);
     }
   }
-
-  // Cache entries tried per blob before it is checked and uploaded.
-  static constexpr int kMaxMountTries = 3;
 
   const DockerReference ref_;
   const std::shared_ptr<Registry> client_;

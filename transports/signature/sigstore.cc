@@ -24,9 +24,7 @@ namespace {
 using OJson = nlohmann::ordered_json;
 
 constexpr char kOciManifestMediaType[] = "application/vnd.oci.image.manifest.v1+json";
-constexpr char kOciConfigMediaType[] = "application/vnd.oci.image.config.v1+json";
 // containers/image's limit on an attachment config (iolimits.MaxConfigBodySize).
-constexpr size_t kMaxAttachmentConfigSize = 4 << 20;
 
 struct BioDeleter {
   void operator()(BIO* b) const { BIO_free(b); }
@@ -534,52 +532,16 @@ AttachedSignatureKey AttachedSignatureKeyOf(const Signature& sig) {
 }
 
 Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
-                                      std::string_view existing_config,
                                       const std::vector<Signature>& sigs) {
-  OJson manifest, config;
+  OJson manifest;
   if (existing_manifest.empty()) {
     // manifest.OCI1FromComponents: schemaVersion, mediaType, config, layers.
     manifest["schemaVersion"] = 2;
     manifest["mediaType"] = kOciManifestMediaType;
-    manifest["config"] = Descriptor(kOciConfigMediaType, "", 0, {});
+    manifest["config"] = OJson::object();
     manifest["layers"] = OJson::array();
-    // imgspecv1.Image{RootFS: {Type: "layers"}}: architecture, os, config (a struct, so never
-    // omitted), rootfs.
-    config["architecture"] = "";
-    config["os"] = "";
-    config["config"] = OJson::object();
-    config["rootfs"] = OJson{{"type", "layers"}, {"diff_ids", OJson::array()}};
   } else {
     ASSIGN_OR_RETURN(manifest, ParseAttachmentManifest(existing_manifest));
-    if (existing_config.empty()) {
-      return MakeError(EINVAL, "an existing attachment manifest needs its config");
-    }
-    if (existing_config.size() > kMaxAttachmentConfigSize) {
-      return MakeError(EFBIG, "attachment config is over the size limit");
-    }
-    auto cd = manifest.find("config");
-    if (cd != manifest.end() && cd->is_object()) {
-      std::string want = JsonString(*cd, "digest");
-      if (IsSha256Digest(want) && DigestOf(existing_config) != want) {
-        return MakeError(EINVAL, "attachment config does not match the manifest's digest " + want);
-      }
-    }
-    bool duplicate = false;
-    config = ParseNoDuplicates<OJson>(existing_config, &duplicate);
-    if (config.is_discarded() || !config.is_object() || duplicate) {
-      return MakeError(EINVAL, "attachment config is not a JSON object");
-    }
-    if (!config.contains("rootfs") || config["rootfs"].is_null()) {
-      config["rootfs"] = OJson{{"type", "layers"}, {"diff_ids", OJson::array()}};
-    }
-    OJson& rootfs = config["rootfs"];
-    if (!rootfs.is_object()) return MakeError(EINVAL, "attachment config: rootfs is not an object");
-    if (!rootfs.contains("diff_ids") || rootfs["diff_ids"].is_null()) {
-      rootfs["diff_ids"] = OJson::array();
-    }
-    if (!rootfs["diff_ids"].is_array()) {
-      return MakeError(EINVAL, "attachment config: rootfs.diff_ids is not an array");
-    }
   }
 
   std::vector<Layer> layers;
@@ -600,7 +562,6 @@ Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
                 sig.annotations};
     manifest["layers"].push_back(
         Descriptor(layer.media_type, layer.digest, layer.size, layer.annotations));
-    config["rootfs"]["diff_ids"].push_back(layer.digest);
     // The same payload with other annotations (another signature of it) is one blob.
     bool uploaded = false;
     for (const auto& blob : out.blobs) uploaded = uploaded || blob.first == layer.digest;
@@ -610,15 +571,13 @@ Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
   }
   if (!out.changed) {
     out.manifest = std::string(existing_manifest);
-    out.config = std::string(existing_config);
     return out;
   }
-  out.config = GoJson(config);
-  std::string config_digest = DigestOf(out.config);
-  // The config descriptor is replaced by the new one, as containers/image does.
+  // Whatever config it had (containers/image's and cosign's list the layers as diff_ids, so
+  // each signature would upload a new one), the attachment now has the empty one, which no
+  // reader looks into: one blob per registry, there already after the first signature.
   manifest["config"] =
-      Descriptor(kOciConfigMediaType, config_digest, static_cast<int64_t>(out.config.size()), {});
-  out.blobs.emplace_back(config_digest, out.config);
+      Descriptor(kEmptyConfigMediaType, kEmptyConfigDigest, sizeof(kEmptyConfig) - 1, {});
   out.manifest = GoJson(manifest);
   return out;
 }

@@ -114,23 +114,29 @@ Result<std::vector<AttachedSignatureKey>> AttachedSignatureKeys(std::string_view
 // The key `sig` would have as an attachment layer.
 AttachedSignatureKey AttachedSignatureKeyOf(const Signature& sig);
 
-// An attachment after appending signatures, as containers/image writes it: an OCI image
-// manifest whose config lists each layer digest in rootfs.diff_ids.
+// The config of every attachment regfs writes: OCI's empty descriptor, as OCI 1.1 artifacts
+// without a config have it.
+inline constexpr char kEmptyConfig[] = "{}";
+inline constexpr char kEmptyConfigMediaType[] = "application/vnd.oci.empty.v1+json";
+inline constexpr char kEmptyConfigDigest[] =
+    "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+
+// An attachment after appending signatures: an OCI image manifest with a layer per signature,
+// as containers/image writes it, except for its config, which is always the empty one
+// (containers/image's lists the layers as rootfs.diff_ids, so each signature would cost a
+// second upload). Readers — containers/image, cosign — look at the layers alone.
 struct Attachment {
   std::string manifest;
-  std::string config;
-  // Blobs to upload before the manifest (new payloads and the config): digest, bytes.
+  // Payloads to upload before the manifest (the empty config too, where it is missing).
   std::vector<std::pair<std::string, std::string>> blobs;
   bool changed = false;  // false: every signature was there already; nothing to write
 };
 
-// `existing_manifest`/`existing_config`: the current attachment, or empty for none. A
-// signature already present (same MIME type, payload and annotations) is not added again.
-// A fresh attachment is byte-identical to containers/image's; an existing one keeps its fields
-// and their order (containers/image would drop the fields its Go types lack), its config
-// descriptor replaced by the new config's.
+// `existing_manifest`: the current attachment, or empty for none. A signature already present
+// (same MIME type, payload and annotations) is not added again. An existing attachment keeps
+// its fields and their order (containers/image would drop the fields its Go types lack); its
+// config descriptor becomes the empty one.
 Result<Attachment> AppendToAttachment(std::string_view existing_manifest,
-                                      std::string_view existing_config,
                                       const std::vector<Signature>& sigs);
 
 }  // namespace regfs
