@@ -14,9 +14,12 @@ namespace {
 
 struct Context {
   Filesystem* fs;
-  uid_t uid;
+  uid_t uid;  // the owner every file is shown with
   gid_t gid;
+  mode_t umask;  // taken from every mode shown
   timespec start;
+
+  uint32_t Mode(uint32_t mode) const { return mode & ~static_cast<uint32_t>(umask); }
 };
 
 Context* Ctx(fuse_req_t req) { return static_cast<Context*>(fuse_req_userdata(req)); }
@@ -53,7 +56,7 @@ int Errno(const Error& e) {
 struct stat ToStat(const Context* c, const NodeAttr& a) {
   struct stat st {};
   st.st_ino = a.ino;
-  st.st_mode = a.mode;
+  st.st_mode = c->Mode(a.mode);
   st.st_nlink = a.nlink;
   st.st_size = a.size;
   st.st_blksize = 4096;
@@ -177,7 +180,7 @@ void OnReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
     const DirEntry& e = (*entries)[i];
     struct stat st {};
     st.st_ino = e.ino ? e.ino : 0xffffffffULL;
-    st.st_mode = e.mode;
+    st.st_mode = Ctx(req)->Mode(e.mode);
     size_t need = fuse_add_direntry(req, buf.data() + used, size - used, e.name.c_str(), &st,
                                     static_cast<off_t>(i + 1));
     if (need > size - used) break;
@@ -389,7 +392,11 @@ Status ServeFuse(Filesystem& fs, const std::string& mountpoint, const MountOptio
   ops.rename = OnRename;
   ops.copy_file_range = OnCopyFileRange;
 
-  Context ctx{&fs, getuid(), getgid(), {}};
+  Context ctx{&fs,
+              options.uid >= 0 ? static_cast<uid_t>(options.uid) : getuid(),
+              options.gid >= 0 ? static_cast<gid_t>(options.gid) : getgid(),
+              static_cast<mode_t>(EffectiveUmask(options)),
+              {}};
   clock_gettime(CLOCK_REALTIME, &ctx.start);
   std::string opts = "fsname=regfs,subtype=regfs,default_permissions";
   if (options.allow_other) opts += ",allow_other";

@@ -14,7 +14,32 @@ bool ParseSeconds(const std::string& v, int* out) {
   return true;
 }
 
+// A user or group id: decimal, below 2^32 - 1 (the kernel's "no id").
+bool ParseId(const std::string& v, int64_t* out) {
+  if (v.empty() || v.size() > 10 || v.find_first_not_of("0123456789") != std::string::npos)
+    return false;
+  int64_t id = std::stoll(v);
+  if (id >= 0xffffffffLL) return false;
+  *out = id;
+  return true;
+}
+
+// A umask: octal, at most 0777.
+bool ParseUmask(const std::string& v, int* out) {
+  if (v.empty() || v.size() > 4 || v.find_first_not_of("01234567") != std::string::npos)
+    return false;
+  int mask = std::stoi(v, nullptr, 8);
+  if (mask > 0777) return false;
+  *out = mask;
+  return true;
+}
+
 }  // namespace
+
+int EffectiveUmask(const MountOptions& options) {
+  if (options.umask >= 0) return options.umask;
+  return options.allow_other ? 077 : 022;
+}
 
 int64_t ParseSize(const std::string& text) {
   if (text.empty()) return -1;
@@ -67,6 +92,12 @@ Status ParseMountOptions(const std::string& text, MountOptions* o) {
       o->read_only = false;
     } else if (key == "allow_other" && value.empty()) {
       o->allow_other = true;
+    } else if (key == "uid") {
+      if (!ParseId(value, &o->uid)) return bad();
+    } else if (key == "gid") {
+      if (!ParseId(value, &o->gid)) return bad();
+    } else if (key == "umask") {
+      if (!ParseUmask(value, &o->umask)) return bad();
     } else if (key == "authfile" && !value.empty()) {
       o->authfile = value;
     } else if (key == "insecure" && IsValidRegistryHost(value)) {

@@ -24,6 +24,12 @@ struct MountOptions {
   int list_ttl = 30;                // seconds catalogs and tag lists are kept
   bool read_only = false;
   bool allow_other = false;
+  // Who the files belong to and which permission bits they show (uid=, gid=, umask=, as other
+  // FUSE filesystems have them); -1: the mounting user and group, and a umask of 022, or 077
+  // with allow_other, so that other users get no private content unless the mount says so.
+  int64_t uid = -1;
+  int64_t gid = -1;
+  int umask = -1;
   std::string authfile;
   std::set<std::string> insecure;  // hosts used without TLS verification
   VerifyMode verify = VerifyMode::kStream;
@@ -59,6 +65,9 @@ struct MountOptions {
     size_t verdicts = 4096;      // policy verdicts by image: ~200 bytes each
   } caps;
 };
+
+// The umask the files are shown with: umask= when given, else the default above.
+int EffectiveUmask(const MountOptions& options);
 
 // Parses "opt,opt=value,…" into `options`; EINVAL naming the bad option.
 Status ParseMountOptions(const std::string& text, MountOptions* options);

@@ -12,7 +12,7 @@ TEST(MountOptionsTest, ParsesEveryOption) {
   ASSERT_TRUE(ParseMountOptions("cache_dir=/c,cache_size=2G,tag_ttl=5,list_ttl=7,ro,allow_other,"
                                 "authfile=/a.json,insecure=reg.example:5000,insecure=127.0.0.1:1,"
                                 "verify=full,platform=linux/arm64/v8,log=/l,debug,timeout=3,"
-                                "policy=/p.json",
+                                "policy=/p.json,uid=1000,gid=100,umask=027",
                                 &o)
                   .ok());
   EXPECT_EQ(o.cache_dir, "/c");
@@ -31,12 +31,29 @@ TEST(MountOptionsTest, ParsesEveryOption) {
   EXPECT_TRUE(o.debug);
   EXPECT_EQ(o.timeout, 3);
   EXPECT_EQ(o.policy_file, "/p.json");
+  EXPECT_EQ(o.uid, 1000);
+  EXPECT_EQ(o.gid, 100);
+  EXPECT_EQ(o.umask, 027);
+  EXPECT_EQ(EffectiveUmask(o), 027);
+}
+
+TEST(MountOptionsTest, FilesAreNotWorldReadableWithAllowOtherUnlessAsked) {
+  MountOptions own;
+  EXPECT_EQ(own.uid, -1);
+  EXPECT_EQ(EffectiveUmask(own), 022);  // only its owner can enter anyway
+  MountOptions shared;
+  ASSERT_TRUE(ParseMountOptions("allow_other", &shared).ok());
+  EXPECT_EQ(EffectiveUmask(shared), 077);
+  ASSERT_TRUE(ParseMountOptions("allow_other,umask=0", &shared).ok());
+  EXPECT_EQ(EffectiveUmask(shared), 0);
 }
 
 TEST(MountOptionsTest, RefusesBadOptionsNamingThem) {
-  for (const char* bad : {"cache_size=lots", "cache_size=0", "tag_ttl=-1",
-                          "tag_ttl=", "verify=some", "insecure=not a host", "platform=linux",
-                          "nosuch", "ro=1", "timeout=0", "cache_dir=", "policy="}) {
+  for (const char* bad :
+       {"cache_size=lots",     "cache_size=0",   "tag_ttl=-1", "tag_ttl=",   "verify=some",
+        "insecure=not a host", "platform=linux", "nosuch",     "ro=1",       "timeout=0",
+        "cache_dir=",          "policy=",        "uid=",       "uid=root",   "uid=-1",
+        "uid=4294967295",      "gid=x",          "umask=8",    "umask=1777", "umask="}) {
     MountOptions o;
     Status s = ParseMountOptions(bad, &o);
     ASSERT_FALSE(s.ok()) << bad;
