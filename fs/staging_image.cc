@@ -365,6 +365,7 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
   FilePtr dropped;  // a blob not matching its name, dropped after the lock is released
   std::lock_guard<std::mutex> lock(mu_);
   if (!verdict.ok()) {
+    failed_.insert(f->digest);
     // Its upload is aborted with it: the registry never completes it.
     auto it = files_.find(name);
     if (it != files_.end() && it->second == f) {
@@ -374,6 +375,7 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
     return verdict;
   }
   if (at_registry) at_registry_.insert(f->digest);
+  failed_.erase(f->digest);
   f->finished = true;
   return Ok();
 }
@@ -463,6 +465,10 @@ Result<std::vector<std::string>> StagingImage::MissingLocked(std::vector<std::st
     for (const Descriptor* d : blobs) {
       auto it = files_.find(std::string(DigestHex(d->digest)));
       if (it != files_.end() && it->second->finished) continue;
+      if (failed_.count(d->digest)) {
+        missing.push_back(d->digest);
+        continue;
+      }
       if (at_registry_.count(d->digest)) continue;
       if (it == files_.end() && !not_at_registry_.count(d->digest) && unknown) {
         unknown->push_back(d->digest);

@@ -145,10 +145,13 @@ class StagingImage final : public ImageSource {
   std::map<std::string, FilePtr> files_;   // guarded by mu_
   std::set<std::string> at_registry_;      // digests seen at the registry, guarded by mu_
   std::set<std::string> not_at_registry_;  // … and not, for this manifest, guarded by mu_
-  uint64_t manifest_generation_ = 0;       // manifest.json (re)created, guarded by mu_
-  bool pushed_ = false;                    // guarded by mu_
-  std::string pushed_digest_;              // guarded by mu_
-  int open_files_ = 0;                     // guarded by mu_
+  // Blobs whose bytes written here did not match their names: the image is not pushed with
+  // the registry's copy in their place (the cp failed), only once each is written again.
+  std::set<std::string> failed_;      // guarded by mu_
+  uint64_t manifest_generation_ = 0;  // manifest.json (re)created, guarded by mu_
+  bool pushed_ = false;               // guarded by mu_
+  std::string pushed_digest_;         // guarded by mu_
+  int open_files_ = 0;                // guarded by mu_
   std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
   std::mutex push_mu_;  // one push at a time; held across the push's requests
 };

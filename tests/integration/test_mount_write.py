@@ -496,3 +496,42 @@ def test_sigkill_during_a_push_leaves_no_tag(registry, proxy, mounts, oracle, wo
     # the dead mount goes away
     m.unmount()
     assert m.gone()
+
+
+@pytest.mark.parametrize("known", ["read through the mount", "in the blob location cache",
+                                   "in the same repository"])
+def test_corrupt_blob_the_registry_has_elsewhere_leaves_no_tag(imgs, registry, mounts, oracle,
+                                                               work, repo_name, regfs_ok, known):
+    """The registry holds the blob — in another repository, and the mount knows where (it read
+    that image, or a copy recorded it), or in the destination repository itself: a cp whose
+    copy of the blob is corrupt fails, and the image must not be pushed with the registry's
+    good blob in its place. The files are copied one by one, the corrupt blob first, since
+    cp -r's order is the source directory's. Not here: the orders in which the image is
+    complete from the registry's side before the corrupt blob is written (manifest.json, then
+    every other blob): it is pushed by then, as a cp of manifest.json alone re-tags."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    bad = max(it.image.layers, key=lambda b: b.size)
+    p = src / hexof(bad.digest)
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    p.write_bytes(bytes(data))
+    home = work / "home"
+    env = {"XDG_CACHE_HOME": str(home / ".cache"), "HOME": str(home)}
+    if known == "in the blob location cache":
+        regfs_ok("copy", it.ref, registry.ref(repo_name("write-elsewhere-seen"), "t"), env=env)
+    m = mounts(env=env)
+    if known == "read through the mount":
+        for f in sorted(m.image(registry.addr, it.repo, it.tag).iterdir()):
+            f.read_bytes()
+    repo = repo_name("write-corrupt-elsewhere")
+    if known == "in the same repository":
+        regfs_ok("copy", it.ref, registry.ref(repo, "other"), env=env)
+    dst = m.image(registry.addr, repo, "t")
+    os.makedirs(dst)
+    names = sorted(f.name for f in src.iterdir() if f.name != "manifest.json")
+    names.sort(key=lambda n: n != hexof(bad.digest))  # the corrupt one first
+    names.append("manifest.json")
+    failed = [n for n in names if run("cp", src / n, dst / n).returncode != 0]
+    assert failed == [hexof(bad.digest)], (failed, m.diag())
+    tag_absent(oracle, registry, repo, "t", "with a corrupt blob the registry has elsewhere")
