@@ -67,6 +67,7 @@ Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
       tags_(Cap(options.caps.tag_lists)),
       tag_digests_(Cap(options.caps.tag_digests)),
       views_(Cap(options.caps.views)),
+      failures_(Cap(options.caps.failures)),
       dir_blobs_(Cap(options.caps.dirs)),
       leftovers_(Cap(options.caps.gone)),
       removed_(Cap(options.caps.gone)),
@@ -263,9 +264,19 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::FindOrBuildView
     if (!digest.empty()) {
       if (auto* view = views_.Find(digest)) return *view;
     }
+    if (auto* failed = PeekUnexpired(failures_, tag_key)) return failed->value;
   }
   ASSIGN_OR_RETURN(auto client, Client(registry));
-  ASSIGN_OR_RETURN(RawManifest top, client->GetManifest(repo, digest.empty() ? ref : digest));
+  auto fetched = client->GetManifest(repo, digest.empty() ? ref : digest);
+  if (!fetched.ok()) {
+    if (fetched.error().errnum != ENOENT) {
+      std::lock_guard<std::mutex> lock(mu_);
+      PutExpiring(failures_, tag_key,
+                  {Expiry(std::min(kFailureTtl, options_.tag_ttl)), fetched.error()});
+    }
+    return fetched.error();
+  }
+  RawManifest top = std::move(fetched).value();
   if (!IsSha256Digest(ref)) {
     std::lock_guard<std::mutex> lock(mu_);
     PutExpiring(tag_digests_, tag_key, {Expiry(options_.tag_ttl), top.digest});

@@ -356,6 +356,11 @@ class Filesystem {
   ListCache tags_;                                                 // "reg/repo", guarded by mu_
   LruCache<std::string, Timed<std::string>> tag_digests_;          // "reg/repo:tag", guarded by mu_
   LruCache<std::string, std::shared_ptr<const ImageView>> views_;  // digest, guarded by mu_
+  // Image lookups that failed other than with ENOENT (a registry down, stalled, answering
+  // garbage), answered with the same error for kFailureTtl seconds rather than each paying
+  // the whole timeout again.
+  LruCache<std::string, Timed<Error>> failures_;  // "reg/repo:ref", guarded by mu_
+  static constexpr int kFailureTtl = 5;
   // What each image directory shows (bounded: caps.dirs), and from it, for every blob, the
   // directories known to hold it and its locations in the order seen.
   LruCache<std::string, DirBlobs> dir_blobs_;                      // by dir, guarded by mu_

@@ -85,6 +85,7 @@ void Filesystem::Invalidate(const std::string& registry, const std::string& repo
   catalogs_.Erase(registry);
   tags_.Erase(registry + "/" + repo);
   tag_digests_.Erase(registry + "/" + repo + ":" + tag);
+  failures_.Erase(registry + "/" + repo + ":" + tag);
 }
 
 Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name) {

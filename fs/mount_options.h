@@ -63,6 +63,7 @@ struct MountOptions {
     size_t signatures = 4096;    // images' attachment listings: a few hundred bytes each
     size_t payloads = 1024;      // signature payloads (at most 16 KiB each are kept)
     size_t verdicts = 4096;      // policy verdicts by image: ~200 bytes each
+    size_t failures = 1024;      // failed manifest lookups, kept briefly: ~300 bytes each
   } caps;
 };
 

@@ -196,6 +196,56 @@ def test_server_errors_are_eio_with_the_registry_message(imgs, proxy, mounts):
         it.image.manifest
 
 
+def test_a_trickling_manifest_fails_within_the_timeout_and_is_remembered_briefly(
+        imgs, proxy, mounts):
+    """A registry that sends a manifest one byte every 4 seconds: the lookup fails with EIO
+    within the timeout (a minimum rate, not "no byte for N seconds"), other repositories of
+    the same registry answer meanwhile, and the failure is remembered for a few seconds, so
+    the next accesses fail at once instead of each paying the timeout again."""
+    slow, fast = imgs.oci, imgs.docker
+    proxy.add(Fault.bandwidth(0.25), method="GET", path=f"/{slow.repo}/manifests/",
+              forever=True)
+    m = mounts("timeout=3")
+    tag = m.image(proxy.addr, slow.repo, "v1")
+
+    def gets():
+        return sum(1 for e in proxy.log
+                   if e.method == "GET" and f"/{slow.repo}/manifests/" in e.path)
+
+    stalled = {}
+    done = threading.Event()
+
+    def look():
+        t0 = time.monotonic()
+        try:
+            os.listdir(tag)
+        except OSError as e:
+            stalled["error"] = e
+        stalled["elapsed"] = time.monotonic() - t0
+        done.set()
+
+    threading.Thread(target=look, daemon=True).start()
+    wait_for(lambda: gets() >= 1, 10, "regfs asked for the trickling manifest")
+    good = call_within(10, read_all, m.image(proxy.addr, fast.repo, "v1") / "manifest.json")
+    assert good.error is None and good.value == fast.image.manifest, good.error
+    assert not done.is_set() and good.elapsed < 2.5, (good.elapsed, stalled)
+    assert done.wait(30), "the trickling manifest still holds the reader after 30 s"
+    err = stalled.get("error")
+    assert isinstance(err, OSError) and err.errno == errno.EIO, repr(stalled)
+    assert 2.5 <= stalled["elapsed"] <= 12, f"EIO after {stalled['elapsed']:.1f} s, timeout=3"
+    # Remembered: the next access fails at once, without a request.
+    asked = gets()
+    again = expect_errno(errno.EIO, os.listdir, tag, within=10)
+    assert again.elapsed < 1, f"the remembered failure took {again.elapsed:.1f} s"
+    assert gets() == asked
+    # Briefly: once the registry recovers, the path works again after a few seconds.
+    proxy.clear_faults()
+    wait_for(lambda: call_within(10, os.listdir, tag).error is None, 15,
+             "the recovered registry is asked again")
+    assert (tag / "manifest.json").read_bytes() == slow.image.manifest
+    assert gets() > asked
+
+
 # ---- the log -----------------------------------------------------------------------------------
 
 def test_a_failure_is_logged_once_with_its_operation_and_path(imgs, registry, mounts):

@@ -60,7 +60,7 @@ class Fault:
     path: str = ".*"
     count: int = 1          # None = unlimited
     seconds: float = 0.0    # latency
-    rate: int = 0           # bandwidth, bytes per second
+    rate: float = 0         # bandwidth, bytes per second
     after: int = 0          # reset after this many body bytes
     code: int = 0           # status
     retry_after: object = None
@@ -74,7 +74,7 @@ class Fault:
 
     @classmethod
     def bandwidth(cls, bytes_per_sec, **kw):
-        return cls("bandwidth", rate=int(bytes_per_sec), **kw)
+        return cls("bandwidth", rate=bytes_per_sec, **kw)  # below 1: a trickle
 
     @classmethod
     def reset_after(cls, nbytes, **kw):
@@ -281,7 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
         rate = state.get("rate")
         pieces = [data]
         if rate:
-            step = max(1, rate // 20)
+            step = max(1, int(rate // 20))
             pieces = [data[i:i + step] for i in range(0, len(data), step)]
         for p in pieces:
             if not p:
@@ -341,7 +341,7 @@ class _Handler(BaseHTTPRequestHandler):
                 hold = next((f for f in faults if f.kind == "hold_upload"), None)
                 t0 = time.monotonic()
                 for piece in body:
-                    step = max(1, rate // 20) if rate else len(piece) or 1
+                    step = max(1, int(rate // 20)) if rate else len(piece) or 1
                     for i in range(0, len(piece), step):
                         part = piece[i:i + step]
                         if hold is not None and entry.request_bytes >= hold.after:
