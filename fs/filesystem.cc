@@ -1268,6 +1268,11 @@ Result<std::vector<std::string>> Filesystem::ListXattr(uint64_t ino) {
 
 uint32_t Filesystem::DirMode() const { return options_.read_only ? kDirMode : (S_IFDIR | 0755); }
 
+Filesystem::SpaceUsage Filesystem::Space() const {
+  int64_t used = cache_->bytes() + cache_->partial_bytes();
+  return {options_.cache_size, std::min(used, options_.cache_size)};
+}
+
 std::string Filesystem::StatsJson() {
   nlohmann::ordered_json j = {{"requests", counters_->requests.load()},
                               {"blob_bytes", counters_->blob_bytes.load()},

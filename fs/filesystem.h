@@ -75,6 +75,12 @@ class Filesystem {
   // counted is a bug, reported as an error (the count is then taken as zero).
   Status Forget(uint64_t ino, uint64_t count);
   Result<NodeAttr> GetAttr(uint64_t ino);
+  // What `df` shows: the cache, its size bounded by cache_size.
+  struct SpaceUsage {
+    int64_t total = 0;  // bytes: cache_size
+    int64_t used = 0;   // bytes: cached blobs and downloads in progress
+  };
+  SpaceUsage Space() const;
   Result<std::vector<DirEntry>> ReadDir(uint64_t ino);
   Result<std::string> ReadLink(uint64_t ino);
   Result<OpenedFile> Open(uint64_t ino, int flags);

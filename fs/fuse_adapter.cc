@@ -3,6 +3,7 @@
 
 #include <fuse_lowlevel.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -187,6 +188,17 @@ void OnReaddir(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_inf
     used += need;
   }
   fuse_reply_buf(req, buf.data(), used);
+}
+
+void OnStatfs(fuse_req_t req, fuse_ino_t) {
+  Filesystem::SpaceUsage space = Ctx(req)->fs->Space();
+  constexpr int64_t kBlock = 4096;
+  struct statvfs st {};
+  st.f_bsize = st.f_frsize = kBlock;
+  st.f_blocks = static_cast<fsblkcnt_t>(space.total / kBlock);
+  st.f_bfree = st.f_bavail = static_cast<fsblkcnt_t>((space.total - space.used) / kBlock);
+  st.f_namemax = 255;
+  fuse_reply_statfs(req, &st);
 }
 
 void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -391,6 +403,7 @@ Status ServeFuse(Filesystem& fs, const std::string& mountpoint, const MountOptio
   ops.rmdir = OnRmdir;
   ops.rename = OnRename;
   ops.copy_file_range = OnCopyFileRange;
+  ops.statfs = OnStatfs;
 
   Context ctx{&fs,
               options.uid >= 0 ? static_cast<uid_t>(options.uid) : getuid(),

@@ -244,3 +244,20 @@ def test_an_open_file_is_not_evicted(five, registry, mounts, work):
         data = os.pread(held.fileno(), first.size, 0)
         assert tools.sha256_bytes(data) == first.digest
     assert invalid_cache_entries(cache) == []
+
+
+def test_df_shows_the_cache(eight, registry, mounts, work):
+    """statfs (df) of the mount: the size is cache_size, the space used what the cache holds."""
+    m = mounts("cache_size=64M", cache_dir=work / "cache")
+    before = os.statvfs(m.mnt)
+    assert before.f_blocks * before.f_frsize == 64 * MiB
+    assert before.f_bfree == before.f_bavail
+    layer = eight.layers[0]
+    assert tools.sha256_file(m.image(registry.addr, "mount/eight", "v1") / hexof(layer.digest)) \
+        == layer.digest
+    after = os.statvfs(m.mnt)
+    used = (before.f_bfree - after.f_bfree) * after.f_frsize
+    assert layer.size - 4096 <= used <= layer.size + 4096, used
+    df = tools.run(["df", "-B1", "--output=size,used", str(m.mnt)], check=True).stdout.split()
+    assert df[2] == str(64 * MiB), df
+    assert abs(int(df[3]) - (64 * MiB - after.f_bfree * after.f_frsize)) <= 4096, df
