@@ -1,6 +1,7 @@
 #include "fs/mount_options.h"
 
 #include <cstdlib>
+#include <set>
 
 #include "transports/types/image_reference.h"
 
@@ -32,6 +33,18 @@ bool ParseUmask(const std::string& v, int* out) {
   if (mask > 0777) return false;
   *out = mask;
   return true;
+}
+
+// Options an fstab line or mount(8) carries for others (mount itself, systemd, the kernel's
+// generic mount flags, which FUSE sets for itself): accepted and ignored, as mount helpers do.
+bool IsForOthers(const std::string& key) {
+  static const std::set<std::string> kIgnored = {
+      "defaults", "_netdev",    "auto",     "noauto",     "nofail",   "user",       "users",
+      "nouser",   "owner",      "group",    "dev",        "nodev",    "suid",       "nosuid",
+      "exec",     "noexec",     "atime",    "noatime",    "relatime", "norelatime", "strictatime",
+      "lazytime", "nolazytime", "diratime", "nodiratime", "sync",     "async",      "dirsync",
+      "silent",   "loud",       "comment"};
+  return kIgnored.count(key) > 0 || key.rfind("x-", 0) == 0;
 }
 
 }  // namespace
@@ -118,6 +131,8 @@ Status ParseMountOptions(const std::string& text, MountOptions* o) {
       o->policy_file = value;
     } else if (key == "debug" && value.empty()) {
       o->debug = true;
+    } else if (IsForOthers(key)) {
+      continue;
     } else {
       return bad();
     }

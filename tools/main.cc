@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "tools/commands.h"
+#include "transports/util/file_util.h"
 
 namespace {
 
@@ -37,7 +38,9 @@ void PrintUsage(FILE* out) {
       out,
       "regfs: move and inspect container images between registries.\n\n"
       "Usage:\n  regfs [--policy FILE | --insecure-policy] [--registries.d DIR] COMMAND [options] "
-      "ARGS\n\nCommands:\n");
+      "ARGS\n  regfs SOURCE MOUNTPOINT [-o OPTIONS]   (mount(8)'s form: fstab, mount -t "
+      "fuse.regfs)\n"
+      "\nCommands:\n");
   for (const Command* const* c = AllCommands(); *c; ++c) {
     std::fprintf(out, "  %-17s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
   }
@@ -121,6 +124,15 @@ int main(int argc, char** argv) {
     args.insert(args.end(), argv + 2, argv + argc);
     args.push_back(nullptr);
     return regfs::cli::Dispatch(**c, static_cast<int>(args.size()) - 1, args.data());
+  }
+  if (argc >= 3 && argv[2][0] != '-' && regfs::IsDirectory(argv[2])) {
+    // mount(8) through mount.fuse3, for an fstab line or mount -t fuse.regfs:
+    // "regfs SOURCE MOUNTPOINT [-o OPTIONS]"; the source names nothing.
+    std::vector<char*> args(argv + 3, argv + argc);
+    args.push_back(argv[2]);
+    args.push_back(nullptr);
+    return regfs::cli::Dispatch(regfs::cli::MountCommand(), static_cast<int>(args.size()) - 1,
+                                args.data());
   }
   std::fprintf(stderr, "regfs: unknown command \"%s\" (see regfs --help)\n", name.c_str());
   return 2;

@@ -37,6 +37,19 @@ TEST(MountOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(EffectiveUmask(o), 027);
 }
 
+TEST(MountOptionsTest, FstabAndGenericMountOptionsAreIgnored) {
+  MountOptions o;
+  ASSERT_TRUE(ParseMountOptions("defaults,_netdev,noauto,nofail,x-systemd.automount,"
+                                "x-systemd.idle-timeout=60,comment=x,nosuid,nodev,noatime,"
+                                "cache_size=1G,rw",
+                                &o)
+                  .ok());
+  EXPECT_EQ(o.cache_size, 1LL << 30);
+  EXPECT_FALSE(o.read_only);
+  // Anything else is still an error.
+  EXPECT_FALSE(ParseMountOptions("defaults,cache_sise=1G", &o).ok());
+}
+
 TEST(MountOptionsTest, FilesAreNotWorldReadableWithAllowOtherUnlessAsked) {
   MountOptions own;
   EXPECT_EQ(own.uid, -1);
