@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "tools/commands.h"
+#include "tools/progress.h"
 #include "tools/signing.h"
 #include "transports/alltransports/transports.h"
 
@@ -52,10 +53,18 @@ int Run(const Command& self, const Args& args) {
   options.sign_identity = *identity;
   if (args.Given("image-parallel-copies"))
     options.parallel = std::max(1, args.Int("image-parallel-copies"));
+  // On a terminal, a live line per blob in flight; the pipeline's other events as lines.
+  std::unique_ptr<ProgressDisplay> display;
+  std::unique_ptr<ImageDestination> shown;
   if (ShowProgress(args)) {
-    options.progress = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    display = std::make_unique<ProgressDisplay>(stderr);
+    shown = WithProgress(**dst, *display);
+    options.progress = [&display](const std::string& line) {
+      if (line.rfind("Copying blob ", 0) != 0) display->Message(line);
+    };
   }
-  auto copied = CopyImage(**src, **dst, options);
+  auto copied = CopyImage(**src, shown ? *shown : **dst, options);
+  display.reset();
   if (!copied.ok()) return Fail(self, copied.error());
   return 0;
 }

@@ -1,6 +1,7 @@
 #include "tools/progress.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cinttypes>
 
 namespace regfs::cli {
@@ -82,15 +83,22 @@ void ProgressDisplay::BlobAdvanced(const std::string& digest, int64_t bytes) {
   DrawLocked(false);
 }
 
-void ProgressDisplay::BlobFinished(const std::string& digest, bool skipped) {
+void ProgressDisplay::BlobFinished(const std::string& id, bool skipped, const std::string& digest) {
   std::lock_guard<std::mutex> lock(mu_);
-  active_.erase(digest);
-  order_.erase(std::remove(order_.begin(), order_.end(), digest), order_.end());
+  active_.erase(id);
+  order_.erase(std::remove(order_.begin(), order_.end(), id), order_.end());
   ++finished_;
   if (skipped) ++skipped_;
   EraseLocked();
-  std::fprintf(out_, "Copying blob %s %s\n", ShortDigest(digest).c_str(),
+  std::fprintf(out_, "Copying blob %s %s\n", ShortDigest(digest.empty() ? id : digest).c_str(),
                skipped ? "skipped: already exists" : "done");
+  DrawLocked(true);
+}
+
+void ProgressDisplay::BlobAbandoned(const std::string& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!active_.erase(id)) return;
+  order_.erase(std::remove(order_.begin(), order_.end(), id), order_.end());
   DrawLocked(true);
 }
 
@@ -139,6 +147,81 @@ void ProgressDisplay::DrawLocked(bool force) {
   drawn_ = static_cast<int>(shown) + 1;
   last_draw_ = now;
   std::fflush(out_);
+}
+
+namespace {
+
+class ProgressWriter final : public BlobWriter {
+ public:
+  ProgressWriter(std::unique_ptr<BlobWriter> inner, ProgressDisplay& display, std::string id)
+      : inner_(std::move(inner)), display_(display), id_(std::move(id)) {}
+  ~ProgressWriter() override {
+    if (!committed_) display_.BlobAbandoned(id_);
+  }
+  Status Write(const char* data, size_t n) override {
+    RETURN_IF_ERROR(inner_->Write(data, n));
+    display_.BlobAdvanced(id_, static_cast<int64_t>(n));
+    return Ok();
+  }
+  Status Commit(const BlobInfo& blob) override {
+    RETURN_IF_ERROR(inner_->Commit(blob));
+    committed_ = true;
+    display_.BlobFinished(id_, false, blob.digest);
+    return Ok();
+  }
+
+ private:
+  const std::unique_ptr<BlobWriter> inner_;
+  ProgressDisplay& display_;
+  const std::string id_;
+  bool committed_ = false;
+};
+
+class ProgressDestination final : public ImageDestination {
+ public:
+  ProgressDestination(ImageDestination& inner, ProgressDisplay& display)
+      : inner_(inner), display_(display) {}
+  std::string Describe() const override { return inner_.Describe(); }
+  std::shared_ptr<void> LockBlob(const BlobInfo& blob) override { return inner_.LockBlob(blob); }
+  Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
+    ASSIGN_OR_RETURN(bool reused, inner_.TryReuseBlob(blob, source));
+    if (reused) display_.BlobFinished(blob.digest, true);
+    return reused;
+  }
+  Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, inner_.NewBlobWriter(blob));
+    // A re-encoded blob has no digest yet: it is shown under a name of its own until then.
+    std::string id = blob.digest;
+    if (id.empty()) id = "layer " + std::to_string(++unnamed_);
+    display_.BlobStarted(id, blob.size);
+    return std::unique_ptr<BlobWriter>(new ProgressWriter(std::move(writer), display_, id));
+  }
+  LayerCompression DesiredLayerCompression() const override {
+    return inner_.DesiredLayerCompression();
+  }
+  bool SerialBlobs() const override { return inner_.SerialBlobs(); }
+  Status PutManifest(const RawManifest& m, bool is_instance) override {
+    return inner_.PutManifest(m, is_instance);
+  }
+  Status CanStoreSignatures(const std::vector<Signature>& sigs) override {
+    return inner_.CanStoreSignatures(sigs);
+  }
+  Status PutSignatures(const std::string& manifest_digest, bool is_instance,
+                       const std::vector<Signature>& sigs) override {
+    return inner_.PutSignatures(manifest_digest, is_instance, sigs);
+  }
+  Status Commit() override { return inner_.Commit(); }
+
+ private:
+  ImageDestination& inner_;
+  ProgressDisplay& display_;
+  std::atomic<int> unnamed_{0};
+};
+
+}  // namespace
+
+std::unique_ptr<ImageDestination> WithProgress(ImageDestination& inner, ProgressDisplay& display) {
+  return std::make_unique<ProgressDestination>(inner, display);
 }
 
 }  // namespace regfs::cli

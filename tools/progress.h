@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "transports/types/image_destination.h"
+
 namespace regfs::cli {
 
 // 1536 → "1.5KiB", as skopeo's bars print sizes.
@@ -37,11 +39,13 @@ class ProgressDisplay {
   // What the overall line starts with ("Copying", "Syncing image 3/10:"), redrawn at once.
   void SetLabel(const std::string& label);
 
-  // A blob's transfer: `total` is -1 when unknown; `bytes` more were moved; finished, or
-  // skipped because the destination had it.
-  void BlobStarted(const std::string& digest, int64_t total);
-  void BlobAdvanced(const std::string& digest, int64_t bytes);
-  void BlobFinished(const std::string& digest, bool skipped);
+  // A blob's transfer, by an id (its digest, or a name until it has one): `total` is -1 when
+  // unknown; `bytes` more were moved; finished (shown as `digest`, when the id was not), or
+  // skipped because the destination had it; abandoned (failed: no line stays).
+  void BlobStarted(const std::string& id, int64_t total);
+  void BlobAdvanced(const std::string& id, int64_t bytes);
+  void BlobFinished(const std::string& id, bool skipped, const std::string& digest = "");
+  void BlobAbandoned(const std::string& id);
 
  private:
   struct Blob {
@@ -66,5 +70,10 @@ class ProgressDisplay {
   Clock::time_point last_draw_{};  // guarded by mu_
   int drawn_ = 0;                  // live lines on the screen now, guarded by mu_
 };
+
+// `inner`, reporting each blob's transfer to `display`: started when its writer is made, its
+// bytes as they are written (after any re-encoding), finished at the writer's Commit() or
+// skipped when the destination had it. `inner` and `display` outlive the result.
+std::unique_ptr<ImageDestination> WithProgress(ImageDestination& inner, ProgressDisplay& display);
 
 }  // namespace regfs::cli
