@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tools/commands.h"
+#include "tools/progress.h"
 #include "tools/signing.h"
 #include "transports/blobinfocache/blob_location_cache.h"
 #include "transports/sync/sync_config.h"
@@ -250,11 +251,32 @@ int Run(const Command& self, const Args& args) {
                       "--preserve-digests can't be kept with --platform: a reduced index is new");
   }
   const bool quiet = args.Bool("quiet");
-  options.info = [quiet](const std::string& line) {
-    if (!quiet) std::fprintf(stderr, "%s\n", line.c_str());
+  // On a terminal: a live line per blob in flight and images done of all, the lines of each
+  // image done above them.
+  std::unique_ptr<ProgressDisplay> display;
+  if (ShowProgress(args) && !options.dry_run) {
+    display = std::make_unique<ProgressDisplay>(stderr);
+    options.wrap_destination = [&display](ImageDestination& dst) {
+      return WithProgress(dst, *display);
+    };
+    options.images_progress = [&display](size_t done, size_t total) {
+      display->SetLabel("Syncing: " + std::to_string(done) + "/" + std::to_string(total) +
+                        " images;");
+    };
+  }
+  options.info = [quiet, &display](const std::string& line) {
+    if (display) {
+      display->Message(line);
+    } else if (!quiet) {
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
   };
-  options.warn = [](const std::string& line) {
-    std::fprintf(stderr, "regfs sync: %s\n", line.c_str());
+  options.warn = [&display](const std::string& line) {
+    if (display) {
+      display->Message("regfs sync: " + line);
+    } else {
+      std::fprintf(stderr, "regfs sync: %s\n", line.c_str());
+    }
   };
 
   // Where blobs were seen, across processes and repositories: pushes mount what it knows.
@@ -283,6 +305,7 @@ int Run(const Command& self, const Args& args) {
 
   RegistryClients clients(std::make_shared<HttpClient>());
   SyncReport report = Sync(*sources, options, clients);
+  display.reset();
 
   int copied = 0, skipped = 0, failed = 0;
   std::string digests, lines;

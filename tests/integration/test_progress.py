@@ -59,3 +59,14 @@ def test_no_progress_on_a_pipe(regfs, slow_image, registry, work):
     p = regfs("copy", registry.ref("progress/img", "v1"), f"dir:{work / 'out'}")
     assert p.returncode == 0, p.stderr
     assert "Copying blob" not in p.stderr and "\x1b[" not in p.stderr, p.stderr
+
+
+def test_sync_on_a_terminal_shows_images_done_of_all(regfs_bin, slow_image, registry, work):
+    rc, out = in_a_terminal([regfs_bin, "sync", "--src", "docker", "--dest", "dir",
+                             "--src-tls-verify=false", f"{registry.addr}/progress/img",
+                             work / "mirror"])
+    assert rc == 0, out
+    assert "Syncing: 0/1 images;" in out and "Syncing: 1/1 images;" in out, out[-3000:]
+    assert re.search(r"Copying blob [0-9a-f]{12} done", out), out[-3000:]
+    assert "Copied docker://" in out, out[-3000:]
+    assert "\x1b[" in out

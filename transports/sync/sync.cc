@@ -139,7 +139,11 @@ class Syncer {
       for (const Job& job : jobs) dirs.insert(DirName(job.dst.path));
       for (const std::string& dir : dirs) RemoveStaleStaging(dir);
     }
-    ForEach(jobs.size(), [&](size_t i) { SyncImage(jobs[i]); });
+    if (options_.images_progress) options_.images_progress(0, jobs.size());
+    ForEach(jobs.size(), [&](size_t i) {
+      SyncImage(jobs[i]);
+      if (options_.images_progress) options_.images_progress(++images_done_, jobs.size());
+    });
     if (options_.prune && (!stop_.load() || options_.keep_going)) Prune(sources);
 
     SyncReport report;
@@ -389,7 +393,9 @@ class Syncer {
     }
     ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> dst,
                      OpenImageDestination(job.dst, options_.dest_options, clients_));
-    ASSIGN_OR_RETURN(CopyResult copied, CopyImage(*src, *dst, copy));
+    std::unique_ptr<ImageDestination> shown;
+    if (options_.wrap_destination) shown = options_.wrap_destination(*dst);
+    ASSIGN_OR_RETURN(CopyResult copied, CopyImage(*src, shown ? *shown : *dst, copy));
     out.digest = copied.manifest_digest;
     out.bytes = copied.bytes_copied;
     if (copied.one_of_index) {
@@ -569,6 +575,7 @@ class Syncer {
   std::vector<Listing> listed_;  // per source, written once by its lister
   std::atomic<bool> failed_{false};
   std::atomic<bool> stop_{false};
+  std::atomic<size_t> images_done_{0};
   std::mutex mu_;
   std::vector<SyncOutcome> outcomes_;  // guarded by mu_
 };

@@ -68,6 +68,11 @@ struct SyncOptions {
   std::string sign_identity;
   std::function<void(const std::string&)> info;  // a line per image done
   std::function<void(const std::string&)> warn;
+  // Progress: each image's destination as the copy sees it (null: as opened), for a view that
+  // reports its blobs; and (images finished, images to sync), once before the first and after
+  // each. Called from the sync's threads.
+  std::function<std::unique_ptr<ImageDestination>(ImageDestination&)> wrap_destination;
+  std::function<void(size_t done, size_t total)> images_progress;
 };
 
 // What happened to one image (or a pruned tag, or a source that could not be listed).
