@@ -23,7 +23,7 @@ constexpr long kSmallRequestTimeout = 120;
 constexpr int kMaxRedirects = 5;
 // 429s with Retry-After waited out per request before it counts as failed (each wait <= 60 s).
 constexpr int kMaxRateLimitWaits = 20;
-constexpr int kMaxPages = 10000;
+constexpr int kMaxPages = 1000;
 // Blob ranges up to this size (configs, small layers, a mount's chunks) are read as buffered
 // requests, which share the registry's HTTP/2 connection; larger ones stream on their own.
 constexpr int64_t kMaxBufferedBlobRange = 1 << 20;
@@ -54,6 +54,11 @@ std::string ScopeKey(const std::vector<std::string>& scopes) {
   std::string key;
   for (const auto& s : scopes) key += s + " ";
   return key;
+}
+
+Error TooManyPages(const std::string& what) {
+  return MakeError(
+      EFBIG, what + " goes on for more than " + std::to_string(kMaxPages) + " pages; giving up");
 }
 
 // The "next" target of a Link header: `</v2/_catalog?last=x&n=100>; rel="next"`.
@@ -835,6 +840,8 @@ Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& rep
     std::string next = NextLink(resp);
     url = next.empty() ? "" : ResolveLocation(url, next);
   }
+  // A list cut short would pass for the whole one (sync would prune what it did not see).
+  if (!url.empty()) return TooManyPages("the tag list of " + registry_ + "/" + repo);
   return tags;
 }
 
@@ -859,6 +866,7 @@ Result<std::vector<std::string>> RegistryClient::Catalog() {
     std::string next = NextLink(resp);
     url = next.empty() ? "" : ResolveLocation(url, next);
   }
+  if (!url.empty()) return TooManyPages("the catalog of " + registry_);
   return repos;
 }
 
