@@ -275,3 +275,66 @@ def test_sync_format_converts_and_never_skips_on_the_source_digest(regfs_ok, ora
     # ... and with -f again, the image there under the source's digest is converted anyway.
     regfs_ok(*args, "-f", "oci", src, f"{registry2.addr}/conv")
     assert _manifest(oracle, dst) == first
+
+
+# ---- reading zstd: images skopeo made with zstd layers -------------------------------------
+
+def test_zstd_images_copy_inspect_and_mount_like_gzip_ones(regfs_ok, oracle, registry,
+                                                           registry2, imgs, work, mounts,
+                                                           repo_name):
+    # skopeo makes it on a registry of its own (the source's blobs can't be mounted there).
+    ref = registry2.ref(repo_name("zstd-by-skopeo"), "v1")
+    oracle.copy(imgs.oci.ref, ref, "--dest-compress-format", "zstd")
+    raw = _raw(oracle, ref)
+    m = json.loads(raw)
+    assert [l["mediaType"] for l in m["layers"]] == [ZSTD_LAYER] * 4
+    # copy: to dir:, oci: and another registry, digest for digest, as skopeo copies it
+    regfs_ok("copy", "-q", ref, f"dir:{work / 'mine'}")
+    oracle.copy(ref, f"dir:{work / 'theirs'}")
+    assert tools.tree_diff(work / "mine", work / "theirs") == ""
+    regfs_ok("copy", "-q", ref, f"oci:{work / 'layout'}:z")
+    assert oracle.digest_of(f"oci:{work / 'layout'}:z") == tools.sha256_bytes(raw)
+    back = registry.ref(repo_name("zstd-back"), "v1")
+    regfs_ok("copy", "-q", f"oci:{work / 'layout'}:z", back)
+    assert _raw(oracle, back) == raw
+    # inspect: the same JSON as skopeo's
+    tools.assert_same_inspect(regfs_ok("inspect", ref), oracle.inspect(ref))
+    # the mount: the image directory equals skopeo's dir: copy
+    mnt = mounts()
+    repo = ref.split("/", 3)[3].rsplit(":", 1)[0]
+    got = work / "cp"
+    subprocess.run(["cp", "-r", str(mnt.image(registry2.addr, repo, "v1")), str(got)],
+                   check=True, timeout=120)
+    assert tools.tree_diff(got, work / "theirs") == ""
+    # and decompressing: --dest-decompress of the zstd image equals skopeo's, byte for byte
+    regfs_ok("copy", "-q", "--dest-decompress", ref, f"dir:{work / 'plain-mine'}")
+    oracle.copy(ref, f"dir:{work / 'plain-theirs'}", "--dest-decompress")
+    assert tools.tree_diff(work / "plain-mine", work / "plain-theirs") == ""
+    config = _config(registry2, repo, m)
+    for layer in json.loads((work / "plain-mine" / "manifest.json").read_bytes())["layers"]:
+        assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar"
+        assert layer["digest"] in config["rootfs"]["diff_ids"]
+
+
+def test_zstd_back_to_gzip_equals_skopeos_shape(regfs, regfs_ok, oracle, registry2, imgs,
+                                               repo_name, work):
+    ref = registry2.ref(repo_name("zstd-src"), "v1")
+    oracle.copy(imgs.oci.ref, ref, "--dest-compress-format", "zstd")
+    # To dir: (where skopeo substitutes no variant it knows of another blob).
+    flags = ["--dest-compress", "--dest-compress-format", "gzip"]
+    regfs_ok("copy", "-q", *flags, ref, f"dir:{work / 'mine'}")
+    oracle.copy(ref, f"dir:{work / 'theirs'}", *flags)
+    m = json.loads((work / "mine" / "manifest.json").read_bytes())
+    t = json.loads((work / "theirs" / "manifest.json").read_bytes())
+    assert _shape(m) == _shape(t)
+    assert [l["mediaType"] for l in m["layers"]] == [GZIP_LAYER] * 4
+    config = json.loads((work / "mine" / m["config"]["digest"].split(":")[1]).read_bytes())
+    got = ["sha256:" + hashlib.sha256(gzip.decompress(
+        (work / "mine" / l["digest"].split(":")[1]).read_bytes())).hexdigest()
+        for l in m["layers"]]
+    assert got == config["rootfs"]["diff_ids"]
+    # -f v2s2 can't carry zstd layers kept as they are: refused, nothing written.
+    r = regfs("copy", "-q", "-f", "v2s2", ref, f"dir:{work / 'v2s2'}")
+    assert r.returncode == 1 and "zstd" in r.stderr
+    assert not (work / "v2s2").exists()
+    regfs_ok("copy", "-q", "-f", "v2s2", f"dir:{work / 'mine'}", f"dir:{work / 'v2s2'}")
