@@ -61,6 +61,7 @@ int Run(const Command& self, const Args& args) {
   }
   if (args.Given("dest-compress-level")) options.compress_level = args.Int("dest-compress-level");
   options.all = args.Bool("all");
+  if (dst_opts->blob_locations) options.blob_info = dst_opts->blob_locations.get();
   options.remove_signatures = args.Bool("remove-signatures");
   options.accept_source = PolicyCheck(*policy, *src_ref);
   options.accept_needs_signatures = PolicyNeedsSignatures(**policy, PolicyReference(*src_ref));

@@ -401,13 +401,13 @@ class ImageCopy {
   LayerEncoding Encoding() const {
     LayerEncoding enc;
     enc.want = dst_.DesiredLayerCompression();
+    enc.variants = options_.blob_info;
     // Copies preserve digests unless a conversion is asked for (DESIGN §2): a registry takes
-    // uncompressed layers too, so its wish to have them compressed is honoured only by a copy
-    // that converts anyway. A destination that can only store layers uncompressed
-    // (kDecompress: a docker-archive) always gets them so.
-    if (enc.want == LayerCompression::kCompress && !ConversionAsked(options_)) {
-      enc.want = LayerCompression::kPreserve;
-    }
+    // uncompressed layers too, so its wish to have them compressed is honoured for layers
+    // labelled uncompressed only by a copy that converts anyway — and always for uncompressed
+    // bytes labelled compressed (a docker-archive's), which no registry client could read.
+    // A destination that can only store layers uncompressed (a docker-archive) always gets so.
+    enc.compress_labelled_uncompressed = ConversionAsked(options_);
     if (options_.layer_compression && enc.want == LayerCompression::kPreserve) {
       enc.want = *options_.layer_compression;
     }
@@ -484,8 +484,9 @@ class ImageCopy {
         LayerWritten w{l.digest, l.size, LayerMediaTypeCompression(l.media_type)};
         if (w.compression && MayReencode(enc, l.media_type)) {
           if (enc.want == LayerCompression::kDecompress) w.compression = Compression::kNone;
+          const bool plain = *w.compression == Compression::kNone;
           if (enc.want == LayerCompression::kCompress &&
-              (*w.compression == Compression::kNone || enc.format)) {
+              ((plain && enc.compress_labelled_uncompressed) || (!plain && enc.format))) {
             w.compression = enc.format.value_or(Compression::kGzip);
           }
         }

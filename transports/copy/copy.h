@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "transports/blobinfocache/blob_location_cache.h"
 #include "transports/compression/compression.h"
 #include "transports/manifest/manifest.h"
 #include "transports/types/image_destination.h"
@@ -60,6 +61,10 @@ struct CopyOptions {
   std::optional<Compression> compress_format;
   std::optional<int> compress_level;
   std::optional<LayerCompression> layer_compression;
+  // Where the (compressed, uncompressed) pairs of layers the copy (de)compresses are recorded,
+  // and looked up before compressing a layer: a compressed variant the destination has or can
+  // mount is reused instead (null: none).
+  BlobLocationCache* blob_info = nullptr;
   // One line per event ("Copying blob sha256:… done"), for progress on a terminal.
   std::function<void(const std::string&)> progress;
 };

@@ -17,11 +17,12 @@ struct Step {
   std::optional<Compression> encode;
 };
 
-Step Decide(const LayerEncoding& enc, Compression detected) {
+Step Decide(const LayerEncoding& enc, Compression labelled, Compression detected) {
   Step s;
   if (enc.want == LayerCompression::kCompress) {
     Compression target = enc.format.value_or(Compression::kGzip);
-    if (detected == Compression::kNone) {
+    if (detected == Compression::kNone &&
+        (enc.compress_labelled_uncompressed || labelled != Compression::kNone)) {
       s.encode = target;
     } else if (enc.format && *enc.format != detected) {
       s.decode = true;
@@ -33,12 +34,13 @@ Step Decide(const LayerEncoding& enc, Compression detected) {
   return s;
 }
 
-// The written blob's hash and size, in front of the destination's writer.
+// The written blob's hash (of re-encoded bytes: others are the source's, verified already)
+// and size, in front of the destination's writer.
 class HashingWriter {
  public:
-  explicit HashingWriter(std::unique_ptr<BlobWriter> w) : writer_(std::move(w)) {}
+  HashingWriter(std::unique_ptr<BlobWriter> w, bool hash) : writer_(std::move(w)), hash_on_(hash) {}
   Status Write(const char* data, size_t n) {
-    hash_.Update(data, n);
+    if (hash_on_) hash_.Update(data, n);
     size_ += static_cast<int64_t>(n);
     return writer_->Write(data, n);
   }
@@ -48,6 +50,7 @@ class HashingWriter {
 
  private:
   std::unique_ptr<BlobWriter> writer_;
+  const bool hash_on_;
   Sha256 hash_;
   int64_t size_ = 0;
 };
@@ -70,10 +73,26 @@ Result<LayerCopied> CopyLayer(ImageSource& src, ImageDestination& dst, const Blo
   }
   std::shared_ptr<void> lock = dst.LockBlob(blob);
   // A layer its media type says would be kept as it is may be at the destination already.
-  Step predicted = Decide(enc, *labelled);
+  Step predicted = Decide(enc, *labelled, *labelled);
   if (!predicted.decode && !predicted.encode) {
     ASSIGN_OR_RETURN(bool reused, dst.TryReuseBlob(blob, src.RegistryLocation()));
     if (reused) return result;
+  }
+  // About to compress a layer known to be uncompressed (it decompressed to this digest in an
+  // earlier copy): a compressed variant the destination has or can mount does instead.
+  if (enc.want == LayerCompression::kCompress && enc.variants &&
+      Decide(enc, *labelled, Compression::kNone).encode) {
+    Compression target = enc.format.value_or(Compression::kGzip);
+    for (const BlobLocationCache::Variant& v : enc.variants->CompressedVariants(blob.digest)) {
+      if (v.compression != CompressionName(target)) continue;
+      BlobInfo candidate{v.digest, v.size, blob.media_type};
+      std::shared_ptr<void> variant_lock = dst.LockBlob(candidate);
+      auto reused = dst.TryReuseBlob(candidate, src.RegistryLocation());
+      if (reused.ok() && *reused) {
+        result.written = LayerWritten{v.digest, v.size, target};
+        return result;
+      }
+    }
   }
 
   std::unique_ptr<HashingWriter> out;
@@ -81,11 +100,11 @@ Result<LayerCopied> CopyLayer(ImageSource& src, ImageDestination& dst, const Blo
   Compression detected = Compression::kNone;
   auto choose = [&](Compression found) -> Result<std::unique_ptr<StreamCodec>> {
     detected = found;
-    step = Decide(enc, found);
+    step = Decide(enc, *labelled, found);
     const bool reencode = step.decode || step.encode;
     ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> w,
                      dst.NewBlobWriter(reencode ? BlobInfo{"", -1, blob.media_type} : blob));
-    out = std::make_unique<HashingWriter>(std::move(w));
+    out = std::make_unique<HashingWriter>(std::move(w), reencode);
     ByteSink to_dst = [&out](const char* data, size_t n) { return out->Write(data, n); };
     if (!reencode) return NewDecoder(Compression::kNone, to_dst);
     if (!step.decode) return NewEncoder(*step.encode, enc.level, to_dst);
@@ -148,6 +167,16 @@ Result<LayerCopied> CopyLayer(ImageSource& src, ImageDestination& dst, const Blo
   result.reencoded = reencoded;
   result.written.digest = written.digest;
   result.written.size = written.size;
+  if (reencoded && enc.variants && step.decode != step.encode.has_value()) {
+    // Compressed or decompressed (not recompressed): both digests are verified ones.
+    if (step.encode) {
+      enc.variants->RecordVariant(written.digest, blob.digest,
+                                  std::string(CompressionName(*step.encode)), written.size);
+    } else {
+      enc.variants->RecordVariant(blob.digest, written.digest,
+                                  std::string(CompressionName(detected)), blob.size);
+    }
+  }
   if (reencoded) {
     result.written.compression = step.encode.value_or(Compression::kNone);
   } else if (detected != Compression::kNone) {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <optional>
 
+#include "transports/blobinfocache/blob_location_cache.h"
 #include "transports/compression/compression.h"
 #include "transports/copy/manifest_update.h"
 #include "transports/types/image_destination.h"
@@ -19,7 +20,12 @@ namespace regfs {
 
 struct LayerEncoding {
   LayerCompression want = LayerCompression::kPreserve;
-  std::optional<Compression> format;  // the algorithm to compress with (default gzip); also
+  // With kCompress: false when no conversion was asked for, and only layers whose bytes are
+  // uncompressed although their media type says compressed (a docker-archive's) are
+  // compressed; layers labelled uncompressed then stay as they are (digests preserved).
+  bool compress_labelled_uncompressed = true;
+  BlobLocationCache* variants = nullptr;  // CopyOptions::blob_info
+  std::optional<Compression> format;      // the algorithm to compress with (default gzip); also
                                       // makes compressed layers of another algorithm recompressed
   std::optional<int> level;
 };

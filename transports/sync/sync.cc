@@ -375,6 +375,7 @@ class Syncer {
     copy.parallel = options_.blob_parallel;
     copy.remove_signatures = options_.remove_signatures;
     copy.format = options_.format;
+    copy.blob_info = options_.dest_options.blob_locations.get();
     if (options_.policy) {
       copy.accept_source = PolicyCheck(options_.policy, job.src);
       copy.accept_needs_signatures =
