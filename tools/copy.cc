@@ -61,6 +61,7 @@ int Run(const Command& self, const Args& args) {
   }
   if (args.Given("dest-compress-level")) options.compress_level = args.Int("dest-compress-level");
   options.all = args.Bool("all");
+  options.preserve_digests = args.Bool("preserve-digests");
   if (dst_opts->blob_locations) options.blob_info = dst_opts->blob_locations.get();
   options.remove_signatures = args.Bool("remove-signatures");
   options.accept_source = PolicyCheck(*policy, *src_ref);
@@ -113,6 +114,8 @@ const Command& CopyCommand() {
                        "MANIFEST TYPE (oci or v2s2) to use in the destination (default is manifest "
                        "type of source, with fallbacks)",
                        ""});
+    c.flags.push_back({"preserve-digests", 0, FlagKind::kBool,
+                       "preserve digests of images and lists (refuse any conversion)", ""});
     c.flags.push_back({"dest-compress", 0, FlagKind::kBool,
                        "compress layers when saving to a dir: or oci: destination", ""});
     c.flags.push_back({"dest-decompress", 0, FlagKind::kBool,

@@ -243,6 +243,9 @@ int Run(const Command& self, const Args& args) {
     if (!platform.ok()) return UsageError(self, platform.error().message);
     cli.platforms.push_back(*platform);
   }
+  if (args.Bool("preserve-digests") && !options.format.empty()) {
+    return UsageError(self, "--preserve-digests can't be kept with --format: a conversion is new");
+  }
   if (args.Bool("preserve-digests") && !cli.platforms.empty()) {
     return UsageError(self,
                       "--preserve-digests can't be kept with --platform: a reduced index is new");
@@ -345,7 +348,8 @@ const Command& SyncCommand() {
         {"append-suffix", 0, FlagKind::kString, "text appended to destination tags", ""},
         {"dry-run", 0, FlagKind::kBool, "print what would be done; change nothing", ""},
         {"keep-going", 0, FlagKind::kBool, "go on after an image fails (exit 1 at the end)", ""},
-        {"preserve-digests", 0, FlagKind::kBool, "preserve digests (regfs always does)", ""},
+        {"preserve-digests", 0, FlagKind::kBool, "preserve digests of images and lists (refuse -f)",
+         ""},
         {"digestfile", 0, FlagKind::kString,
          "write \"DIGEST DESTINATION\" for every image synced to FILE", ""},
         {"report", 0, FlagKind::kString,

@@ -361,3 +361,29 @@ def test_decompressed_layers_get_their_original_compressed_digests_back(
     z = registry2.ref(repo_name("zstd"), "v1")
     regfs_ok("copy", "-q", "--dest-compress-format", "zstd", f"dir:{work / 'plain'}", z)
     assert all(l["mediaType"] == ZSTD_LAYER for l in _manifest(oracle, z)["layers"])
+
+
+def test_preserve_digests_refuses_a_conversion(regfs, imgs, work):
+    r = regfs("copy", "-q", "--preserve-digests", "-f", "v2s2", imgs.oci.ref, f"dir:{work / 'x'}")
+    assert r.returncode == 1 and "--preserve-digests" in r.stderr
+    assert not (work / "x").exists()
+
+
+def test_an_index_recompressed_names_its_new_instances(regfs, regfs_ok, oracle, registry2, imgs,
+                                                       work, repo_name):
+    """--all with zstd: every instance is rebuilt and the index lists them by their new
+    digests; a format change of a whole index is refused (regfs does not convert indexes)."""
+    it = imgs.oci_index
+    dst = registry2.ref(repo_name("idx"), "v1")
+    regfs_ok("copy", "-q", "--all", "--dest-compress-format", "zstd", it.ref, dst)
+    index = _manifest(oracle, dst)
+    assert index["mediaType"] == images.MT["oci"]["index"]
+    for entry, inst in zip(index["manifests"], it.image.instances):
+        assert entry["digest"] != inst.digest
+        assert entry["platform"] == json.loads(it.image.manifest)["manifests"][
+            it.image.instances.index(inst)]["platform"]
+        m = _manifest(oracle, registry2.ref(_repo(dst), entry["digest"]))
+        assert all(l["mediaType"] == ZSTD_LAYER for l in m["layers"])
+    r = regfs("copy", "-q", "--all", "-f", "v2s2", it.ref, f"dir:{work / 'v2s2'}")
+    assert r.returncode == 1 and "multi-platform" in r.stderr
+    assert not (work / "v2s2").exists()

@@ -437,8 +437,21 @@ class ImageCopy {
     for (ManifestToWrite& inst : instances) images.push_back(&inst);
     bool changes =
         options_.compress_format || options_.compress_level || options_.layer_compression;
-    for (ManifestToWrite* img : images)
-      changes |= TargetType(*img->image, enc) != img->image->media_type;
+    for (ManifestToWrite* img : images) {
+      const bool converts = TargetType(*img->image, enc) != img->image->media_type;
+      if (converts && !out.image) {
+        // containers/image converts the index's own type along; regfs does not (yet).
+        return MakeError(EOPNOTSUPP,
+                         "converting the format of a multi-platform image is not supported: "
+                         "copy one platform, or keep its format");
+      }
+      changes |= converts;
+    }
+    if (options_.preserve_digests && (changes || ConversionAsked(options_))) {
+      return MakeError(EINVAL,
+                       "a conversion was asked for, but --preserve-digests forbids changing the "
+                       "image");
+    }
     if (!options_.remove_signatures) {
       size_t carried = 0;
       ASSIGN_OR_RETURN(std::vector<Signature> top, Carried(out.signatures));
@@ -459,6 +472,7 @@ class ImageCopy {
         enc.want = LayerCompression::kPreserve;
       }
     }
+    if (options_.preserve_digests) enc.want = LayerCompression::kPreserve;
     copier_.SetEncoding(enc);
     for (ManifestToWrite* img : images) {
       const Manifest& m = *img->image;

@@ -65,6 +65,9 @@ struct CopyOptions {
   // and looked up before compressing a layer: a compressed variant the destination has or can
   // mount is reused instead (null: none).
   BlobLocationCache* blob_info = nullptr;
+  // --preserve-digests: nothing is re-encoded, whatever the destination would like; a
+  // conversion asked for is refused.
+  bool preserve_digests = false;
   // One line per event ("Copying blob sha256:… done"), for progress on a terminal.
   std::function<void(const std::string&)> progress;
 };
