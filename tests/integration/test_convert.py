@@ -387,3 +387,21 @@ def test_an_index_recompressed_names_its_new_instances(regfs, regfs_ok, oracle, 
     r = regfs("copy", "-q", "--all", "-f", "v2s2", it.ref, f"dir:{work / 'v2s2'}")
     assert r.returncode == 1 and "multi-platform" in r.stderr
     assert not (work / "v2s2").exists()
+
+
+def test_oci_layout_gets_zstd_layers_named_at_commit(regfs_ok, oracle, imgs, work):
+    """oci: with --dest-compress --dest-compress-format zstd: blobs named once re-encoded,
+    no temporary left, skopeo reads the layout and its layers decompress to the diff_ids."""
+    layout = work / "layout"
+    regfs_ok("copy", "-q", "--dest-compress", "--dest-compress-format", "zstd", imgs.oci.ref,
+             f"oci:{layout}:z")
+    m = json.loads(_raw(oracle, f"oci:{layout}:z"))
+    assert [l["mediaType"] for l in m["layers"]] == [ZSTD_LAYER] * 4
+    blobs = layout / "blobs" / "sha256"
+    assert sorted(p.name for p in blobs.iterdir()) == sorted(
+        d.split(":")[1] for d in [m["config"]["digest"], *(l["digest"] for l in m["layers"])]
+        + [tools.sha256_bytes(_raw(oracle, f"oci:{layout}:z"))])
+    config = json.loads((blobs / m["config"]["digest"].split(":")[1]).read_bytes())
+    got = ["sha256:" + hashlib.sha256(_unzstd((blobs / l["digest"].split(":")[1]).read_bytes()))
+           .hexdigest() for l in m["layers"]]
+    assert got == config["rootfs"]["diff_ids"]
