@@ -96,7 +96,10 @@ const Command& CopyCommand() {
     c.usage = "copy [options] SOURCE-IMAGE DESTINATION-IMAGE";
     c.summary = "Copy an image from one location to another";
     c.details =
-        "Transports: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF].\n"
+        "Transports: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF],\n"
+        "oci-archive:PATH[:REF] (a tar of an OCI layout), docker-archive:PATH[:REF|@N] (a\n"
+        "`docker save` tarball: REF names a RepoTags entry, @N the Nth image of manifest.json;\n"
+        "as a destination, REF is the tag written; gzip- and zstd-compressed archives are read).\n"
         "Every blob is verified while it streams; blobs the destination has are skipped, blobs on\n"
         "the same registry are mounted across repositories, and the manifest is written last, so\n"
         "a failed copy leaves no tag. Manifests are copied byte for byte: digests are preserved,\n"
