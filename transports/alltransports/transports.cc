@@ -92,6 +92,8 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
       return NewDirSource(ref.path);
     case Transport::kOci:
       return NewOciSource(ref.path, ref.oci_ref);
+    case Transport::kDockerDaemon:
+      break;
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -110,6 +112,8 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
       return NewDirDestination(ref.path);
     case Transport::kOci:
       return NewOciDestination(ref.path, ref.oci_ref);
+    case Transport::kDockerDaemon:
+      break;
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -134,6 +138,7 @@ Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
       return std::optional<std::string>(DigestOf(bytes));
     }
     case Transport::kOci:
+    case Transport::kDockerDaemon:
       break;
   }
   return std::optional<std::string>();

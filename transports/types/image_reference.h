@@ -1,4 +1,5 @@
-// Image references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF].
+// Image references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF],
+// docker-daemon:NAME:TAG|NAME@DIGEST|sha256:IMAGE-ID.
 //
 // Docker references are normalized as containers/image normalizes them: a first component
 // without '.', ':' and other than "localhost" is a Docker Hub path (docker.io, and a lone name
@@ -38,16 +39,27 @@ bool IsValidTag(std::string_view tag);
 // True for hosts in 127.0.0.0/8, ::1 and localhost (with or without a port).
 bool IsLoopbackHost(std::string_view registry);
 
-enum class Transport { kDocker, kDir, kOci };
+enum class Transport { kDocker, kDir, kOci, kDockerDaemon };
 
 struct ImageReference {
   Transport transport = Transport::kDocker;
-  DockerReference docker;  // kDocker
+  DockerReference docker;  // kDocker; kDockerDaemon unless daemon_image_id is set
   std::string path;        // kDir, kOci
   std::string oci_ref;     // kOci: the org.opencontainers.image.ref.name, may be empty
+  // kDockerDaemon: "sha256:<hex>", an image ID (the config's digest), instead of a name.
+  std::string daemon_image_id;
 
   std::string String() const;
 };
+
+// docker.io/library/busybox:latest → busybox:latest, as the docker CLI (and skopeo's
+// docker-daemon:) write names.
+std::string FamiliarString(const DockerReference& ref);
+
+// Parses the part after "docker-daemon:" as containers/image does: an image ID
+// ("sha256:<64 hex>"; other algorithms are refused), or a name with a tag or a digest, never
+// both and never neither (the engine would take a bare name for all its tags).
+Result<ImageReference> ParseDaemonReference(std::string_view ref);
 
 // Parses "TRANSPORT:REST". Unknown transports and malformed references give EINVAL.
 Result<ImageReference> ParseImageReference(std::string_view ref);
