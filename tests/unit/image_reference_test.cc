@@ -385,16 +385,17 @@ TEST(ParseImageReferenceTest, OciMalformed) {
 }
 
 TEST(ParseImageReferenceTest, UnknownTransport) {
-  for (const char* bad : {"docker-archive:/tmp/x.tar", "containers-storage:busybox",
-                          "DOCKER://busybox", "http://example.com/x", ":busybox"}) {
+  for (const char* bad : {"sif:/tmp/x.sif", "containers-storage:busybox", "DOCKER://busybox",
+                          "http://example.com/x", ":busybox"}) {
     auto r = ParseImageReference(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().errnum, EINVAL) << bad;
   }
-  auto r = ParseImageReference("docker-archive:/tmp/x.tar");
+  auto r = ParseImageReference("sif:/tmp/x.sif");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("unknown transport"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("docker-archive"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("sif"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("docker-daemon:"), std::string::npos) << r.error().message;
 }
 
 TEST(ParseImageReferenceTest, NoTransport) {

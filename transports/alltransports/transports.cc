@@ -92,6 +92,8 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
       return NewDirSource(ref.path);
     case Transport::kOci:
       return NewOciSource(ref.path, ref.oci_ref);
+    case Transport::kOciArchive:
+    case Transport::kDockerArchive:
     case Transport::kDockerDaemon:
       break;
   }
@@ -112,6 +114,8 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
       return NewDirDestination(ref.path);
     case Transport::kOci:
       return NewOciDestination(ref.path, ref.oci_ref);
+    case Transport::kOciArchive:
+    case Transport::kDockerArchive:
     case Transport::kDockerDaemon:
       break;
   }
@@ -138,6 +142,8 @@ Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
       return std::optional<std::string>(DigestOf(bytes));
     }
     case Transport::kOci:
+    case Transport::kOciArchive:
+    case Transport::kDockerArchive:
     case Transport::kDockerDaemon:
       break;
   }

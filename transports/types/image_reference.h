@@ -1,4 +1,5 @@
 // Image references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF],
+// oci-archive:PATH[:REF], docker-archive:PATH[:REF|@N],
 // docker-daemon:NAME:TAG|NAME@DIGEST|sha256:IMAGE-ID.
 //
 // Docker references are normalized as containers/image normalizes them: a first component
@@ -6,6 +7,7 @@
 // gets "library/"); a reference with neither tag nor digest means ":latest".
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -39,13 +41,18 @@ bool IsValidTag(std::string_view tag);
 // True for hosts in 127.0.0.0/8, ::1 and localhost (with or without a port).
 bool IsLoopbackHost(std::string_view registry);
 
-enum class Transport { kDocker, kDir, kOci, kDockerDaemon };
+enum class Transport { kDocker, kDir, kOci, kOciArchive, kDockerArchive, kDockerDaemon };
 
 struct ImageReference {
   Transport transport = Transport::kDocker;
   DockerReference docker;  // kDocker; kDockerDaemon unless daemon_image_id is set
-  std::string path;        // kDir, kOci
-  std::string oci_ref;     // kOci: the org.opencontainers.image.ref.name, may be empty
+  std::string path;        // kDir, kOci, kOciArchive, kDockerArchive
+  std::string oci_ref;     // kOci, kOciArchive: the org.opencontainers.image.ref.name, may be empty
+  // kDockerArchive, as containers/image parses it: a tagged reference (":latest" implied,
+  // digests refused) naming a RepoTags entry, or a 0-based index into manifest.json (sources
+  // only), or neither.
+  std::optional<DockerReference> archive_tag;
+  int archive_index = -1;
   // kDockerDaemon: "sha256:<hex>", an image ID (the config's digest), instead of a name.
   std::string daemon_image_id;
 
