@@ -127,6 +127,13 @@ void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool 
   }
 }
 
+void AddDaemonHostFlag(std::vector<Flag>* flags, const std::string& prefix) {
+  flags->push_back({prefix + "daemon-host", 0, FlagKind::kString,
+                    "use docker daemon host at HOST (docker-daemon: only; default: $DOCKER_HOST, "
+                    "else unix:///var/run/docker.sock)",
+                    ""});
+}
+
 void AddRequestFlags(std::vector<Flag>* flags) {
   flags->push_back({"retry-times", 0, FlagKind::kInt, "times to retry a failed request", "3"});
   flags->push_back({"debug", 0, FlagKind::kBool, "log requests to stderr (never credentials)", ""});
@@ -184,6 +191,7 @@ Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string&
   o.tls_verify = args.Bool(tls);
   o.tls_verify_set = args.Given(tls);
   o.cert_dir = args.String(prefix + "cert-dir");
+  o.daemon_host = args.String(prefix + "daemon-host");
   ASSIGN_OR_RETURN(o.registries_conf, LoadRegistriesConf());
   o.authfile =
       args.Given(prefix + "authfile") ? args.String(prefix + "authfile") : args.String("authfile");

@@ -154,6 +154,11 @@ Result<std::string> DaemonClient::ApiPrefix() {
   return api_prefix_;
 }
 
+Status DaemonClient::Ping() {
+  RETURN_IF_ERROR(ApiPrefix());
+  return Ok();
+}
+
 Status DaemonClient::SaveImage(const std::string& name, const ByteSink& sink) {
   ASSIGN_OR_RETURN(std::string prefix, ApiPrefix());
   HttpRequest req = Request("GET", prefix + "/images/get?names=" + UrlEscape(name));

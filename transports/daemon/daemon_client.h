@@ -44,6 +44,9 @@ class DaemonClient {
 
   const DaemonHost& host() const { return host_; }
 
+  // Whether the engine answers (and the API version, negotiated now if it wasn't yet).
+  Status Ping();
+
   // `docker save NAME`: streams the engine's tar of the one image NAME (a name:tag, a
   // name@digest or an image ID) to `sink`. ENOENT when the engine has no such image.
   Status SaveImage(const std::string& name, const ByteSink& sink);

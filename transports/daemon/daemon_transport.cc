@@ -1,0 +1,120 @@
+#include "transports/daemon/daemon_transport.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <thread>
+
+#include "transports/archive/archive_sink.h"
+#include "transports/archive/docker_archive.h"
+#include "transports/util/file_util.h"
+#include "transports/util/upload_pipe.h"
+
+namespace regfs {
+namespace {
+
+static_assert(UploadPipe::kAborted == HttpRequest::kAbortUpload);
+
+// Where big temporary files go, as containers/image puts them: $TMPDIR, else /var/tmp (often
+// on disk where /tmp is in memory).
+std::string BigFilesDir() {
+  const char* dir = std::getenv("TMPDIR");
+  return dir && *dir ? dir : "/var/tmp";
+}
+
+// A temporary file no name refers to: it goes when its descriptor closes, however the process
+// ends.
+Result<UniqueFd> UnlinkedTempFile() {
+  const std::string dir = BigFilesDir();
+  UniqueFd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+  if (fd.valid()) return fd;
+  // Filesystems without O_TMPFILE: a named file, unlinked at once.
+  std::string path = dir + "/regfs-docker-save-XXXXXX";
+  fd = UniqueFd(mkostemp(path.data(), O_CLOEXEC));
+  if (!fd.valid()) return SysError("creating a temporary file in", dir);
+  unlink(path.c_str());
+  return fd;
+}
+
+// What the engine is asked for: the image ID, or the name as the docker CLI writes it.
+std::string EngineName(const ImageReference& ref) {
+  return ref.daemon_image_id.empty() ? FamiliarString(ref.docker) : ref.daemon_image_id;
+}
+
+// The archive's bytes, into the body of POST /images/load as they come: the upload runs on a
+// thread of its own, fed through a pipe; Commit() ends the body and waits for the engine's
+// verdict. Destroyed without Commit(), the upload is broken off mid-body.
+class LoadSink final : public ArchiveSink {
+ public:
+  explicit LoadSink(std::shared_ptr<DaemonClient> client) : client_(std::move(client)), pipe_(-1) {
+    upload_ = std::thread([this] {
+      upload_status_ =
+          client_->LoadImage([this](char* out, size_t n) { return pipe_.Read(out, n); });
+      pipe_.ReaderGone();
+    });
+  }
+
+  ~LoadSink() override {
+    if (upload_.joinable()) {
+      pipe_.Abort();
+      upload_.join();
+    }
+  }
+
+  Status Write(const char* data, size_t n) override {
+    Status s = pipe_.Write(data, n);
+    if (!s.ok()) {
+      // The engine stopped reading: its answer says why.
+      if (upload_.joinable()) upload_.join();
+      return upload_status_.ok() ? s : upload_status_;
+    }
+    return s;
+  }
+
+  Status Commit() override {
+    pipe_.Commit();
+    if (upload_.joinable()) upload_.join();
+    return upload_status_;
+  }
+
+ private:
+  const std::shared_ptr<DaemonClient> client_;
+  UploadPipe pipe_;
+  Status upload_status_ = Ok();  // written by the upload thread before it ends
+  std::thread upload_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ImageSource>> NewDaemonSource(const ImageReference& ref,
+                                                     std::shared_ptr<DaemonClient> client) {
+  ASSIGN_OR_RETURN(UniqueFd file, UnlinkedTempFile());
+  const std::string name = EngineName(ref);
+  int64_t written = 0;
+  RETURN_IF_ERROR(client->SaveImage(name, [&](const char* data, size_t n) -> Status {
+    RETURN_IF_ERROR(WriteAll(file.get(), data, n, "the temporary copy of " + ref.String()));
+    written += static_cast<int64_t>(n);
+    return Ok();
+  }));
+  if (written == 0) {
+    return MakeError(EIO,
+                     "the Docker daemon at " + client->host().given + " sent nothing for " + name);
+  }
+  // One image, whatever it is tagged: ImageSave was asked for exactly one.
+  return NewDockerArchiveSource(std::move(file), ref.String(), "", -1);
+}
+
+Result<std::unique_ptr<ImageDestination>> NewDaemonDestination(
+    const ImageReference& ref, std::shared_ptr<DaemonClient> client) {
+  if (!ref.daemon_image_id.empty() || ref.docker.tag.empty()) {
+    return MakeError(EINVAL,
+                     "invalid destination " + ref.String() + ": a destination must be a name:tag");
+  }
+  // An engine that isn't there fails the copy before anything is read from the source.
+  RETURN_IF_ERROR(client->Ping());
+  return NewDockerArchiveDestination(std::make_unique<LoadSink>(std::move(client)), ref.docker,
+                                     ref.String());
+}
+
+}  // namespace regfs
