@@ -1,5 +1,8 @@
 #include "transports/alltransports/transports.h"
 
+#include "transports/archive/docker_archive.h"
+#include "transports/archive/oci_archive.h"
+#include "transports/daemon/daemon_transport.h"
 #include "transports/dir/dir_transport.h"
 #include "transports/docker/lookaside.h"
 #include "transports/docker/mirrored_registry.h"
@@ -66,6 +69,14 @@ Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref
   return NewMirroredSource(std::move(candidates), options.log);
 }
 
+// The Docker engine of a docker-daemon: reference: --daemon-host, else $DOCKER_HOST, else the
+// default socket; spoken to through the command's HTTP client.
+Result<std::shared_ptr<DaemonClient>> DaemonClientFor(const RegistryOptions& options,
+                                                      RegistryClients& clients) {
+  ASSIGN_OR_RETURN(DaemonHost host, ParseDaemonHost(DaemonHostFrom(options.daemon_host)));
+  return std::make_shared<DaemonClient>(std::move(host), clients.http(), options.tls_verify);
+}
+
 }  // namespace
 
 std::shared_ptr<RegistryClient> RegistryClients::Get(const std::string& registry,
@@ -93,9 +104,14 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
     case Transport::kOci:
       return NewOciSource(ref.path, ref.oci_ref);
     case Transport::kOciArchive:
+      return NewOciArchiveSource(ref.path, ref.oci_ref);
     case Transport::kDockerArchive:
-    case Transport::kDockerDaemon:
-      break;
+      return NewDockerArchiveSource(ref.path, ref.archive_tag ? ref.archive_tag->String() : "",
+                                    ref.archive_index);
+    case Transport::kDockerDaemon: {
+      ASSIGN_OR_RETURN(std::shared_ptr<DaemonClient> engine, DaemonClientFor(options, clients));
+      return NewDaemonSource(ref, std::move(engine));
+    }
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -115,9 +131,18 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
     case Transport::kOci:
       return NewOciDestination(ref.path, ref.oci_ref);
     case Transport::kOciArchive:
+      return NewOciArchiveDestination(ref.path, ref.oci_ref);
     case Transport::kDockerArchive:
-    case Transport::kDockerDaemon:
-      break;
+      if (ref.archive_index >= 0) {
+        return MakeError(EINVAL, "destination reference " + ref.String() +
+                                     " must not contain a manifest index @" +
+                                     std::to_string(ref.archive_index));
+      }
+      return NewDockerArchiveFileDestination(ref.path, ref.archive_tag);
+    case Transport::kDockerDaemon: {
+      ASSIGN_OR_RETURN(std::shared_ptr<DaemonClient> engine, DaemonClientFor(options, clients));
+      return NewDaemonDestination(ref, std::move(engine));
+    }
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -142,10 +167,16 @@ Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
       return std::optional<std::string>(DigestOf(bytes));
     }
     case Transport::kOci:
-    case Transport::kOciArchive:
-    case Transport::kDockerArchive:
     case Transport::kDockerDaemon:
       break;
+    case Transport::kOciArchive:
+    case Transport::kDockerArchive: {
+      // An archive is only read, so what is there is what opening it as a source finds.
+      if (!PathExists(ref.path)) return std::optional<std::string>();
+      ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> src, OpenImageSource(ref, options, clients));
+      ASSIGN_OR_RETURN(std::string digest, src->ManifestDigest());
+      return std::optional<std::string>(digest);
+    }
   }
   return std::optional<std::string>();
 }
