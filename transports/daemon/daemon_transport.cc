@@ -85,6 +85,40 @@ class LoadSink final : public ArchiveSink {
   std::thread upload_;
 };
 
+// A docker-archive: destination that keeps layers as they come: the engine decompresses what
+// it loads itself, so the copy need not (containers/image's daemon destination preserves them
+// too, where its docker-archive: one decompresses).
+class DaemonDestination final : public ImageDestination {
+ public:
+  explicit DaemonDestination(std::unique_ptr<ImageDestination> archive)
+      : archive_(std::move(archive)) {}
+
+  std::string Describe() const override { return archive_->Describe(); }
+  LayerCompression DesiredLayerCompression() const override { return LayerCompression::kPreserve; }
+  bool SerialBlobs() const override { return archive_->SerialBlobs(); }
+  std::shared_ptr<void> LockBlob(const BlobInfo& blob) override { return archive_->LockBlob(blob); }
+  Result<bool> TryReuseBlob(const BlobInfo& blob, const DockerReference* source) override {
+    return archive_->TryReuseBlob(blob, source);
+  }
+  Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
+    return archive_->NewBlobWriter(blob);
+  }
+  Status PutManifest(const RawManifest& manifest, bool is_instance) override {
+    return archive_->PutManifest(manifest, is_instance);
+  }
+  Status CanStoreSignatures(const std::vector<Signature>& sigs) override {
+    return archive_->CanStoreSignatures(sigs);
+  }
+  Status PutSignatures(const std::string& manifest_digest, bool is_instance,
+                       const std::vector<Signature>& sigs) override {
+    return archive_->PutSignatures(manifest_digest, is_instance, sigs);
+  }
+  Status Commit() override { return archive_->Commit(); }
+
+ private:
+  const std::unique_ptr<ImageDestination> archive_;
+};
+
 }  // namespace
 
 Result<std::unique_ptr<ImageSource>> NewDaemonSource(const ImageReference& ref,
@@ -92,11 +126,12 @@ Result<std::unique_ptr<ImageSource>> NewDaemonSource(const ImageReference& ref,
   ASSIGN_OR_RETURN(UniqueFd file, UnlinkedTempFile());
   const std::string name = EngineName(ref);
   int64_t written = 0;
-  RETURN_IF_ERROR(client->SaveImage(name, [&](const char* data, size_t n) -> Status {
+  const ByteSink to_file = [&](const char* data, size_t n) -> Status {
     RETURN_IF_ERROR(WriteAll(file.get(), data, n, "the temporary copy of " + ref.String()));
     written += static_cast<int64_t>(n);
     return Ok();
-  }));
+  };
+  RETURN_IF_ERROR(client->SaveImage(name, to_file));
   if (written == 0) {
     return MakeError(EIO,
                      "the Docker daemon at " + client->host().given + " sent nothing for " + name);
@@ -113,8 +148,10 @@ Result<std::unique_ptr<ImageDestination>> NewDaemonDestination(
   }
   // An engine that isn't there fails the copy before anything is read from the source.
   RETURN_IF_ERROR(client->Ping());
-  return NewDockerArchiveDestination(std::make_unique<LoadSink>(std::move(client)), ref.docker,
-                                     ref.String());
+  ASSIGN_OR_RETURN(std::unique_ptr<ImageDestination> archive,
+                   NewDockerArchiveDestination(std::make_unique<LoadSink>(std::move(client)),
+                                               ref.docker, ref.String()));
+  return std::unique_ptr<ImageDestination>(new DaemonDestination(std::move(archive)));
 }
 
 }  // namespace regfs
