@@ -6,12 +6,15 @@ An image's ID in the engine is its config's digest: what every copy must keep.
 """
 
 import json
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from testlib import images, tools
+from testlib.loopback_server import LoopbackHTTPServer
 from testlib.standard import SINGLE
 
 
@@ -202,3 +205,93 @@ def test_a_copy_that_fails_midway_loads_nothing(regfs, dockerd, work):
     tools.one_line_error(p)
     assert dockerd.inspect(name) is None
     assert dockerd.image_ids() == before
+
+
+# ---- an engine that fails on purpose ----------------------------------------------------------
+
+class FailingEngine(LoopbackHTTPServer):
+    """A fake Docker engine on http://127.0.0.1:PORT, to inject what a real one does rarely: an
+    older API version, a failed save with its message, a load whose progress stream reports an
+    error after the 200. Records every request line."""
+
+    API_VERSION = "1.30"
+
+    def __init__(self):
+        self.requests = []
+        self.loaded_bytes = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        engine = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self, status, body, ctype="application/json"):
+                self.send_response(status)
+                self.send_header("Api-Version", engine.API_VERSION)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _read_chunked(self):
+                n = 0
+                while True:
+                    size = int(self.rfile.readline().strip() or b"0", 16)
+                    if size == 0:
+                        self.rfile.readline()
+                        return n
+                    n += len(self.rfile.read(size))
+                    self.rfile.readline()
+
+            def do_GET(self):
+                with engine._lock:
+                    engine.requests.append(("GET", self.path))
+                if self.path == "/_ping":
+                    return self._reply(200, b"OK", "text/plain")
+                self._reply(500, b'{"message":"fake engine: no space left on device"}\n')
+
+            def do_POST(self):
+                with engine._lock:
+                    engine.requests.append(("POST", self.path))
+                got = self._read_chunked()
+                with engine._lock:
+                    engine.loaded_bytes += got
+                self._reply(200, b'{"stream":"Loading layer"}\r\n'
+                                 b'{"errorDetail":{"message":"fake engine: invalid tar header"},'
+                                 b'"error":"fake engine: invalid tar header"}\r\n')
+
+        return self._serve(Handler)
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def host(self):
+        return f"http://127.0.0.1:{self.port}"
+
+
+def test_api_version_is_negotiated_and_the_engines_message_is_quoted(regfs, work):
+    with FailingEngine() as engine:
+        p = regfs("copy", "-q", "--src-daemon-host", engine.host, "docker-daemon:team/app:v1",
+                  f"dir:{work / 'out'}")
+    assert p.returncode == 1
+    assert "fake engine: no space left on device" in tools.one_line_error(p)
+    assert engine.requests == [("GET", "/_ping"),
+                               ("GET", "/v1.30/images/get?names=team/app%3Av1")]
+    assert not (work / "out").exists()
+
+
+def test_an_error_in_the_load_progress_fails_the_copy(regfs, imgs):
+    with FailingEngine() as engine:
+        p = regfs("copy", "-q", "--dest-daemon-host", engine.host, imgs.docker.ref,
+                  "docker-daemon:team/app:v1")
+    assert p.returncode == 1
+    assert "fake engine: invalid tar header" in tools.one_line_error(p)
+    assert ("POST", "/v1.30/images/load?quiet=1") in engine.requests
+    # the whole archive was sent before the engine's verdict was read
+    assert engine.loaded_bytes > sum(b.size for b in imgs.docker.image.layers)
