@@ -1,11 +1,78 @@
 #include "transports/daemon/daemon_client.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <thread>
+#include <vector>
 
 #include "tests/unit/testing/scoped_env.h"
+#include "tests/unit/testing/temp_dir.h"
+#include "transports/util/file_util.h"  // UniqueFd
 
 namespace regfs {
 namespace {
+
+// An engine that fails on purpose, on a unix socket: it answers each connection's requests, in
+// order, with the canned responses it was given (whole HTTP responses), and records each
+// request's first line.
+class CannedEngine {
+ public:
+  CannedEngine(const std::string& socket, std::vector<std::string> responses)
+      : responses_(std::move(responses)) {
+    listener_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    socket.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
+    EXPECT_EQ(bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(listener_.get(), 4), 0);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~CannedEngine() {
+    shutdown(listener_.get(), SHUT_RDWR);
+    thread_.join();
+  }
+  const std::vector<std::string>& request_lines() const { return lines_; }
+
+ private:
+  void Serve() {
+    size_t next = 0;
+    while (next < responses_.size()) {
+      UniqueFd conn(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (!conn.valid()) return;
+      // One request per connection is enough here: answers say "Connection: close".
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = read(conn.get(), buf, sizeof(buf));
+        if (n <= 0) break;
+        request.append(buf, static_cast<size_t>(n));
+      }
+      lines_.push_back(request.substr(0, request.find("\r\n")));
+      const std::string& response = responses_[next++];
+      // MSG_NOSIGNAL: a client that stops reading (a body over its limit) must not SIGPIPE us.
+      for (size_t off = 0; off < response.size();) {
+        ssize_t n = send(conn.get(), response.data() + off, response.size() - off, MSG_NOSIGNAL);
+        if (n <= 0) break;
+        off += static_cast<size_t>(n);
+      }
+    }
+  }
+
+  std::vector<std::string> responses_;
+  std::vector<std::string> lines_;  // written by the thread; read after it ended
+  UniqueFd listener_;
+  std::thread thread_;
+};
+
+std::string Response(const std::string& status, const std::string& headers,
+                     const std::string& body) {
+  return "HTTP/1.1 " + status +
+         "\r\nConnection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" +
+         headers + "\r\n" + body;
+}
 
 TEST(ParseDaemonHostTest, UnixSocket) {
   auto h = ParseDaemonHost("unix:///var/run/docker.sock");
@@ -63,6 +130,53 @@ TEST(DaemonClientTest, AnEngineThatIsNotThereIsNamedAndDoesNotHang) {
             std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("Is the docker daemon running?"), std::string::npos);
+}
+
+TEST(DaemonClientTest, NegotiatesTheEnginesOlderVersionAndMapsItsErrors) {
+  testing::TempDir tmp("regfs-daemon");
+  const std::string sock = tmp.Sub("engine.sock");
+  std::vector<std::string> lines;
+  {
+    CannedEngine engine(sock, {Response("200 OK", "Api-Version: 1.25\r\n", "OK"),
+                               Response("404 Not Found", "Content-Type: application/json\r\n",
+                                        R"({"message":"No such image: team/app:v1"})"),
+                               Response("500 Internal Server Error", "", "not json\n")});
+    DaemonClient client(*ParseDaemonHost("unix://" + sock), std::make_shared<HttpClient>());
+    auto missing = client.InspectImage("team/app:v1");
+    ASSERT_FALSE(missing.ok());
+    EXPECT_EQ(missing.error().errnum, ENOENT);
+    EXPECT_NE(missing.error().message.find("Error response from daemon: No such image: "
+                                           "team/app:v1"),
+              std::string::npos)
+        << missing.error().message;
+    auto broken = client.InspectImage("sha256:abc");
+    ASSERT_FALSE(broken.ok());
+    EXPECT_EQ(broken.error().errnum, EIO);
+    EXPECT_NE(broken.error().message.find("Error response from daemon: not json"),
+              std::string::npos)
+        << broken.error().message;
+    lines = engine.request_lines();
+  }
+  EXPECT_EQ(lines, (std::vector<std::string>{"GET /_ping HTTP/1.1",
+                                             "GET /v1.25/images/team/app%3Av1/json HTTP/1.1",
+                                             "GET /v1.25/images/sha256%3Aabc/json HTTP/1.1"}));
+}
+
+TEST(DaemonClientTest, AnEngineWithoutAVersionIsSpokenToIn124AndBodiesAreBounded) {
+  testing::TempDir tmp("regfs-daemon");
+  const std::string sock = tmp.Sub("engine.sock");
+  std::vector<std::string> lines;
+  {
+    CannedEngine engine(
+        sock, {Response("200 OK", "", "OK"), Response("200 OK", "", std::string(5 << 20, ' '))});
+    DaemonClient client(*ParseDaemonHost("unix://" + sock), std::make_shared<HttpClient>());
+    auto huge = client.InspectImage("team/app:v1");
+    ASSERT_FALSE(huge.ok());
+    EXPECT_EQ(huge.error().errnum, EFBIG) << huge.error().message;
+    lines = engine.request_lines();
+  }
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[1], "GET /v1.24/images/team/app%3Av1/json HTTP/1.1");
 }
 
 }  // namespace
