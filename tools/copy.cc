@@ -70,6 +70,9 @@ const Command& CopyCommand() {
     c.summary = "Copy an image from one location to another";
     c.details =
         "Transports: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF],\n"
+        "oci-archive:PATH[:REF] (a tar of an OCI layout), docker-archive:PATH[:REF|@N] (a\n"
+        "`docker save` tarball: REF names a RepoTags entry, @N the Nth image of manifest.json;\n"
+        "as a destination, REF is the tag written; gzip- and zstd-compressed archives are read),\n"
         "docker-daemon:NAME:TAG (a source may also be NAME@DIGEST or an image ID, sha256:HEX;\n"
         "the engine is --src-daemon-host / --dest-daemon-host, else $DOCKER_HOST, else\n"
         "unix:///var/run/docker.sock).\n"

@@ -35,6 +35,14 @@ class FileArchiveSink final : public ArchiveSink {
     return Ok();
   }
 
+  bool CanRewrite() const override { return !tmp_.empty(); }
+
+  Status Rewrite(int64_t offset, const char* data, size_t n) override {
+    if (tmp_.empty()) return ArchiveSink::Rewrite(offset, data, n);
+    RETURN_IF_ERROR(Flush());
+    return WriteAllAt(fd_.get(), data, n, offset, tmp_);
+  }
+
   Status Commit() override {
     RETURN_IF_ERROR(Flush());
     if (close(fd_.release()) != 0) return SysError("closing", Name());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -20,6 +21,18 @@ class ArchiveSink {
   // Every byte has been written: make the archive visible (rename into place, finish the
   // request and report the receiver's verdict).
   virtual Status Commit() = 0;
+
+  // Capability: bytes already written can be overwritten in place (a file can, a request
+  // body cannot). Then a tar entry whose size is known only at its end streams straight
+  // through and gets its header afterwards; otherwise it is spooled to a temporary file first.
+  virtual bool CanRewrite() const { return false; }
+  // Overwrites `n` bytes at `offset` (counted from the first byte written).
+  virtual Status Rewrite(int64_t offset, const char* data, size_t n) {
+    (void)offset;
+    (void)data;
+    (void)n;
+    return MakeError(EOPNOTSUPP, "this archive sink cannot rewrite what it wrote");
+  }
 };
 
 // Writes to a temporary file beside `path`; Commit() flushes it and renames it to `path`.

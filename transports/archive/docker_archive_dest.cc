@@ -95,7 +95,24 @@ class ConfigWriter final : public BlobWriter {
   std::string bytes_;
 };
 
-// A layer whose size is known only at the end: spooled, then appended at Commit().
+// A layer whose digest and size are known only at the end, into a sink that can be
+// rewritten: streamed into a tar entry whose header is written over its placeholder at
+// Commit(). The destination is busy until then.
+class DeferredWriter final : public BlobWriter {
+ public:
+  DeferredWriter(DockerArchiveDestination& d, int64_t header_at) : d_(d), header_at_(header_at) {}
+  ~DeferredWriter() override;
+  Status Write(const char* data, size_t n) override;
+  Status Commit(const BlobInfo& verified) override;
+
+ private:
+  DockerArchiveDestination& d_;
+  const int64_t header_at_;
+  bool done_ = false;
+};
+
+// A layer whose digest and size are known only at the end, into a sequential sink: spooled,
+// then appended at Commit().
 class SpoolWriter final : public BlobWriter {
  public:
   SpoolWriter(DockerArchiveDestination& d, UniqueFd fd) : d_(d), fd_(std::move(fd)) {}
@@ -137,12 +154,19 @@ class DockerArchiveDestination final : public ImageDestination {
   Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
     if (IsConfigMediaType(blob.media_type))
       return std::unique_ptr<BlobWriter>(new ConfigWriter(*this));
-    if (blob.digest.empty() || blob.size < 0) {
+    if ((blob.digest.empty() || blob.size < 0) && !out_->CanRewrite()) {
       ASSIGN_OR_RETURN(UniqueFd fd, NewSpoolFile());
       return std::unique_ptr<BlobWriter>(new SpoolWriter(*this, std::move(fd)));
     }
-    RETURN_IF_ERROR(ValidateDigest(blob.digest));
     std::unique_lock<std::mutex> lock(mu_);
+    if (blob.digest.empty() || blob.size < 0) {
+      idle_.wait(lock, [&] { return !busy_; });
+      RETURN_IF_ERROR(broken_);
+      ASSIGN_OR_RETURN(int64_t header_at, tar_.BeginDeferred());
+      busy_ = true;
+      return std::unique_ptr<BlobWriter>(new DeferredWriter(*this, header_at));
+    }
+    RETURN_IF_ERROR(ValidateDigest(blob.digest));
     // One entry at a time: a pipeline that copies blobs in parallel waits here.
     idle_.wait(lock, [&] { return !busy_; });
     RETURN_IF_ERROR(broken_);
@@ -192,6 +216,17 @@ class DockerArchiveDestination final : public ImageDestination {
     }
     busy_ = false;
     idle_.notify_all();
+  }
+  // The deferred entry at `header_at` is `blob`: its header goes over the placeholder.
+  Status EndDeferred(int64_t header_at, const BlobInfo& blob) {
+    Status s = [&]() -> Status {
+      RETURN_IF_ERROR(ValidateDigest(blob.digest));
+      ASSIGN_OR_RETURN(std::string header, tar_.EndDeferred(TarHeader{LayerFile(blob.digest), "",
+                                                                      '0', 0444, blob.size}));
+      return out_->Rewrite(header_at, header.data(), header.size());
+    }();
+    FinishEntry(blob, s.ok(), s);
+    return s;
   }
   Status KeepConfig(const BlobInfo& blob, std::string bytes) {
     RETURN_IF_ERROR(ValidateDigest(blob.digest));
@@ -329,6 +364,17 @@ Status DirectWriter::Commit(const BlobInfo& verified) {
   }
   d_.FinishEntry(blob_, true, Ok());
   return Ok();
+}
+
+DeferredWriter::~DeferredWriter() {
+  if (!done_) d_.FinishEntry(BlobInfo{}, false, Ok());
+}
+
+Status DeferredWriter::Write(const char* data, size_t n) { return d_.WriteToEntry(data, n); }
+
+Status DeferredWriter::Commit(const BlobInfo& verified) {
+  done_ = true;
+  return d_.EndDeferred(header_at_, verified);
 }
 
 Status ConfigWriter::Commit(const BlobInfo& verified) {

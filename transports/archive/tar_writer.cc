@@ -1,5 +1,6 @@
 #include "transports/archive/tar_writer.h"
 
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -85,6 +86,7 @@ Status TarWriter::Emit(const char* data, size_t n) {
 }
 
 Status TarWriter::EndEntry() {
+  if (deferred_) return MakeError(EINVAL, "a deferred tar entry is still open");
   if (remaining_ != 0) {
     return MakeError(EIO, "tar entry short by " + std::to_string(remaining_) + " bytes");
   }
@@ -94,12 +96,11 @@ Status TarWriter::EndEntry() {
   return pad ? Emit(kZeros, pad) : Ok();
 }
 
-Status TarWriter::WriteHeader(const TarHeader& h) {
-  if (finished_) return MakeError(EINVAL, "tar stream already finished");
-  RETURN_IF_ERROR(EndEntry());
+Result<std::string> TarWriter::HeaderBlocks(const TarHeader& h) {
   if (h.linkname.size() > kNameSize) {
     return MakeError(ENAMETOOLONG, "tar link target too long: " + h.linkname);
   }
+  std::string out;
   std::string_view name = h.name, prefix;
   std::string pax_name;
   if (name.size() > kNameSize && !SplitUstar(h.name, &prefix, &name)) {
@@ -120,10 +121,9 @@ Status TarWriter::WriteHeader(const TarHeader& h) {
     x[156] = 'x';
     SetUstarMagic(x);
     SetChecksum(x);
-    RETURN_IF_ERROR(Emit(x, kBlock));
-    RETURN_IF_ERROR(Emit(data.data(), data.size()));
-    entry_size_ = static_cast<int64_t>(data.size());
-    RETURN_IF_ERROR(EndEntry());
+    out.append(x, kBlock);
+    out += data;
+    out.append((kBlock - data.size() % kBlock) % kBlock, '\0');
     pax_name = h.name.substr(0, kNameSize);
     name = pax_name;
   }
@@ -141,14 +141,52 @@ Status TarWriter::WriteHeader(const TarHeader& h) {
   PutOctal(blk + 337, 8, 0);
   PutString(blk + 345, kPrefixSize, prefix);
   SetChecksum(blk);
-  RETURN_IF_ERROR(Emit(blk, kBlock));
-  remaining_ = size;
-  entry_size_ = size;
+  out.append(blk, kBlock);
+  return out;
+}
+
+Status TarWriter::WriteHeader(const TarHeader& h) {
+  if (finished_) return MakeError(EINVAL, "tar stream already finished");
+  RETURN_IF_ERROR(EndEntry());
+  ASSIGN_OR_RETURN(std::string blocks, HeaderBlocks(h));
+  RETURN_IF_ERROR(Emit(blocks.data(), blocks.size()));
+  remaining_ = entry_size_ = h.type == '0' ? h.size : 0;
   return Ok();
+}
+
+Result<int64_t> TarWriter::BeginDeferred() {
+  if (finished_) return MakeError(EINVAL, "tar stream already finished");
+  RETURN_IF_ERROR(EndEntry());
+  const int64_t at = offset_;
+  static const char kPlaceholder[kBlock] = {};
+  RETURN_IF_ERROR(Emit(kPlaceholder, kBlock));
+  deferred_ = true;
+  remaining_ = INT64_MAX;
+  entry_size_ = 0;
+  return at;
+}
+
+Result<std::string> TarWriter::EndDeferred(const TarHeader& h) {
+  if (!deferred_) return MakeError(EINVAL, "no deferred tar entry open");
+  const int64_t written = INT64_MAX - remaining_;
+  if (h.size != written) {
+    return MakeError(EIO, "deferred tar entry: " + std::to_string(written) +
+                              " bytes written, the header says " + std::to_string(h.size));
+  }
+  deferred_ = false;
+  remaining_ = 0;
+  entry_size_ = written;
+  ASSIGN_OR_RETURN(std::string blocks, HeaderBlocks(h));
+  if (blocks.size() != kBlock) {
+    return MakeError(ENAMETOOLONG, "deferred tar entry name needs a PAX header: " + h.name);
+  }
+  RETURN_IF_ERROR(EndEntry());
+  return blocks;
 }
 
 Status TarWriter::WriteData(const char* data, size_t n) {
   if (static_cast<int64_t>(n) > remaining_) {
+    if (deferred_) return MakeError(EFBIG, "tar entry too large");
     return MakeError(EIO,
                      "more data than the tar entry's " + std::to_string(entry_size_) + " bytes");
   }

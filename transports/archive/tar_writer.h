@@ -31,6 +31,14 @@ class TarWriter {
 
   // Starts an entry. The previous entry's data must be complete.
   Status WriteHeader(const TarHeader& h);
+
+  // An entry whose name and size are known only at its end (a layer re-encoded on its way,
+  // named by its digest), for a stream that can be rewritten in place: BeginDeferred() writes
+  // a placeholder header block and returns its offset; after the data, EndDeferred(h) pads it
+  // and returns the real header — one block, h.size being what was written — for the caller
+  // to write over the placeholder.
+  Result<int64_t> BeginDeferred();
+  Result<std::string> EndDeferred(const TarHeader& h);
   // The current entry's data; more than its size is refused.
   Status WriteData(const char* data, size_t n);
   // A whole regular file (mode 0444, as containers/image writes them).
@@ -44,11 +52,14 @@ class TarWriter {
  private:
   Status Emit(const char* data, size_t n);
   Status EndEntry();
+  // The header blocks of `h`: a PAX header first when its name needs one.
+  static Result<std::string> HeaderBlocks(const TarHeader& h);
 
   ByteSink out_;
   int64_t offset_ = 0;
   int64_t remaining_ = 0;  // data bytes the current entry still needs
   int64_t entry_size_ = 0;
+  bool deferred_ = false;  // the current entry's size is open
   bool finished_ = false;
 };
 
