@@ -70,6 +70,17 @@ def test_daemon_destination_matches_skopeos(regfs_ok, oracle, dockerd, imgs):
     assert tools.sha256_bytes(out) == it.image.config.digest
 
 
+def test_an_index_with_all_is_refused_and_loads_nothing(regfs, dockerd, imgs):
+    before = dockerd.image_ids()
+    name = _name()
+    p = regfs("copy", "-q", "--all", "--dest-daemon-host", dockerd.host, imgs.oci_index.ref,
+              f"docker-daemon:{name}")
+    assert p.returncode == 1
+    assert "manifest lists are not supported" in tools.one_line_error(p)
+    assert dockerd.inspect(name) is None
+    assert dockerd.image_ids() == before
+
+
 def test_daemon_destination_needs_a_name_and_tag(regfs, dockerd, imgs):
     before = dockerd.image_ids()
     by_id = regfs("copy", "-q", "--dest-daemon-host", dockerd.host, imgs.docker.ref,
@@ -216,7 +227,8 @@ class FailingEngine(LoopbackHTTPServer):
 
     API_VERSION = "1.30"
 
-    def __init__(self):
+    def __init__(self, truncated_save=False):
+        self.truncated_save = truncated_save
         self.requests = []
         self.loaded_bytes = 0
         self._lock = threading.Lock()
@@ -253,6 +265,16 @@ class FailingEngine(LoopbackHTTPServer):
                     engine.requests.append(("GET", self.path))
                 if self.path == "/_ping":
                     return self._reply(200, b"OK", "text/plain")
+                if engine.truncated_save:
+                    # A 200 whose body stops a tenth of the way: the engine went away.
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/x-tar")
+                    self.send_header("Content-Length", str(10240))
+                    self.end_headers()
+                    self.wfile.write(b"\0" * 1024)
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
                 self._reply(500, b'{"message":"fake engine: no space left on device"}\n')
 
             def do_POST(self):
@@ -283,6 +305,17 @@ def test_api_version_is_negotiated_and_the_engines_message_is_quoted(regfs, work
     assert "fake engine: no space left on device" in tools.one_line_error(p)
     assert engine.requests == [("GET", "/_ping"),
                                ("GET", "/v1.30/images/get?names=team/app%3Av1")]
+    assert not (work / "out").exists()
+
+
+def test_a_save_that_breaks_off_is_an_error_and_leaves_nothing(regfs, work):
+    with FailingEngine(truncated_save=True) as engine:
+        p = regfs("copy", "-q", "--src-daemon-host", engine.host, "docker-daemon:team/app:v1",
+                  f"dir:{work / 'out'}")
+    assert p.returncode == 1
+    line = tools.one_line_error(p)
+    assert "saving team/app:v1 from the Docker daemon" in line
+    assert engine.host in line
     assert not (work / "out").exists()
 
 

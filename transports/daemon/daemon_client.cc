@@ -108,11 +108,12 @@ HttpRequest DaemonClient::Request(const std::string& method, const std::string& 
 }
 
 Error DaemonClient::ResponseError(const HttpResponse& resp, const std::string& what) const {
-  if (!resp.transport_ok() && resp.status == 0) {
+  if (!resp.transport_ok()) {
     if (resp.failure == HttpFailure::kConnect || resp.failure == HttpFailure::kResolve) {
       return MakeError(EIO, "cannot connect to the Docker daemon at " + host_.given + ": " +
                                 resp.error + ". Is the docker daemon running?");
     }
+    // Also a transfer that broke after its status line: the status says nothing then.
     return MakeError(EIO, what + ": " + host_.given + ": " + resp.error);
   }
   // The engine's errors are JSON, {"message": "…"}; anything else is quoted as it came.
@@ -126,7 +127,6 @@ Error DaemonClient::ResponseError(const HttpResponse& resp, const std::string& w
     }
   }
   if (message.empty()) message = "HTTP status " + std::to_string(resp.status);
-  if (resp.body_too_large) message = "HTTP status " + std::to_string(resp.status);
   return MakeError(ErrnoOfStatus(resp.status), what + ": Error response from daemon: " + message);
 }
 
