@@ -170,11 +170,8 @@ std::string ReportLine(const SyncOutcome& o) {
 }
 
 int Run(const Command& self, const Args& args) {
-  if (args.Given("format")) {
-    return UsageError(self,
-                      "--format is not supported yet: regfs sync copies images as they are, "
-                      "manifests byte for byte");
-  }
+  auto format = ManifestFormatFrom(args);
+  if (!format.ok()) return UsageError(self, format.error().message);
   const std::string src_kind = args.String("src"), dest_kind = args.String("dest");
   if (src_kind.empty()) return UsageError(self, "a source transport must be specified (--src)");
   if (src_kind != "docker" && src_kind != "dir" && src_kind != "yaml") {
@@ -214,6 +211,7 @@ int Run(const Command& self, const Args& args) {
   options.prune = args.Bool("prune");
   options.jobs = std::max(1, args.Int("jobs"));
   options.remove_signatures = args.Bool("remove-signatures");
+  options.format = *format;
   for (const auto& signer : *signers) options.signers.push_back(signer.get());
   if (args.Given("sign-identity")) {
     auto identity = SignIdentityFrom(args, ImageReference{});
@@ -335,8 +333,10 @@ const Command& SyncCommand() {
         "repository's last component, or with --scoped its full REGISTRY/NS/REPO path.\n\n"
         "Images are synced --jobs at a time; one whose destination already has its digest is\n"
         "skipped after HEAD requests; a dir: image is replaced whole, never left half-written.\n"
-        "--dry-run prints copy/update/skip per image and changes nothing. Exit status: 0 all\n"
-        "synced, 1 some images failed (with --keep-going, after trying all), 2 usage.";
+        "--dry-run prints copy/update/skip per image and changes nothing. -f oci|v2s2 converts\n"
+        "(and turns the HEAD-only skip off: a converted digest is known only once converted).\n"
+        "Exit status: 0 all synced, 1 some images failed (with --keep-going, after trying\n"
+        "all), 2 usage.";
     c.flags = {
         {"src", 's', FlagKind::kString, "SOURCE transport: docker, dir or yaml", ""},
         {"dest", 'd', FlagKind::kString, "DESTINATION transport: docker or dir", ""},
@@ -368,7 +368,10 @@ const Command& SyncCommand() {
          ""},
         {"tls-verify", 0, FlagKind::kBool, "deprecated: --src-tls-verify and --dest-tls-verify",
          "true"},
-        {"format", 'f', FlagKind::kString, "manifest type (not supported yet)", ""},
+        {"format", 'f', FlagKind::kString,
+         "MANIFEST TYPE (oci or v2s2) to use when syncing image(s) to a destination (default is "
+         "manifest type of source, with fallbacks)",
+         ""},
         {"quiet", 'q', FlagKind::kBool, "print no line per image", ""},
     };
     AddRegistryFlags(&c.flags, "src-", false);

@@ -78,6 +78,35 @@ def test_skopeo_reads_the_docker_archive_regfs_writes_from_a_registry(regfs_ok, 
         assert (mine / it.image.config.digest[7:]).read_bytes() == it.image.config.data
 
 
+def test_docker_archive_written_from_a_gzip_image_is_skopeos_byte_for_byte(regfs_ok, oracle,
+                                                                          imgs, work):
+    """Layers are stored decompressed, named by their diff_ids, in the order of the manifest."""
+    mine, theirs = work / "regfs.tar", work / "skopeo.tar"
+    regfs_ok("copy", "-q", imgs.docker.ref, f"docker-archive:{mine}:example.com/app:v1")
+    oracle.copy(imgs.docker.ref, f"docker-archive:{theirs}:example.com/app:v1")
+    assert _members(mine) == _members(theirs)
+    assert mine.read_bytes() == theirs.read_bytes()
+
+
+def test_docker_archive_round_trip_keeps_the_config_and_the_diff_ids(regfs_ok, oracle, imgs,
+                                                                     registry, repo_name,
+                                                                     work):
+    it = imgs.docker
+    archive = work / "a.tar"
+    regfs_ok("copy", "-q", it.ref, f"docker-archive:{archive}")
+    dest = registry.ref(repo_name(), "back")
+    regfs_ok("copy", "-q", f"docker-archive:{archive}", dest)
+    pushed = json.loads(oracle.inspect(dest, "--raw").stdout)
+    assert pushed["config"]["digest"] == it.image.config.digest
+    diff_ids = json.loads(it.image.config.data)["rootfs"]["diff_ids"]
+    assert [layer["digest"] for layer in pushed["layers"]] == diff_ids
+    # and it is the image skopeo reads from the archive
+    mine, theirs = work / "from-registry", work / "from-archive"
+    oracle.copy(dest, f"dir:{mine}")
+    oracle.copy(f"docker-archive:{archive}", f"dir:{theirs}")
+    assert tools.tree_diff(mine, theirs) == ""
+
+
 def test_docker_archive_destination_refuses_an_existing_archive(regfs, plain, work):
     archive = work / "a.tar"
     archive.write_bytes(b"not empty")

@@ -109,15 +109,13 @@ class ZstdInput final : public TarInput {
 
 }  // namespace
 
-Compression DetectCompression(std::string_view h) {
+Status RefuseUnsupportedCompression(std::string_view h) {
   auto starts = [&](std::string_view magic) { return h.substr(0, magic.size()) == magic; };
-  if (starts("\x1f\x8b\x08")) return Compression::kGzip;
-  if (starts("\x28\xb5\x2f\xfd")) return Compression::kZstd;
-  if (starts("BZh")) return Compression::kBzip2;
+  if (starts("BZh")) return MakeError(EOPNOTSUPP, "bzip2-compressed data is not supported");
   if (starts("\xfd"
-             "7zXZ\x00"))
-    return Compression::kXz;
-  return Compression::kNone;
+             "7zXZ"))
+    return MakeError(EOPNOTSUPP, "xz-compressed data is not supported");
+  return Ok();
 }
 
 Result<std::unique_ptr<TarInput>> NewDecompressingInput(Compression c,
@@ -132,10 +130,6 @@ Result<std::unique_ptr<TarInput>> NewDecompressingInput(Compression c,
     }
     case Compression::kZstd:
       return std::unique_ptr<TarInput>(std::make_unique<ZstdInput>(std::move(in)));
-    case Compression::kBzip2:
-      return MakeError(EOPNOTSUPP, "bzip2-compressed data is not supported");
-    case Compression::kXz:
-      return MakeError(EOPNOTSUPP, "xz-compressed data is not supported");
   }
   return MakeError(EINVAL, "unknown compression");
 }

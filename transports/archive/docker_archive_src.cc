@@ -200,6 +200,8 @@ Result<std::unique_ptr<ImageSource>> OpenSource(std::shared_ptr<const TarArchive
     Layer l;
     l.member = *member;
     l.compression = DetectCompression(l.member->head);
+    Status supported = RefuseUnsupportedCompression(l.member->head);
+    if (!supported.ok()) return Annotate(std::move(supported).error(), "layer file " + path);
     if (l.compression == Compression::kNone) {
       l.size = l.member->entry.size;
     } else {

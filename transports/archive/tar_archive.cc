@@ -39,6 +39,7 @@ Status TarArchive::Index(TarLimits limits) {
     have += got;
   }
   compression_ = DetectCompression(std::string_view(magic, have));
+  RETURN_IF_ERROR(RefuseUnsupportedCompression(std::string_view(magic, have)));
   ASSIGN_OR_RETURN(
       std::unique_ptr<TarInput> in,
       NewDecompressingInput(compression_, std::make_unique<FdTarInput>(fd_.get(), 0, file_size_)));

@@ -732,10 +732,13 @@ Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::strin
   return ErrorFromResponse(resp, "mounting blob " + digest + " from " + from_repo);
 }
 
-Status RegistryClient::PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+Status RegistryClient::PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                                const std::function<size_t(char*, size_t)>& reader) {
   const std::vector<std::string> scopes = {"repository:" + repo + ":pull,push"};
-  const std::string what = "uploading blob " + digest + " to " + registry_ + "/" + repo;
+  std::string what = "uploading blob " + digest.Describe() + " to " + registry_ + "/" + repo;
+  if (size >= 0 && !digest.known()) {
+    return MakeError(EINVAL, what + ": a digest known only at the end needs an unknown size");
+  }
   HttpRequest start;
   start.method = "POST";
   start.url = "/v2/" + repo + "/blobs/uploads/";
@@ -751,7 +754,7 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
     return MakeError(EIO, what + ": upload location points at another host");
   }
   auto with_digest = [&](std::string u) {
-    return u + (u.find('?') == std::string::npos ? "?" : "&") + "digest=" + UrlEscape(digest);
+    return u + (u.find('?') == std::string::npos ? "?" : "&") + "digest=" + UrlEscape(digest.Get());
   };
   HttpRequest put;
   put.method = "PUT";
@@ -774,6 +777,7 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
         return MakeError(EIO, what + ": upload location points at another host");
     }
     put.url = with_digest(url);
+    what = "uploading blob " + digest.Get() + " to " + registry_ + "/" + repo;
     put.timeout_s = kSmallRequestTimeout;
     ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes));
     if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);

@@ -109,9 +109,19 @@ class OciDestination final : public ImageDestination {
     return PathExists(BlobPath(path_, blob.digest));
   }
 
+  // A re-encoded blob (no digest yet) is named when it is committed.
   Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
+    if (blob.digest.empty()) {
+      return FileBlobWriter::Create(path_ + "/blobs/sha256/",
+                                    [this](const BlobInfo& done) { return BlobPathFor(done); });
+    }
     RETURN_IF_ERROR(ValidateDigest(blob.digest));
     return FileBlobWriter::Create(BlobPath(path_, blob.digest));
+  }
+
+  Result<std::string> BlobPathFor(const BlobInfo& blob) const {
+    RETURN_IF_ERROR(ValidateDigest(blob.digest));
+    return BlobPath(path_, blob.digest);
   }
 
   Status PutManifest(const RawManifest& m, bool is_instance) override {
