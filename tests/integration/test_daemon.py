@@ -136,6 +136,17 @@ def test_daemon_source_by_image_id_and_by_docker_host(regfs_ok, dockerd, loaded,
     assert tools.tree_diff(work / "by-id", work / "env") == ""
 
 
+def test_the_saved_tar_is_gone_after_the_copy(regfs_ok, dockerd, loaded, work):
+    """docker save goes into an unlinked temporary file in $TMPDIR: nothing is left there."""
+    name, _ = loaded
+    tmp = work / "tmp"
+    tmp.mkdir()
+    regfs_ok("copy", "-q", "--src-daemon-host", dockerd.host, f"docker-daemon:{name}",
+             f"dir:{work / 'out'}", env={"TMPDIR": str(tmp)})
+    assert (work / "out" / "manifest.json").exists()
+    assert list(tmp.iterdir()) == []
+
+
 def test_inspect_of_a_daemon_image_matches_skopeo(regfs, dockerd, loaded):
     name, _ = loaded
     ref = f"docker-daemon:{name}"

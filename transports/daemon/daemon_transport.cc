@@ -1,9 +1,5 @@
 #include "transports/daemon/daemon_transport.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <thread>
 
 #include "transports/archive/archive_sink.h"
@@ -15,27 +11,6 @@ namespace regfs {
 namespace {
 
 static_assert(UploadPipe::kAborted == HttpRequest::kAbortUpload);
-
-// Where big temporary files go, as containers/image puts them: $TMPDIR, else /var/tmp (often
-// on disk where /tmp is in memory).
-std::string BigFilesDir() {
-  const char* dir = std::getenv("TMPDIR");
-  return dir && *dir ? dir : "/var/tmp";
-}
-
-// A temporary file no name refers to: it goes when its descriptor closes, however the process
-// ends.
-Result<UniqueFd> UnlinkedTempFile() {
-  const std::string dir = BigFilesDir();
-  UniqueFd fd(open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (fd.valid()) return fd;
-  // Filesystems without O_TMPFILE: a named file, unlinked at once.
-  std::string path = dir + "/regfs-docker-save-XXXXXX";
-  fd = UniqueFd(mkostemp(path.data(), O_CLOEXEC));
-  if (!fd.valid()) return SysError("creating a temporary file in", dir);
-  unlink(path.c_str());
-  return fd;
-}
 
 // What the engine is asked for: the image ID, or the name as the docker CLI writes it.
 std::string EngineName(const ImageReference& ref) {
@@ -123,7 +98,7 @@ class DaemonDestination final : public ImageDestination {
 
 Result<std::unique_ptr<ImageSource>> NewDaemonSource(const ImageReference& ref,
                                                      std::shared_ptr<DaemonClient> client) {
-  ASSIGN_OR_RETURN(UniqueFd file, UnlinkedTempFile());
+  ASSIGN_OR_RETURN(UniqueFd file, NewUnlinkedTempFile("regfs-docker-save"));
   const std::string name = EngineName(ref);
   int64_t written = 0;
   const ByteSink to_file = [&](const char* data, size_t n) -> Status {
