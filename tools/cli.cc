@@ -129,6 +129,13 @@ void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool 
   }
 }
 
+void AddDaemonHostFlag(std::vector<Flag>* flags, const std::string& prefix) {
+  flags->push_back({prefix + "daemon-host", 0, FlagKind::kString,
+                    "use docker daemon host at HOST (docker-daemon: only; default: $DOCKER_HOST, "
+                    "else unix:///var/run/docker.sock)",
+                    ""});
+}
+
 Result<std::string> ManifestFormatFrom(const Args& args) {
   if (!args.Given("format")) return std::string();
   const std::string f = args.String("format");
@@ -198,6 +205,7 @@ Result<RegistryOptions> RegistryOptionsFrom(const Args& args, const std::string&
   o.tls_verify = args.Bool(tls);
   o.tls_verify_set = args.Given(tls);
   o.cert_dir = args.String(prefix + "cert-dir");
+  o.daemon_host = args.String(prefix + "daemon-host");
   ASSIGN_OR_RETURN(o.registries_conf, LoadRegistriesConf());
   o.authfile =
       args.Given(prefix + "authfile") ? args.String(prefix + "authfile") : args.String("authfile");

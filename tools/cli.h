@@ -55,6 +55,10 @@ struct Command {
 // --PREFIXcert-dir (PREFIX "", "src-" or "dest-"), and --authfile when `with_authfile`.
 void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool with_authfile);
 
+// --PREFIXdaemon-host, the Docker engine of docker-daemon: references (RegistryOptionsFrom()
+// reads it).
+void AddDaemonHostFlag(std::vector<Flag>* flags, const std::string& prefix);
+
 // --retry-times and --debug, which RegistryOptionsFrom() reads.
 void AddRequestFlags(std::vector<Flag>* flags);
 

@@ -99,7 +99,10 @@ const Command& CopyCommand() {
         "Transports: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF],\n"
         "oci-archive:PATH[:REF] (a tar of an OCI layout), docker-archive:PATH[:REF|@N] (a\n"
         "`docker save` tarball: REF names a RepoTags entry, @N the Nth image of manifest.json;\n"
-        "as a destination, REF is the tag written; gzip- and zstd-compressed archives are read).\n"
+        "as a destination, REF is the tag written; gzip- and zstd-compressed archives are read),\n"
+        "docker-daemon:NAME:TAG (a source may also be NAME@DIGEST or an image ID, sha256:HEX;\n"
+        "the engine is --src-daemon-host / --dest-daemon-host, else $DOCKER_HOST, else\n"
+        "unix:///var/run/docker.sock).\n"
         "Every blob is verified while it streams; blobs the destination has are skipped, blobs on\n"
         "the same registry are mounted across repositories, and the manifest is written last, so\n"
         "a failed copy leaves no tag. Manifests are copied byte for byte: digests are preserved,\n"
@@ -120,6 +123,8 @@ const Command& CopyCommand() {
     c.flags = {{"all", 'a', FlagKind::kBool, "copy every platform of a multi-platform image", ""}};
     AddRegistryFlags(&c.flags, "src-", false);
     AddRegistryFlags(&c.flags, "dest-", true);
+    AddDaemonHostFlag(&c.flags, "src-");
+    AddDaemonHostFlag(&c.flags, "dest-");
     AddRequestFlags(&c.flags);
     AddSigningFlags(&c.flags);
     AddPolicyFlags(&c.flags);

@@ -60,7 +60,10 @@ int Run(const Command& self, const Args& args) {
       return Fail(self, Annotate(listed.error(), "determining repository tags"));
     }
   }
-  WriteOut(InspectJson(*image, client ? ref->docker.Name() : "", tags));
+  // Name is the image's docker reference where it has one, as skopeo prints it.
+  const bool named = ref->transport == Transport::kDocker ||
+                     (ref->transport == Transport::kDockerDaemon && ref->daemon_image_id.empty());
+  WriteOut(InspectJson(*image, named ? ref->docker.Name() : "", tags));
   return 0;
 }
 
@@ -80,6 +83,7 @@ const Command& InspectCommand() {
                {"config", 0, FlagKind::kBool, "print the image configuration", ""},
                {"no-tags", 'n', FlagKind::kBool, "do not list the repository's tags", ""}};
     AddRegistryFlags(&c.flags, "", true);
+    AddDaemonHostFlag(&c.flags, "");
     AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
     c.run = Run;

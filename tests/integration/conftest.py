@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from testlib import standard, tools  # noqa: E402
 from testlib.ci import pytest_runtest_makereport  # noqa: E402, F401 - the CI=true rule
+from testlib.dockerd import Dockerd  # noqa: E402
 from testlib.faultproxy import FaultProxy  # noqa: E402
 from testlib.registry import Registry, RegistryTLS  # noqa: E402
 from testlib.tlsca import TestCA  # noqa: E402
@@ -151,6 +152,16 @@ def attachments_d(work):
     d.mkdir()
     (d / "default.yaml").write_text("default-docker:\n  use-sigstore-attachments: true\n")
     return d
+
+
+# ---- a Docker engine ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def dockerd():
+    """A real dockerd on a unix socket of its own (testlib/dockerd.py), one per module: its
+    vfs data root holds every image loaded unpacked, and goes when the module ends."""
+    with Dockerd() as d:
+        yield d
 
 
 # ---- test images, pushed once per session --------------------------------------------------

@@ -25,7 +25,7 @@ def regfs_bin():
 
 def _env(home):
     env = dict(os.environ)
-    for k in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "CONTAINERS_REGISTRIES_CONF",
+    for k in ("REGISTRY_AUTH_FILE", "DOCKER_CONFIG", "DOCKER_HOST", "CONTAINERS_REGISTRIES_CONF",
               "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy",
               "ALL_PROXY"):
         env.pop(k, None)
@@ -51,6 +51,11 @@ def private_home():
         _HOME = tempfile.mkdtemp(prefix="regfs-test-home-")
         atexit.register(shutil.rmtree, _HOME, True)
     return _HOME
+
+
+def clean_env():
+    """The environment every command of the tests runs in (see run)."""
+    return _env(private_home())
 
 
 def run(argv, timeout=DEFAULT_TIMEOUT, check=False, env=None, input=None, binary=False):

@@ -395,6 +395,7 @@ TEST(ParseImageReferenceTest, UnknownTransport) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("unknown transport"), std::string::npos) << r.error().message;
   EXPECT_NE(r.error().message.find("docker-archive:"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("docker-daemon:"), std::string::npos) << r.error().message;
 }
 
 TEST(ParseImageReferenceTest, DockerArchiveAsContainersImageParsesIt) {
@@ -448,6 +449,76 @@ TEST(ParseImageReferenceTest, NoTransport) {
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().errnum, EINVAL) << bad;
   }
+}
+
+// ---- docker-daemon: references ---------------------------------------------------------------
+
+TEST(ParseImageReferenceTest, DaemonNameAndTag) {
+  auto r = ParseImageReference("docker-daemon:busybox:1.36");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->transport, Transport::kDockerDaemon);
+  EXPECT_EQ(r->docker.Name(), "docker.io/library/busybox");
+  EXPECT_EQ(r->docker.tag, "1.36");
+  EXPECT_EQ(r->daemon_image_id, "");
+  EXPECT_EQ(r->String(), "docker-daemon:busybox:1.36");
+
+  auto local = ParseImageReference("docker-daemon:localhost:5000/team/app:v2");
+  ASSERT_TRUE(local.ok()) << local.error().message;
+  EXPECT_EQ(local->docker.registry, "localhost:5000");
+  EXPECT_EQ(local->docker.repository, "team/app");
+  EXPECT_EQ(local->String(), "docker-daemon:localhost:5000/team/app:v2");
+
+  auto hub = ParseImageReference("docker-daemon:docker.io/someone/app:v2");
+  ASSERT_TRUE(hub.ok()) << hub.error().message;
+  EXPECT_EQ(hub->String(), "docker-daemon:someone/app:v2");
+}
+
+TEST(ParseImageReferenceTest, DaemonNameAndDigest) {
+  auto r = ParseImageReference("docker-daemon:busybox@" + kDigest);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->docker.digest, kDigest);
+  EXPECT_EQ(r->docker.tag, "");
+  EXPECT_EQ(r->String(), "docker-daemon:busybox@" + kDigest);
+}
+
+TEST(ParseImageReferenceTest, DaemonImageId) {
+  auto r = ParseImageReference("docker-daemon:" + kDigest);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->transport, Transport::kDockerDaemon);
+  EXPECT_EQ(r->daemon_image_id, kDigest);
+  EXPECT_EQ(r->String(), "docker-daemon:" + kDigest);
+}
+
+TEST(ParseImageReferenceTest, DaemonRefusesWhatContainersImageRefuses) {
+  const std::string hex = kDigest.substr(7);
+  struct Case {
+    std::string ref, why;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"busybox", "neither a tag nor a digest"},
+           {"localhost:5000/app", "neither a tag nor a digest"},
+           {"busybox:v1@" + kDigest, "both a tag and a digest"},
+           {"sha512:" + hex + hex, "only digest algorithm sha256"},
+           {"sha256:abc", "reserved"},
+           {hex, "64-byte hexadecimal"},
+           {"Busybox:v1", "lowercase"},
+           {"", "expected NAME:TAG"},
+           {"//busybox:v1", "expected NAME:TAG"},
+       }) {
+    auto r = ParseImageReference("docker-daemon:" + c.ref);
+    ASSERT_FALSE(r.ok()) << c.ref << " parsed as " << r->String();
+    EXPECT_EQ(r.error().errnum, EINVAL) << c.ref;
+    EXPECT_NE(r.error().message.find(c.why), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(ParseImageReferenceTest, DaemonOtherAlgorithmsAreNamesWhenTheyAreNotDigests) {
+  // "sha512:abc" is no sha512 digest; as containers/image reads it, it is the tag abc of
+  // docker.io/library/sha512.
+  auto r = ParseImageReference("docker-daemon:sha512:abc");
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->docker.repository, "library/sha512");
+  EXPECT_EQ(r->docker.tag, "abc");
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include "transports/archive/docker_archive.h"
 #include "transports/archive/oci_archive.h"
+#include "transports/daemon/daemon_transport.h"
 #include "transports/dir/dir_transport.h"
 #include "transports/docker/lookaside.h"
 #include "transports/docker/mirrored_registry.h"
@@ -68,6 +69,14 @@ Result<std::unique_ptr<ImageSource>> OpenDockerSource(const DockerReference& ref
   return NewMirroredSource(std::move(candidates), options.log);
 }
 
+// The Docker engine of a docker-daemon: reference: --daemon-host, else $DOCKER_HOST, else the
+// default socket; spoken to through the command's HTTP client.
+Result<std::shared_ptr<DaemonClient>> DaemonClientFor(const RegistryOptions& options,
+                                                      RegistryClients& clients) {
+  ASSIGN_OR_RETURN(DaemonHost host, ParseDaemonHost(DaemonHostFrom(options.daemon_host)));
+  return std::make_shared<DaemonClient>(std::move(host), clients.http(), options.tls_verify);
+}
+
 }  // namespace
 
 std::shared_ptr<RegistryClient> RegistryClients::Get(const std::string& registry,
@@ -99,6 +108,10 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
     case Transport::kDockerArchive:
       return NewDockerArchiveSource(ref.path, ref.archive_tag ? ref.archive_tag->String() : "",
                                     ref.archive_index);
+    case Transport::kDockerDaemon: {
+      ASSIGN_OR_RETURN(std::shared_ptr<DaemonClient> engine, DaemonClientFor(options, clients));
+      return NewDaemonSource(ref, std::move(engine));
+    }
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -126,6 +139,10 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
                                      std::to_string(ref.archive_index));
       }
       return NewDockerArchiveFileDestination(ref.path, ref.archive_tag);
+    case Transport::kDockerDaemon: {
+      ASSIGN_OR_RETURN(std::shared_ptr<DaemonClient> engine, DaemonClientFor(options, clients));
+      return NewDaemonDestination(ref, std::move(engine));
+    }
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -150,6 +167,7 @@ Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
       return std::optional<std::string>(DigestOf(bytes));
     }
     case Transport::kOci:
+    case Transport::kDockerDaemon:
       break;
     case Transport::kOciArchive:
     case Transport::kDockerArchive: {

@@ -32,19 +32,8 @@ bool IsConfigMediaType(std::string_view t) {
 
 std::string LayerFile(std::string_view digest) { return std::string(DigestHex(digest)) + ".tar"; }
 
-// Where a blob of unknown size waits for its size: an unlinked file in the temporary
-// directory for big files ($TMPDIR, else /var/tmp, as containers/image picks it).
-Result<UniqueFd> NewSpoolFile() {
-  const char* env = getenv("TMPDIR");
-  std::string dir = env && *env ? env : "/var/tmp";
-  UniqueFd fd(open(dir.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0600));
-  if (fd.valid()) return fd;
-  std::string name = dir + "/regfs-spool-XXXXXX";
-  fd = UniqueFd(mkostemp(name.data(), O_CLOEXEC));
-  if (!fd.valid()) return SysError("creating a temporary file in", dir);
-  unlink(name.c_str());
-  return fd;
-}
+// Where a blob of unknown size waits for its size.
+Result<UniqueFd> NewSpoolFile() { return NewUnlinkedTempFile("regfs-spool"); }
 
 // The legacy layer config's JSON, as Go marshals a map[string]any: keys sorted.
 std::string LegacyJson(const std::map<std::string, std::string>& raw_members) {

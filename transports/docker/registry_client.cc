@@ -28,21 +28,6 @@ constexpr int kMaxPages = 1000;
 // requests, which share the registry's HTTP/2 connection; larger ones stream on their own.
 constexpr int64_t kMaxBufferedBlobRange = 1 << 20;
 
-std::string UrlEscape(std::string_view s) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
-
 // A TLS alert from the server, such as a refused or missing client certificate.
 bool IsTlsAlert(const std::string& error) { return error.find(" alert ") != std::string::npos; }
 

@@ -67,6 +67,9 @@ struct RegistryOptions {
   std::shared_ptr<BlobLocationCache> blob_locations;
   // Where signatures are stored (lookaside, sigstore attachments); null: attachments only.
   std::shared_ptr<const RegistriesD> registries_d;
+  // --daemon-host: the Docker engine of docker-daemon: references; empty: $DOCKER_HOST, else
+  // unix:///var/run/docker.sock (daemon/daemon_client.h). tls_verify applies to it too.
+  std::string daemon_host;
 };
 
 class RegistryClient : public Registry {

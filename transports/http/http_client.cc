@@ -203,6 +203,9 @@ void Configure(CURL* h, Transfer* t, const HttpOptions& options, CURLSH* share) 
   curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
   if (req.timeout_s > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT, req.timeout_s);
   if (share) curl_easy_setopt(h, CURLOPT_SHARE, share);
+  if (!req.unix_socket.empty()) {
+    curl_easy_setopt(h, CURLOPT_UNIX_SOCKET_PATH, req.unix_socket.c_str());
+  }
   // Trust comes from ApplyTls alone: libcurl must not parse its default CA bundle for every
   // new connection.
   curl_easy_setopt(h, CURLOPT_CAINFO, nullptr);
@@ -419,7 +422,8 @@ class HttpClient::Impl {
       multi_.Release(h);
       return resp;
     }
-    std::string origin = UrlOrigin(req.url);
+    // A unix socket is its own origin: a handle's kept connection is to one socket.
+    std::string origin = req.unix_socket.empty() ? UrlOrigin(req.url) : "unix:" + req.unix_socket;
     CurlEasyPtr h = pool_.Acquire(origin);
     if (!h) return Failed("cannot create a curl handle");
     Transfer t(&req, &resp, h.get());
@@ -450,6 +454,21 @@ std::string UrlOrigin(const std::string& url) {
   if (scheme == std::string::npos) return {};
   size_t end = url.find_first_of("/?#", scheme + 3);
   return url.substr(0, end);
+}
+
+std::string UrlEscape(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '/') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  return out;
 }
 
 std::string LowerHeaderName(std::string_view name) {

@@ -15,6 +15,8 @@
 //     origin; they use HTTP/1.1, a connection each, so a slow sink never holds up another
 //     request and no flow-control window of a shared connection caps a blob.
 //
+// A request may go to a unix socket instead of a TCP host (HttpRequest::unix_socket).
+//
 // Thread-safe. No retries and no redirects here: RegistryClient decides both, since only it
 // knows what may be replayed and which headers may travel to another host. Nothing here logs
 // headers.
@@ -50,6 +52,9 @@ struct HttpRequest {
   // Whole-request limit in seconds; 0 means none (stalls are still detected).
   long timeout_s = 0;
   bool tls_verify = true;
+  // When set, the connection is made to this unix socket instead of the URL's host (the
+  // Docker engine's API); the URL still gives the scheme, the Host header and the path.
+  std::string unix_socket;
   // Extra CAs and a client certificate for this request's TLS connection (certs.d), or null.
   std::shared_ptr<const TlsConfig> tls;
 
@@ -119,6 +124,9 @@ bool IsRetryable(HttpFailure failure);
 
 // "https://host/path?x" → "https://host"; used to compare hosts before sending credentials.
 std::string UrlOrigin(const std::string& url);
+
+// Percent-encodes everything but unreserved characters and '/', for URL paths and query values.
+std::string UrlEscape(std::string_view s);
 
 // Lowercases an HTTP header name.
 std::string LowerHeaderName(std::string_view name);

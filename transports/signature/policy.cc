@@ -236,9 +236,15 @@ std::optional<Named> ParseNamed(std::string_view s) {
   return n;
 }
 
+// docker:// references, and docker-daemon: ones by name (not by image ID).
+bool HasDockerReference(const ImageReference& image) {
+  return image.transport == Transport::kDocker ||
+         (image.transport == Transport::kDockerDaemon && image.daemon_image_id.empty());
+}
+
 // The image's own reference: docker references always have a tag or digest ("latest" implied).
 std::optional<Named> ImageNamed(const ImageReference& image) {
-  if (image.transport != Transport::kDocker) return std::nullopt;
+  if (!HasDockerReference(image)) return std::nullopt;
   Named n{image.docker, false};
   if (n.ref.tag.empty() && n.ref.digest.empty()) n.ref.tag = "latest";
   return n;
@@ -675,6 +681,8 @@ std::string PolicyTransportName(const ImageReference& ref) {
       return "dir";
     case Transport::kOci:
       return "oci";
+    case Transport::kDockerDaemon:
+      return "docker-daemon";
     case Transport::kOciArchive:
       return "oci-archive";
     case Transport::kDockerArchive:
@@ -685,6 +693,14 @@ std::string PolicyTransportName(const ImageReference& ref) {
 
 std::vector<std::string> PolicyScopes(const ImageReference& ref) {
   std::vector<std::string> out;
+  if (ref.transport == Transport::kDockerDaemon) {
+    // A named image is scoped as its docker reference is; an image ID has no namespace, so only
+    // the transport's "" scope applies to it (containers/image).
+    if (!ref.daemon_image_id.empty()) return out;
+    ImageReference named = ref;
+    named.transport = Transport::kDocker;
+    return PolicyScopes(named);
+  }
   switch (ref.transport) {
     case Transport::kDocker: {
       const DockerReference& d = ref.docker;
@@ -733,6 +749,8 @@ std::vector<std::string> PolicyScopes(const ImageReference& ref) {
       AppendParents(path, &out);
       break;
     }
+    case Transport::kDockerDaemon:
+      break;
   }
   return out;
 }
@@ -795,7 +813,7 @@ std::string DescribeIdentityFailure(const SignedIdentityRule& rule, const ImageR
       want = rule.docker_repository;
       break;
     default:
-      if (image.transport != Transport::kDocker) {
+      if (!HasDockerReference(image)) {
         return "signed identity " + Quoted(signed_ref) + " is not accepted: " + ImageName(image) +
                " has no docker reference for " + rule.Name();
       }

@@ -38,7 +38,7 @@ bool SplitHostPort(std::string_view registry, std::string_view* host, std::strin
 }
 
 constexpr std::string_view kKnownTransports =
-    "docker://, dir:, oci:, oci-archive:, docker-archive:";
+    "docker://, dir:, oci:, oci-archive:, docker-archive:, docker-daemon:";
 
 }  // namespace
 
@@ -199,6 +199,9 @@ std::string ImageReference::String() const {
       return "dir:" + path;
     case Transport::kOci:
       return "oci:" + path + (oci_ref.empty() ? "" : ":" + oci_ref);
+    case Transport::kDockerDaemon:
+      return "docker-daemon:" +
+             (daemon_image_id.empty() ? FamiliarString(docker) : daemon_image_id);
     case Transport::kOciArchive:
       return "oci-archive:" + path + (oci_ref.empty() ? "" : ":" + oci_ref);
     case Transport::kDockerArchive:
@@ -208,6 +211,62 @@ std::string ImageReference::String() const {
       return "docker-archive:" + path;
   }
   return {};
+}
+
+std::string FamiliarString(const DockerReference& ref) {
+  std::string name = ref.Name();
+  if (ref.registry == "docker.io") {
+    name = ref.repository;
+    if (name.rfind("library/", 0) == 0 && name.find('/', 8) == std::string::npos) {
+      name = name.substr(8);
+    }
+  }
+  if (!ref.tag.empty()) name += ":" + ref.tag;
+  if (!ref.digest.empty()) name += "@" + ref.digest;
+  return name;
+}
+
+Result<ImageReference> ParseDaemonReference(std::string_view ref) {
+  auto invalid = [&](const std::string& why) {
+    return MakeError(EINVAL,
+                     "invalid docker-daemon: reference \"" + std::string(ref) + "\": " + why);
+  };
+  auto is_hex = [](std::string_view h, size_t size) {
+    return h.size() == size && std::all_of(h.begin(), h.end(), [](char c) {
+             return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+  };
+  ImageReference out;
+  out.transport = Transport::kDockerDaemon;
+  // "algo:hex" reads as a digest first, as go-digest parses it; it is also a name:tag
+  // (docker.io/library/algo:hex), which is why only sha256 digests are taken as IDs.
+  size_t colon = ref.find(':');
+  std::string_view algo = ref.substr(0, colon);
+  std::string_view hex = colon == std::string_view::npos ? "" : ref.substr(colon + 1);
+  if (algo == "sha256" && is_hex(hex, 64)) {
+    out.daemon_image_id = std::string(ref);
+    return out;
+  }
+  if ((algo == "sha384" && is_hex(hex, 96)) || (algo == "sha512" && is_hex(hex, 128))) {
+    return invalid("only digest algorithm sha256 accepted");
+  }
+  if (is_hex(ref, 64)) return invalid("cannot specify 64-byte hexadecimal strings");
+  if (ref.empty() || ref.front() == '/') {
+    return invalid("expected NAME:TAG, NAME@DIGEST or an image ID (sha256:…)");
+  }
+  ASSIGN_OR_RETURN(out.docker, ParseDockerReference(ref));
+  if (out.docker.registry == "docker.io" && out.docker.repository == "library/sha256") {
+    return invalid("the sha256 repository name is reserved for (non-shortened) digest references");
+  }
+  if (out.docker.tag_defaulted) {
+    DockerReference name = out.docker;
+    name.tag.clear();
+    return invalid(FamiliarString(name) + " has neither a tag nor a digest");
+  }
+  if (!out.docker.tag.empty() && !out.docker.digest.empty()) {
+    return invalid("references with both a tag and a digest are not supported");
+  }
+  return out;
 }
 
 namespace {
@@ -268,6 +327,7 @@ Result<ImageReference> ParseImageReference(std::string_view ref) {
     return out;
   }
   if (transport == "docker-archive") return ParseDockerArchive(ref, rest);
+  if (transport == "docker-daemon") return ParseDaemonReference(rest);
   return MakeError(EINVAL, "unknown transport \"" + std::string(transport) + "\" in \"" +
                                std::string(ref) + "\" (known: " + std::string(kKnownTransports) +
                                ")");

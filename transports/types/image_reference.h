@@ -1,5 +1,6 @@
 // Image references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF],
-// oci-archive:PATH[:REF], docker-archive:PATH[:REF|@N].
+// oci-archive:PATH[:REF], docker-archive:PATH[:REF|@N],
+// docker-daemon:NAME:TAG|NAME@DIGEST|sha256:IMAGE-ID.
 //
 // Docker references are normalized as containers/image normalizes them: a first component
 // without '.', ':' and other than "localhost" is a Docker Hub path (docker.io, and a lone name
@@ -40,11 +41,11 @@ bool IsValidTag(std::string_view tag);
 // True for hosts in 127.0.0.0/8, ::1 and localhost (with or without a port).
 bool IsLoopbackHost(std::string_view registry);
 
-enum class Transport { kDocker, kDir, kOci, kOciArchive, kDockerArchive };
+enum class Transport { kDocker, kDir, kOci, kOciArchive, kDockerArchive, kDockerDaemon };
 
 struct ImageReference {
   Transport transport = Transport::kDocker;
-  DockerReference docker;  // kDocker
+  DockerReference docker;  // kDocker; kDockerDaemon unless daemon_image_id is set
   std::string path;        // kDir, kOci, kOciArchive, kDockerArchive
   std::string oci_ref;     // kOci, kOciArchive: the org.opencontainers.image.ref.name, may be empty
   // kDockerArchive, as containers/image parses it: a tagged reference (":latest" implied,
@@ -52,9 +53,20 @@ struct ImageReference {
   // only), or neither.
   std::optional<DockerReference> archive_tag;
   int archive_index = -1;
+  // kDockerDaemon: "sha256:<hex>", an image ID (the config's digest), instead of a name.
+  std::string daemon_image_id;
 
   std::string String() const;
 };
+
+// docker.io/library/busybox:latest → busybox:latest, as the docker CLI (and skopeo's
+// docker-daemon:) write names.
+std::string FamiliarString(const DockerReference& ref);
+
+// Parses the part after "docker-daemon:" as containers/image does: an image ID
+// ("sha256:<64 hex>"; other algorithms are refused), or a name with a tag or a digest, never
+// both and never neither (the engine would take a bare name for all its tags).
+Result<ImageReference> ParseDaemonReference(std::string_view ref);
 
 // Parses "TRANSPORT:REST". Unknown transports and malformed references give EINVAL.
 Result<ImageReference> ParseImageReference(std::string_view ref);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <random>
@@ -133,6 +134,18 @@ Result<std::vector<std::string>> ListDir(const std::string& dir) {
   if (ec) return FsError("reading directory", dir, ec);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+Result<UniqueFd> NewUnlinkedTempFile(const std::string& prefix) {
+  const char* env = std::getenv("TMPDIR");
+  const std::string dir = env && *env ? env : "/var/tmp";
+  UniqueFd fd(open(dir.c_str(), O_RDWR | O_TMPFILE | O_CLOEXEC, 0600));
+  if (fd.valid()) return fd;
+  std::string name = dir + "/" + prefix + "-XXXXXX";
+  fd = UniqueFd(mkostemp(name.data(), O_CLOEXEC));
+  if (!fd.valid()) return SysError("creating a temporary file in", dir);
+  unlink(name.c_str());
+  return fd;
 }
 
 bool PathExists(const std::string& path) {

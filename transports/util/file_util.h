@@ -61,6 +61,12 @@ Status RemoveAll(const std::string& path);
 // The names in a directory, sorted, without "." and "..".
 Result<std::vector<std::string>> ListDir(const std::string& dir);
 
+// A temporary file for big contents (a spooled layer, a `docker save` tar) that no name refers
+// to, so it goes when its descriptor closes however the process ends: in $TMPDIR, else
+// /var/tmp (as containers/image picks the directory for big files). Where the filesystem has
+// no O_TMPFILE, a file named `prefix`-XXXXXX is made and unlinked at once.
+Result<UniqueFd> NewUnlinkedTempFile(const std::string& prefix);
+
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
 
