@@ -10,9 +10,9 @@ skopeo to a registry on loopback, and a docker-archive of it written once by sko
   (x2)  copy docker-archive: -> docker://  to a new, empty registry, both tools' caches
         empty (so neither can reuse a compressed layer it saw before): the layers are read
         from the archive, gzip-compressed and pushed                     target <= 0.6
-  (x3)  as (x2), regfs with --dest-compress: regfs copies keep digests unless asked to
-        convert, while skopeo compresses for a registry unasked; this is the same work
-        skopeo does                                                        no target
+  (x3)  as (x2), regfs with --dest-compress given, which (x2) does unasked too: an
+        archive's layers, uncompressed under a gzip media type, are compressed for a
+        registry, as skopeo compresses them                               no target
   (r1), (r2)  peak RSS of (x1) and (x2) (/usr/bin/time -v)              target <= 1.0
 
 Each case runs N times per tool (default 3), the tools alternating which goes first, regfs
