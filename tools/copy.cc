@@ -94,6 +94,7 @@ const Command& CopyCommand() {
     c.flags.push_back({"image-parallel-copies", 0, FlagKind::kInt, "blobs copied at once", "6"});
     c.flags.push_back({"quiet", 'q', FlagKind::kBool, "print no progress", ""});
     c.min_args = c.max_args = 2;
+    c.operands = Operands::kImages;
     c.run = Run;
     return c;
   }();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "transports/types/transport_forms.h"
 #include "transports/util/digest.h"
 
 namespace regfs {
@@ -200,10 +201,32 @@ std::string ImageReference::String() const {
   return {};
 }
 
+std::span<const TransportForm> TransportForms() {
+  // A transport ParseImageReference learns is added here, and --help, the man pages and
+  // shell completion know it.
+  static constexpr TransportForm kForms[] = {
+      {"docker://", "docker://HOST[:PORT]/REPO[:TAG|@DIGEST]",
+       "an image in a registry (Docker Hub names are normalized as docker pull does)", false},
+      {"dir:", "dir:PATH", "an image as files in a directory, as skopeo's dir: keeps it", true},
+      {"oci:", "oci:PATH[:REF]",
+       "an image in an OCI image layout; REF is its org.opencontainers.image.ref.name", true},
+  };
+  return kForms;
+}
+
+std::string TransportList(bool forms) {
+  std::string out;
+  for (const TransportForm& t : TransportForms()) {
+    if (!out.empty()) out += ", ";
+    out += forms ? t.form : t.prefix;
+  }
+  return out;
+}
+
 Result<ImageReference> ParseImageReference(std::string_view ref) {
   size_t colon = ref.find(':');
   if (colon == std::string_view::npos) {
-    return Invalid(ref, "expected TRANSPORT:NAME (docker://, dir:, oci:)");
+    return Invalid(ref, "expected TRANSPORT:NAME (" + TransportList(false) + ")");
   }
   std::string_view transport = ref.substr(0, colon);
   std::string_view rest = ref.substr(colon + 1);
@@ -231,7 +254,7 @@ Result<ImageReference> ParseImageReference(std::string_view ref) {
     return out;
   }
   return MakeError(EINVAL, "unknown transport \"" + std::string(transport) + "\" in \"" +
-                               std::string(ref) + "\" (known: docker://, dir:, oci:)");
+                               std::string(ref) + "\" (known: " + TransportList(false) + ")");
 }
 
 }  // namespace regfs
