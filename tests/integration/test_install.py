@@ -275,9 +275,9 @@ def serving_pids(mnt, exe):
     return out
 
 
-@pytest.fixture
-def deb(build_dir, work, version):
-    out = work / "pkg"
+@pytest.fixture(scope="module")
+def deb(build_dir, tmp_path_factory, version):
+    out = tmp_path_factory.mktemp("pkg")
     r = tools.run(["cpack", "-G", "DEB", "--config", build_dir / "CPackConfig.cmake", "-B", out],
                   timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
