@@ -1,13 +1,15 @@
 """regfs as a user installs it: `cmake --install` into a temporary prefix (the binary, man
-pages that say what --help says, bash and zsh completion where those shells look), the README's
-systemd .mount unit checked by systemd-analyze, and the Debian package that `cpack -G DEB`
-builds, installed with dpkg and mounting from an fstab line.
+pages that say what --help says, bash and zsh completion where those shells look, and TAB at
+a terminal in both), the README's systemd .mount unit checked by systemd-analyze, and the
+Debian package that `cpack -G DEB` builds, installed with dpkg and mounting from an fstab line.
 
 The build directory is $REGFS_BUILD_DIR, else the directory of $REGFS_BIN (a CMake build tree
 with its man pages and completion built: `cmake --build` builds them with regfs)."""
 
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -225,6 +227,68 @@ def test_zsh_completion_parses_and_is_found_on_fpath(prefix, work):
     out = ok(["zsh", "-fc", f"fpath=({site} $fpath); autoload -Uz compinit; "
               f"compinit -u -d {work}/zcompdump; print -r -- $_comps[regfs]"])
     assert out.strip() == "_regfs"
+
+
+# ---- both shells at a terminal -----------------------------------------------------------
+
+class Terminal:
+    """An interactive shell in a pseudo-terminal: what is typed, and what it echoes back."""
+
+    def __init__(self, argv, cwd):
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TERM": "dumb", "HOME": str(cwd)}
+        self.pid, self.fd = pty.fork()
+        if self.pid == 0:
+            try:
+                os.chdir(cwd)
+                os.execvpe(argv[0], argv, env)
+            finally:
+                os._exit(127)
+        self.out = ""
+
+    def _read(self):
+        while select.select([self.fd], [], [], 0)[0]:
+            try:
+                data = os.read(self.fd, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            self.out += data.decode(errors="replace")
+
+    def type(self, text, expect, timeout=10):
+        """Types `text`; True once `expect` is echoed (a completion shows in the line)."""
+        self.out = ""
+        os.write(self.fd, text.encode())
+        return wait_until(lambda: self._read() or expect in self.out, timeout)
+
+    def close(self):
+        os.kill(self.pid, signal.SIGKILL)
+        os.waitpid(self.pid, 0)
+        os.close(self.fd)
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh"])
+def test_tab_completes_at_a_terminal(prefix, work, shell):
+    share = prefix / "share"
+    if shell == "bash":
+        argv = ["bash", "--norc", "--noprofile", "-i"]
+        setup = f"source {share}/bash-completion/completions/regfs"
+    else:
+        argv = ["zsh", "-f", "-i"]
+        setup = (f"fpath=({share}/zsh/site-functions $fpath); autoload -Uz compinit; "
+                 f"compinit -u -d {work}/zcompdump")
+    (work / "imgdir").mkdir()
+    term = Terminal(argv, work)
+    try:
+        assert term.type(f"{setup}; echo RE''ADY\n", "READY"), term.out
+        for typed, completed in [("regfs mo\t", "regfs mount "),
+                                 ("regfs copy --src-cr\t", "--src-creds"),
+                                 ("regfs copy do\t", "docker://"),
+                                 ("regfs copy dir:img\t", "dir:imgdir/")]:
+            assert term.type(typed, completed), (typed, term.out)
+            os.write(term.fd, b"\x15")  # ^U: an empty line for the next one
+    finally:
+        term.close()
 
 
 # ---- the systemd unit in the README -------------------------------------------------------
