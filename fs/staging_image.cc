@@ -52,6 +52,8 @@ class KnownBlobsDestination final : public ImageDestination {
     return inner_.PutSignatures(manifest_digest, is_instance, sigs);
   }
   Status Commit() override { return inner_.Commit(); }
+  // The image is pushed as it was written: its manifest names the very blobs copied in.
+  LayerCompression DesiredLayerCompression() const override { return LayerCompression::kPreserve; }
 
  private:
   ImageDestination& inner_;

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <iostream>
 
+#include "transports/manifest/manifest.h"
+
 namespace regfs::cli {
 
 bool Args::Bool(const std::string& name) const {
@@ -125,6 +127,18 @@ void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool 
         {"authfile", 0, FlagKind::kString,
          "path of the authentication file (default: containers-auth.json search order)", ""});
   }
+}
+
+Result<std::string> ManifestFormatFrom(const Args& args) {
+  if (!args.Given("format")) return std::string();
+  const std::string f = args.String("format");
+  if (f == "oci") return std::string(media::kOciManifest);
+  if (f == "v2s2") return std::string(media::kDockerV2S2);
+  if (f == "v2s1") {
+    return MakeError(EINVAL, "--format v2s1: Docker schema 1 manifests are not supported");
+  }
+  return MakeError(
+      EINVAL, "unknown format \"" + f + "\". Choose one of the supported formats: 'oci' or 'v2s2'");
 }
 
 void AddRequestFlags(std::vector<Flag>* flags) {

@@ -63,6 +63,10 @@ void AddRegistryFlags(std::vector<Flag>* flags, const std::string& prefix, bool 
 // --retry-times and --debug, which RegistryOptionsFrom() reads.
 void AddRequestFlags(std::vector<Flag>* flags);
 
+// -f/--format's value as a manifest media type ("" when not given): oci or v2s2; v2s1 is
+// refused (schema 1 is not supported), anything else named.
+Result<std::string> ManifestFormatFrom(const Args& args);
+
 // Parses argv (after the command name) and runs the command. Returns the exit status.
 int Dispatch(const Command& command, int argc, char** argv);
 

@@ -171,11 +171,8 @@ std::string ReportLine(const SyncOutcome& o) {
 }
 
 int Run(const Command& self, const Args& args) {
-  if (args.Given("format")) {
-    return UsageError(self,
-                      "--format is not supported yet: regfs sync copies images as they are, "
-                      "manifests byte for byte");
-  }
+  auto format = ManifestFormatFrom(args);
+  if (!format.ok()) return UsageError(self, format.error().message);
   const std::string src_kind = args.String("src"), dest_kind = args.String("dest");
   if (src_kind.empty()) return UsageError(self, "a source transport must be specified (--src)");
   if (src_kind != "docker" && src_kind != "dir" && src_kind != "yaml") {
@@ -215,6 +212,7 @@ int Run(const Command& self, const Args& args) {
   options.prune = args.Bool("prune");
   options.jobs = std::max(1, args.Int("jobs"));
   options.remove_signatures = args.Bool("remove-signatures");
+  options.format = *format;
   for (const auto& signer : *signers) options.signers.push_back(signer.get());
   if (args.Given("sign-identity")) {
     auto identity = SignIdentityFrom(args, ImageReference{});
@@ -245,6 +243,9 @@ int Run(const Command& self, const Args& args) {
     auto platform = ParsePlatform(p);
     if (!platform.ok()) return UsageError(self, platform.error().message);
     cli.platforms.push_back(*platform);
+  }
+  if (args.Bool("preserve-digests") && !options.format.empty()) {
+    return UsageError(self, "--preserve-digests can't be kept with --format: a conversion is new");
   }
   if (args.Bool("preserve-digests") && !cli.platforms.empty()) {
     return UsageError(self,
@@ -358,8 +359,10 @@ const Command& SyncCommand() {
         "repository's last component, or with --scoped its full REGISTRY/NS/REPO path.\n\n"
         "Images are synced --jobs at a time; one whose destination already has its digest is\n"
         "skipped after HEAD requests; a dir: image is replaced whole, never left half-written.\n"
-        "--dry-run prints copy/update/skip per image and changes nothing. Exit status: 0 all\n"
-        "synced, 1 some images failed (with --keep-going, after trying all), 2 usage.";
+        "--dry-run prints copy/update/skip per image and changes nothing. -f oci|v2s2 converts\n"
+        "(and turns the HEAD-only skip off: a converted digest is known only once converted).\n"
+        "Exit status: 0 all synced, 1 some images failed (with --keep-going, after trying\n"
+        "all), 2 usage.";
     c.flags = {
         {"src", 's', FlagKind::kString, "SOURCE transport: docker, dir or yaml", ""},
         {"dest", 'd', FlagKind::kString, "DESTINATION transport: docker or dir", ""},
@@ -368,7 +371,8 @@ const Command& SyncCommand() {
         {"append-suffix", 0, FlagKind::kString, "text appended to destination tags", ""},
         {"dry-run", 0, FlagKind::kBool, "print what would be done; change nothing", ""},
         {"keep-going", 0, FlagKind::kBool, "go on after an image fails (exit 1 at the end)", ""},
-        {"preserve-digests", 0, FlagKind::kBool, "preserve digests (regfs always does)", ""},
+        {"preserve-digests", 0, FlagKind::kBool, "preserve digests of images and lists (refuse -f)",
+         ""},
         {"digestfile", 0, FlagKind::kString,
          "write \"DIGEST DESTINATION\" for every image synced to FILE", ""},
         {"report", 0, FlagKind::kString,
@@ -391,7 +395,10 @@ const Command& SyncCommand() {
          ""},
         {"tls-verify", 0, FlagKind::kBool, "deprecated: --src-tls-verify and --dest-tls-verify",
          "true"},
-        {"format", 'f', FlagKind::kString, "manifest type (not supported yet)", ""},
+        {"format", 'f', FlagKind::kString,
+         "MANIFEST TYPE (oci or v2s2) to use when syncing image(s) to a destination (default is "
+         "manifest type of source, with fallbacks)",
+         ""},
         {"quiet", 'q', FlagKind::kBool, "print no line per image", ""},
     };
     AddRegistryFlags(&c.flags, "src-", false);

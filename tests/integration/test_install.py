@@ -283,7 +283,7 @@ def test_tab_completes_at_a_terminal(prefix, work, shell):
         assert term.type(f"{setup}; echo RE''ADY\n", "READY"), term.out
         for typed, completed in [("regfs mo\t", "regfs mount "),
                                  ("regfs copy --src-cr\t", "--src-creds"),
-                                 ("regfs copy do\t", "docker://"),
+                                 ("regfs copy oci-a\t", "oci-archive:"),
                                  ("regfs copy dir:img\t", "dir:imgdir/")]:
             assert term.type(typed, completed), (typed, term.out)
             os.write(term.fd, b"\x15")  # ^U: an empty line for the next one

@@ -80,6 +80,28 @@ TEST_F(BlobLocationCacheTest, ARecordedLocationIsFoundAgain) {
   EXPECT_EQ(log_.Get(), Strings{});
 }
 
+TEST_F(BlobLocationCacheTest, CompressedVariantsAreFoundByTheirUncompressedDigest) {
+  auto cache = Open(BlobLocationCacheOptions{.max_variants = 3});
+  EXPECT_TRUE(cache->CompressedVariants(Digest(0)).empty());
+  cache->RecordVariant(Digest(1), Digest(0), "gzip", 100);
+  cache->RecordVariant(Digest(2), Digest(0), "zstd", 90);
+  cache->RecordVariant(Digest(0), Digest(0), "gzip", 1);  // not a variant of itself
+  auto found = Open()->CompressedVariants(Digest(0));     // and across objects
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].digest, Digest(2));  // the most recent first
+  EXPECT_EQ(found[0].compression, "zstd");
+  EXPECT_EQ(found[0].size, 90);
+  EXPECT_EQ(found[1].digest, Digest(1));
+  // Bounded: the least recently seen pairs go.
+  cache->RecordVariant(Digest(3), Digest(9), "gzip", 1);
+  cache->RecordVariant(Digest(4), Digest(9), "gzip", 1);
+  found = cache->CompressedVariants(Digest(0));
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].digest, Digest(2));
+  EXPECT_EQ(cache->CompressedVariants(Digest(9)).size(), 2u);
+  EXPECT_EQ(log_.Get(), Strings{});
+}
+
 TEST_F(BlobLocationCacheTest, LocationsSurviveReopening) {
   Open()->Record("quay.io", "ns/app", Digest(1));
   EXPECT_EQ(Open()->Repositories("quay.io", Digest(1)), Strings{"ns/app"});

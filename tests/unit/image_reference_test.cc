@@ -385,16 +385,61 @@ TEST(ParseImageReferenceTest, OciMalformed) {
 }
 
 TEST(ParseImageReferenceTest, UnknownTransport) {
-  for (const char* bad : {"docker-archive:/tmp/x.tar", "containers-storage:busybox",
-                          "DOCKER://busybox", "http://example.com/x", ":busybox"}) {
+  for (const char* bad : {"sif:/tmp/x.sif", "containers-storage:busybox", "DOCKER://busybox",
+                          "http://example.com/x", ":busybox"}) {
     auto r = ParseImageReference(bad);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().errnum, EINVAL) << bad;
   }
-  auto r = ParseImageReference("docker-archive:/tmp/x.tar");
+  auto r = ParseImageReference("containers-storage:busybox");
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message.find("unknown transport"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("docker-archive"), std::string::npos) << r.error().message;
+  EXPECT_NE(r.error().message.find("docker-archive:"), std::string::npos) << r.error().message;
+}
+
+TEST(ParseImageReferenceTest, DockerArchiveAsContainersImageParsesIt) {
+  auto plain = ParseImageReference("docker-archive:/tmp/x.tar");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(plain->transport, Transport::kDockerArchive);
+  EXPECT_EQ(plain->path, "/tmp/x.tar");
+  EXPECT_FALSE(plain->archive_tag);
+  EXPECT_EQ(plain->archive_index, -1);
+  EXPECT_EQ(plain->String(), "docker-archive:/tmp/x.tar");
+
+  auto tagged = ParseImageReference("docker-archive:/tmp/x.tar:busybox");
+  ASSERT_TRUE(tagged.ok());
+  ASSERT_TRUE(tagged->archive_tag);
+  EXPECT_EQ(tagged->archive_tag->String(), "docker.io/library/busybox:latest");
+  EXPECT_EQ(tagged->String(), "docker-archive:/tmp/x.tar:docker.io/library/busybox:latest");
+  auto hosted = ParseImageReference("docker-archive:x.tar:127.0.0.1:5000/a/b:v1");
+  ASSERT_TRUE(hosted.ok());
+  EXPECT_EQ(hosted->path, "x.tar");
+  EXPECT_EQ(hosted->archive_tag->String(), "127.0.0.1:5000/a/b:v1");
+
+  auto indexed = ParseImageReference("docker-archive:x.tar:@3");
+  ASSERT_TRUE(indexed.ok());
+  EXPECT_EQ(indexed->archive_index, 3);
+  EXPECT_EQ(indexed->String(), "docker-archive:x.tar:@3");
+
+  for (const char* bad :
+       {"docker-archive:", "docker-archive::busybox", "docker-archive:x:@", "docker-archive:x:@-1",
+        "docker-archive:x:@a", "docker-archive:x:", "docker-archive:x:Busybox",
+        "docker-archive:x:busybox@sha256:"
+        "0000000000000000000000000000000000000000000000000000000000000000"}) {
+    auto r = ParseImageReference(bad);
+    EXPECT_FALSE(r.ok()) << bad;
+  }
+}
+
+TEST(ParseImageReferenceTest, OciArchive) {
+  auto r = ParseImageReference("oci-archive:/tmp/x.tar:v1");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->transport, Transport::kOciArchive);
+  EXPECT_EQ(r->path, "/tmp/x.tar");
+  EXPECT_EQ(r->oci_ref, "v1");
+  EXPECT_EQ(r->String(), "oci-archive:/tmp/x.tar:v1");
+  EXPECT_FALSE(ParseImageReference("oci-archive:").ok());
+  EXPECT_FALSE(ParseImageReference("oci-archive:x.tar:").ok());
 }
 
 TEST(ParseImageReferenceTest, NoTransport) {

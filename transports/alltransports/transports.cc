@@ -1,5 +1,7 @@
 #include "transports/alltransports/transports.h"
 
+#include "transports/archive/docker_archive.h"
+#include "transports/archive/oci_archive.h"
 #include "transports/dir/dir_transport.h"
 #include "transports/docker/lookaside.h"
 #include "transports/docker/mirrored_registry.h"
@@ -92,6 +94,11 @@ Result<std::unique_ptr<ImageSource>> OpenImageSource(const ImageReference& ref,
       return NewDirSource(ref.path);
     case Transport::kOci:
       return NewOciSource(ref.path, ref.oci_ref);
+    case Transport::kOciArchive:
+      return NewOciArchiveSource(ref.path, ref.oci_ref);
+    case Transport::kDockerArchive:
+      return NewDockerArchiveSource(ref.path, ref.archive_tag ? ref.archive_tag->String() : "",
+                                    ref.archive_index);
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -110,6 +117,15 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
       return NewDirDestination(ref.path);
     case Transport::kOci:
       return NewOciDestination(ref.path, ref.oci_ref);
+    case Transport::kOciArchive:
+      return NewOciArchiveDestination(ref.path, ref.oci_ref);
+    case Transport::kDockerArchive:
+      if (ref.archive_index >= 0) {
+        return MakeError(EINVAL, "destination reference " + ref.String() +
+                                     " must not contain a manifest index @" +
+                                     std::to_string(ref.archive_index));
+      }
+      return NewDockerArchiveFileDestination(ref.path, ref.archive_tag);
   }
   return MakeError(EINVAL, "unknown transport");
 }
@@ -135,6 +151,14 @@ Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
     }
     case Transport::kOci:
       break;
+    case Transport::kOciArchive:
+    case Transport::kDockerArchive: {
+      // An archive is only read, so what is there is what opening it as a source finds.
+      if (!PathExists(ref.path)) return std::optional<std::string>();
+      ASSIGN_OR_RETURN(std::unique_ptr<ImageSource> src, OpenImageSource(ref, options, clients));
+      ASSIGN_OR_RETURN(std::string digest, src->ManifestDigest());
+      return std::optional<std::string>(digest);
+    }
   }
   return std::optional<std::string>();
 }

@@ -43,7 +43,8 @@ Result<std::unique_ptr<ImageDestination>> OpenImageDestination(const ImageRefere
 
 // The digest of the top-level manifest at `ref` now, found cheaply and changing nothing (a
 // HEAD; a dir:'s manifest.json, which regfs and skopeo write last); nullopt when nothing is
-// there. oci: layouts are not looked into (nullopt).
+// there. oci: layouts are not looked into (nullopt); an archive is (the manifest its source
+// gives, synthesized for a docker-archive: as containers/image synthesizes it).
 Result<std::optional<std::string>> DigestAt(const ImageReference& ref,
                                             const RegistryOptions& options,
                                             RegistryClients& clients);

@@ -25,7 +25,7 @@ void BlobLocationCache::StmtFinalizer::operator()(sqlite3_stmt* stmt) const noex
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 // `seen` is a clock: microseconds since the epoch, but always above every other row's, so that
 // it orders locations by recency even between processes whose clocks disagree slightly, and no
@@ -46,9 +46,18 @@ CREATE TRIGGER locations_inserted AFTER INSERT ON locations
   BEGIN UPDATE row_count SET n = n + 1; END;
 CREATE TRIGGER locations_deleted AFTER DELETE ON locations
   BEGIN UPDATE row_count SET n = n - 1; END;
-PRAGMA user_version = 1;
+CREATE TABLE variants (
+  compressed TEXT NOT NULL PRIMARY KEY,
+  uncompressed TEXT NOT NULL,
+  compression TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  seen INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX variants_by_uncompressed ON variants (uncompressed, seen);
+CREATE INDEX variants_by_seen ON variants (seen);
+PRAGMA user_version = 2;
 )sql";
-static_assert(kSchemaVersion == 1, "update the user_version set by kSchema");
+static_assert(kSchemaVersion == 2, "update the user_version set by kSchema");
 
 constexpr char kUpsert[] = R"sql(
 INSERT INTO locations (registry, digest, repository, seen)
@@ -68,6 +77,20 @@ DELETE FROM locations WHERE seen < (SELECT seen FROM locations ORDER BY seen LIM
 )sql";
 constexpr char kLookup[] = R"sql(
 SELECT repository FROM locations WHERE registry = ?1 AND digest = ?2 ORDER BY seen DESC LIMIT ?3
+)sql";
+// A compressed blob and what it decompresses to; only the ?1 most recently seen pairs are kept.
+constexpr char kUpsertVariant[] = R"sql(
+INSERT INTO variants (compressed, uncompressed, compression, size, seen)
+  VALUES (?1, ?2, ?3, ?4, max(?5, coalesce((SELECT max(seen) FROM variants), 0) + 1))
+  ON CONFLICT (compressed) DO UPDATE SET uncompressed = excluded.uncompressed,
+    compression = excluded.compression, size = excluded.size, seen = excluded.seen
+)sql";
+constexpr char kTrimVariants[] = R"sql(
+DELETE FROM variants WHERE seen < (SELECT seen FROM variants ORDER BY seen DESC LIMIT 1 OFFSET ?1)
+)sql";
+constexpr char kLookupVariants[] = R"sql(
+SELECT compressed, compression, size FROM variants WHERE uncompressed = ?1
+  ORDER BY seen DESC LIMIT ?2
 )sql";
 constexpr char kForget[] =
     "DELETE FROM locations WHERE registry = ?1 AND digest = ?2 AND repository = ?3";
@@ -278,6 +301,9 @@ BlobLocationCache::Outcome BlobLocationCache::ConnectLocked() {
       {&st.evict, kEvict},
       {&st.lookup, kLookup},
       {&st.forget, kForget},
+      {&st.upsert_variant, kUpsertVariant},
+      {&st.trim_variants, kTrimVariants},
+      {&st.lookup_variants, kLookupVariants},
   };
   for (const auto& [stmt, sql] : statements) {
     sqlite3_stmt* prepared = nullptr;
@@ -490,6 +516,73 @@ void BlobLocationCache::Forget(const std::string& registry, const std::string& r
     }
     if (rc != SQLITE_DONE) FailLocked(rc, "forgetting a location");
   });
+}
+
+void BlobLocationCache::RecordVariant(const std::string& compressed,
+                                      const std::string& uncompressed,
+                                      const std::string& compression, int64_t size) noexcept {
+  if (!ValidName(compressed, kMaxDigest) || !ValidName(uncompressed, kMaxDigest) ||
+      !ValidName(compression, kMaxDigest) || size < 0 || compressed == uncompressed) {
+    return;
+  }
+  WithDb([&] {
+    sqlite3* db = db_.get();
+    auto step = [](Stmt& stmt) {
+      Use use(stmt.get());
+      return use.Step();
+    };
+    int rc = step(st_.begin);
+    if (rc == SQLITE_DONE) {
+      Use use(st_.upsert_variant.get());
+      use.Text(1, compressed);
+      use.Text(2, uncompressed);
+      use.Text(3, compression);
+      use.Int(4, size);
+      use.Int(5, NowMicros());
+      rc = use.Step();
+    }
+    if (rc == SQLITE_DONE) {
+      Use use(st_.trim_variants.get());
+      use.Int(1, options_.max_variants - 1);
+      rc = use.Step();
+    }
+    if (rc == SQLITE_DONE) rc = step(st_.commit);
+    if (rc == SQLITE_DONE) return;
+    std::string error = ErrorText(db, rc);
+    if (!sqlite3_get_autocommit(db)) step(st_.rollback);
+    FailLocked(rc, "recording a compressed variant", error);
+  });
+}
+
+std::vector<BlobLocationCache::Variant> BlobLocationCache::CompressedVariants(
+    const std::string& uncompressed, size_t limit) noexcept {
+  std::vector<Variant> out;
+  if (!ValidName(uncompressed, kMaxDigest) || limit == 0) return out;
+  bool complete = false;
+  WithDb([&] {
+    int rc;
+    {
+      Use use(st_.lookup_variants.get());
+      use.Text(1, uncompressed);
+      use.Int(2, static_cast<int64_t>(std::min(limit, kMaxLimit)));
+      while ((rc = use.Step()) == SQLITE_ROW) {
+        auto text = [&](int col) {
+          const unsigned char* t = sqlite3_column_text(use.get(), col);
+          return t ? std::string(reinterpret_cast<const char*>(t),
+                                 sqlite3_column_bytes(use.get(), col))
+                   : std::string();
+        };
+        out.push_back(Variant{text(0), text(1), sqlite3_column_int64(use.get(), 2)});
+      }
+    }
+    if (rc != SQLITE_DONE) {
+      FailLocked(rc, "looking up compressed variants");
+      return;
+    }
+    complete = true;
+  });
+  if (!complete) out.clear();
+  return out;
 }
 
 bool BlobLocationCache::usable() const noexcept {

@@ -1,7 +1,9 @@
 // BlobLocationCache: remembers in which (registry, repository) each blob digest was seen, across
 // processes (commands and mounts running at once), so that a push can mount a blob from another
 // repository of the destination registry instead of uploading it — like containers/image's
-// blob-info cache.
+// blob-info cache. It also remembers which compressed layers decompress to which
+// uncompressed ones, so that a conversion can reuse a compressed variant the destination has
+// instead of compressing a layer again.
 //
 // Purely advisory: a wrong entry costs only an upload, so every failure of the cache (cannot
 // open, locked by another process, corrupt file, disk full, a file written by a newer regfs)
@@ -13,7 +15,7 @@
 // with synchronous=NORMAL, shared by every process of the user; a writer waits at most
 // busy_timeout_ms for another one and then skips its update. Bounded: at most max_rows rows
 // (the least recently seen are dropped first) and max_repositories_per_digest repositories per
-// (registry, digest). Over-long names are ignored.
+// (registry, digest); at most max_variants compressed variants. Over-long names are ignored.
 //
 // Thread-safe: one connection per object, guarded by a mutex; the log callback is called without
 // that mutex held. Separate objects (in one process or several) on the same file see each
@@ -36,6 +38,7 @@ namespace regfs {
 
 struct BlobLocationCacheOptions {
   int64_t max_rows = 100000;
+  int64_t max_variants = 20000;  // (compressed, uncompressed) pairs kept
   int max_repositories_per_digest = 16;
   int busy_timeout_ms = 250;
 };
@@ -65,6 +68,21 @@ class BlobLocationCache {
   std::vector<std::string> Repositories(const std::string& registry, const std::string& digest,
                                         size_t limit = 8) noexcept;
 
+  // A compressed layer and the digest of what it decompresses to, both verified by the copy
+  // that (de)compressed it (as containers/image's RecordDigestUncompressedPair), so that a
+  // later copy about to compress that uncompressed layer can reuse a compressed one the
+  // destination has instead. `compression` names the algorithm ("gzip", "zstd").
+  struct Variant {
+    std::string digest;
+    std::string compression;
+    int64_t size = -1;
+  };
+  void RecordVariant(const std::string& compressed, const std::string& uncompressed,
+                     const std::string& compression, int64_t size) noexcept;
+  // The compressed variants known of `uncompressed`, most recently seen first, at most `limit`.
+  std::vector<Variant> CompressedVariants(const std::string& uncompressed,
+                                          size_t limit = 8) noexcept;
+
   // Drops one location that turned out wrong.
   void Forget(const std::string& registry, const std::string& repository,
               const std::string& digest) noexcept;
@@ -82,7 +100,8 @@ class BlobLocationCache {
   using Db = std::unique_ptr<sqlite3, DbCloser>;
   using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
   struct Statements {
-    Stmt begin, commit, rollback, upsert, trim_fanout, row_count, evict, lookup, forget;
+    Stmt begin, commit, rollback, upsert, trim_fanout, row_count, evict, lookup, forget,
+        upsert_variant, trim_variants, lookup_variants;
   };
   enum class Outcome { kOk, kReplace, kFail };
 

@@ -4,15 +4,23 @@
 // Each blob is verified once, while it streams (size and sha256, checked before the
 // destination keeps it); blobs the destination has are skipped and blobs on the same registry
 // are mounted across repositories; up to `parallel` blobs move at once; no blob is ever held in
-// memory whole; manifests are copied byte for byte, so digests are preserved; the top-level
+// memory whole; manifests are copied byte for byte, so digests are preserved, unless a
+// conversion is asked for (or the destination can only store layers uncompressed); the top-level
 // manifest is written last, so a failed copy leaves no tag.
+//
+// Conversions (format, layer compression) re-encode layers while they stream, keep the config
+// (its diff_ids are of the uncompressed layers), and rebuild the manifest as containers/image
+// does, byte for byte; they are deterministic.
 #pragma once
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "transports/blobinfocache/blob_location_cache.h"
+#include "transports/compression/compression.h"
 #include "transports/manifest/manifest.h"
 #include "transports/types/image_destination.h"
 #include "transports/types/image_source.h"
@@ -42,6 +50,24 @@ struct CopyOptions {
       accept_source;
   // Whether accept_source looks at signatures (they are fetched for it even when removed).
   bool accept_needs_signatures = true;
+  // Conversion, as skopeo's flags. `format` (-f): the manifest type to write (media::kOciManifest
+  // or kDockerV2S2), empty for the source's own — or OCI when layers end up compressed in a way
+  // Docker v2s2 can't carry. `compress_format`/`compress_level` (--dest-compress-format,
+  // --dest-compress-level): the algorithm uncompressed layers are compressed with where the
+  // destination wants them compressed (default gzip), and compressed layers of another
+  // algorithm are recompressed into. `layer_compression` (--dest-compress, --dest-decompress):
+  // what a destination that keeps layers as they come (dir:, oci:) does instead.
+  std::string format;
+  std::optional<Compression> compress_format;
+  std::optional<int> compress_level;
+  std::optional<LayerCompression> layer_compression;
+  // Where the (compressed, uncompressed) pairs of layers the copy (de)compresses are recorded,
+  // and looked up before compressing a layer: a compressed variant the destination has or can
+  // mount is reused instead (null: none).
+  BlobLocationCache* blob_info = nullptr;
+  // --preserve-digests: nothing is re-encoded, whatever the destination would like; a
+  // conversion asked for is refused.
+  bool preserve_digests = false;
   // One line per event ("Copying blob sha256:… done"), for progress on a terminal.
   std::function<void(const std::string&)> progress;
 };
@@ -58,8 +84,12 @@ struct CopyResult {
 
 Result<CopyResult> CopyImage(ImageSource& src, ImageDestination& dst, const CopyOptions& options);
 
+// True when `options` ask for a conversion (format or layer compression).
+bool ConversionAsked(const CopyOptions& options);
+
 // The digest CopyImage() would write for the top-level manifest `top` with `options`, from
-// that manifest alone: its own, the reduced index's, or the chosen instance's.
+// that manifest alone: its own, the reduced index's, or the chosen instance's. EOPNOTSUPP when
+// a conversion is asked for: its digest is known only once the layers are re-encoded.
 Result<std::string> TargetDigest(const RawManifest& top, const CopyOptions& options);
 
 // Copies one blob: nothing when the destination has it or can mount it (false), else streamed

@@ -124,7 +124,13 @@ class DirDestination final : public ImageDestination {
     return false;
   }
 
+  // A re-encoded blob (no digest yet) is named when it is committed.
   Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
+    auto path_for = [this](const BlobInfo& done) -> Result<std::string> {
+      RETURN_IF_ERROR(ValidateDigest(done.digest));
+      return staging_ + "/" + std::string(DigestHex(done.digest));
+    };
+    if (blob.digest.empty()) return FileBlobWriter::Create(staging_ + "/blob", path_for);
     RETURN_IF_ERROR(ValidateDigest(blob.digest));
     return FileBlobWriter::Create(staging_ + "/" + std::string(DigestHex(blob.digest)));
   }

@@ -88,7 +88,7 @@ class MirroredRegistry final : public Registry {
     return origin_->MountBlob(repo, digest, from_repo);
   }
 
-  Status PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+  Status PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                  const std::function<size_t(char*, size_t)>& reader) override {
     RETURN_IF_ERROR(WritableRepo(repo));
     return origin_->PutBlob(repo, digest, size, reader);

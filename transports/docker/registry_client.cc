@@ -23,7 +23,7 @@ constexpr long kSmallRequestTimeout = 120;
 constexpr int kMaxRedirects = 5;
 // 429s with Retry-After waited out per request before it counts as failed (each wait <= 60 s).
 constexpr int kMaxRateLimitWaits = 20;
-constexpr int kMaxPages = 10000;
+constexpr int kMaxPages = 1000;
 // Blob ranges up to this size (configs, small layers, a mount's chunks) are read as buffered
 // requests, which share the registry's HTTP/2 connection; larger ones stream on their own.
 constexpr int64_t kMaxBufferedBlobRange = 1 << 20;
@@ -54,6 +54,11 @@ std::string ScopeKey(const std::vector<std::string>& scopes) {
   std::string key;
   for (const auto& s : scopes) key += s + " ";
   return key;
+}
+
+Error TooManyPages(const std::string& what) {
+  return MakeError(
+      EFBIG, what + " goes on for more than " + std::to_string(kMaxPages) + " pages; giving up");
 }
 
 // The "next" target of a Link header: `</v2/_catalog?last=x&n=100>; rel="next"`.
@@ -747,10 +752,13 @@ Result<bool> RegistryClient::MountBlob(const std::string& repo, const std::strin
   return ErrorFromResponse(resp, "mounting blob " + digest + " from " + from_repo);
 }
 
-Status RegistryClient::PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+Status RegistryClient::PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                                const std::function<size_t(char*, size_t)>& reader) {
   const std::vector<std::string> scopes = {"repository:" + repo + ":pull,push"};
-  const std::string what = "uploading blob " + digest + " to " + registry_ + "/" + repo;
+  std::string what = "uploading blob " + digest.Describe() + " to " + registry_ + "/" + repo;
+  if (size >= 0 && !digest.known()) {
+    return MakeError(EINVAL, what + ": a digest known only at the end needs an unknown size");
+  }
   HttpRequest start;
   start.method = "POST";
   start.url = "/v2/" + repo + "/blobs/uploads/";
@@ -766,7 +774,7 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
     return MakeError(EIO, what + ": upload location points at another host");
   }
   auto with_digest = [&](std::string u) {
-    return u + (u.find('?') == std::string::npos ? "?" : "&") + "digest=" + UrlEscape(digest);
+    return u + (u.find('?') == std::string::npos ? "?" : "&") + "digest=" + UrlEscape(digest.Get());
   };
   HttpRequest put;
   put.method = "PUT";
@@ -789,6 +797,7 @@ Status RegistryClient::PutBlob(const std::string& repo, const std::string& diges
         return MakeError(EIO, what + ": upload location points at another host");
     }
     put.url = with_digest(url);
+    what = "uploading blob " + digest.Get() + " to " + registry_ + "/" + repo;
     put.timeout_s = kSmallRequestTimeout;
     ASSIGN_OR_RETURN(HttpResponse done, Send(put, scopes));
     if (!done.transport_ok() || done.status != 201) return ErrorFromResponse(done, what);
@@ -835,6 +844,8 @@ Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& rep
     std::string next = NextLink(resp);
     url = next.empty() ? "" : ResolveLocation(url, next);
   }
+  // A list cut short would pass for the whole one (sync would prune what it did not see).
+  if (!url.empty()) return TooManyPages("the tag list of " + registry_ + "/" + repo);
   return tags;
 }
 
@@ -859,6 +870,7 @@ Result<std::vector<std::string>> RegistryClient::Catalog() {
     std::string next = NextLink(resp);
     url = next.empty() ? "" : ResolveLocation(url, next);
   }
+  if (!url.empty()) return TooManyPages("the catalog of " + registry_);
   return repos;
 }
 

@@ -96,9 +96,10 @@ class RegistryClient : public Registry {
   Result<bool> MountBlob(const std::string& repo, const std::string& digest,
                          const std::string& from_repo) override;
   // Uploads `size` bytes pulled from `reader` as blob `digest` (POST, then one PUT; with size
-  // -1, POST, a chunked PATCH until the reader ends, then PUT). The registry checks the digest.
+  // -1, POST, a chunked PATCH until the reader ends, then PUT with the digest, which may be
+  // known only then). The registry checks the digest.
   // Not retried: the reader can't be replayed.
-  Status PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+  Status PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                  const std::function<size_t(char*, size_t)>& reader) override;
 
   Result<std::vector<std::string>> ListTags(const std::string& repo) override;

@@ -20,42 +20,65 @@ std::string BlobPath(const std::string& layout, std::string_view digest) {
   return layout + "/blobs/sha256/" + std::string(DigestHex(digest));
 }
 
-Result<ordered_json> ReadIndex(const std::string& path) {
-  ASSIGN_OR_RETURN(std::string bytes, ReadFileBounded(path + "/index.json", kMaxIndexSize));
+Result<ordered_json> ParseIndex(const std::string& bytes, const std::string& where) {
   ordered_json j = ordered_json::parse(bytes, nullptr, false);
   if (!j.is_object() || !j.contains("manifests") || !j["manifests"].is_array()) {
-    return MakeError(EINVAL, path + "/index.json is not an OCI image index");
+    return MakeError(EINVAL, where + " is not an OCI image index");
   }
   return j;
 }
 
+Result<ordered_json> ReadIndex(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string bytes, ReadFileBounded(path + "/index.json", kMaxIndexSize));
+  return ParseIndex(bytes, path + "/index.json");
+}
+
+std::string BlobName(std::string_view digest) {
+  return "blobs/sha256/" + std::string(DigestHex(digest));
+}
+
+class DirLayoutFiles final : public OciLayoutFiles {
+ public:
+  explicit DirLayoutFiles(std::string root) : root_(std::move(root)) {}
+  Result<std::string> ReadFile(const std::string& name, int64_t max) const override {
+    return ReadFileBounded(root_ + "/" + name, max);
+  }
+  Status StreamFile(const std::string& name, const ByteSink& sink) const override {
+    return regfs::StreamFile(root_ + "/" + name, sink);
+  }
+
+ private:
+  const std::string root_;
+};
+
 class OciSource final : public ImageSource {
  public:
-  OciSource(std::string path, std::string ref, RawManifest top)
-      : path_(std::move(path)), ref_(std::move(ref)), top_(std::move(top)) {}
+  OciSource(std::shared_ptr<const OciLayoutFiles> files, std::string description, RawManifest top)
+      : files_(std::move(files)), description_(std::move(description)), top_(std::move(top)) {}
 
-  std::string Describe() const override {
-    return "oci:" + path_ + (ref_.empty() ? "" : ":" + ref_);
-  }
+  std::string Describe() const override { return description_; }
 
   Result<RawManifest> GetManifest(const std::string& instance_digest) override {
     if (instance_digest.empty()) return top_;
-    return ReadManifestBlob(path_, instance_digest, "");
+    return ReadManifestBlob(*files_, description_, instance_digest, "");
   }
 
   Status GetBlob(const BlobInfo& blob, const ByteSink& sink) override {
     RETURN_IF_ERROR(ValidateDigest(blob.digest));
-    return StreamFile(BlobPath(path_, blob.digest), sink);
+    return files_->StreamFile(BlobName(blob.digest), sink);
   }
 
-  static Result<RawManifest> ReadManifestBlob(const std::string& path, const std::string& digest,
+  static Result<RawManifest> ReadManifestBlob(const OciLayoutFiles& files,
+                                              const std::string& description,
+                                              const std::string& digest,
                                               const std::string& media_type) {
     RETURN_IF_ERROR(ValidateDigest(digest));
-    ASSIGN_OR_RETURN(std::string bytes, ReadFileBounded(BlobPath(path, digest), kMaxManifestSize));
+    ASSIGN_OR_RETURN(std::string bytes, files.ReadFile(BlobName(digest), kMaxManifestSize));
     RawManifest m;
     m.digest = DigestOf(bytes);
     if (m.digest != digest) {
-      return MakeError(EIO, "manifest blob " + digest + " in " + path + " has digest " + m.digest);
+      return MakeError(
+          EIO, "manifest blob " + digest + " in " + description + " has digest " + m.digest);
     }
     m.media_type = GuessManifestMediaType(bytes, media_type);
     m.bytes = std::move(bytes);
@@ -63,8 +86,8 @@ class OciSource final : public ImageSource {
   }
 
  private:
-  const std::string path_;
-  const std::string ref_;
+  const std::shared_ptr<const OciLayoutFiles> files_;
+  const std::string description_;
   const RawManifest top_;
 };
 
@@ -86,9 +109,19 @@ class OciDestination final : public ImageDestination {
     return PathExists(BlobPath(path_, blob.digest));
   }
 
+  // A re-encoded blob (no digest yet) is named when it is committed.
   Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
+    if (blob.digest.empty()) {
+      return FileBlobWriter::Create(path_ + "/blobs/sha256/",
+                                    [this](const BlobInfo& done) { return BlobPathFor(done); });
+    }
     RETURN_IF_ERROR(ValidateDigest(blob.digest));
     return FileBlobWriter::Create(BlobPath(path_, blob.digest));
+  }
+
+  Result<std::string> BlobPathFor(const BlobInfo& blob) const {
+    RETURN_IF_ERROR(ValidateDigest(blob.digest));
+    return BlobPath(path_, blob.digest);
   }
 
   Status PutManifest(const RawManifest& m, bool is_instance) override {
@@ -132,7 +165,15 @@ class OciDestination final : public ImageDestination {
 }  // namespace
 
 Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& path, const std::string& ref) {
-  ASSIGN_OR_RETURN(ordered_json index, ReadIndex(path));
+  RETURN_IF_ERROR(ReadIndex(path));  // a missing or bad index.json named by its path
+  return NewOciSource(std::make_shared<DirLayoutFiles>(path),
+                      "oci:" + path + (ref.empty() ? "" : ":" + ref), ref);
+}
+
+Result<std::unique_ptr<ImageSource>> NewOciSource(std::shared_ptr<const OciLayoutFiles> files,
+                                                  std::string description, const std::string& ref) {
+  ASSIGN_OR_RETURN(std::string index_bytes, files->ReadFile("index.json", kMaxIndexSize));
+  ASSIGN_OR_RETURN(ordered_json index, ParseIndex(index_bytes, "index.json in " + description));
   const ordered_json* found = nullptr;
   for (const auto& d : index["manifests"]) {
     std::string name;
@@ -144,19 +185,19 @@ Result<std::unique_ptr<ImageSource>> NewOciSource(const std::string& path, const
   }
   if (!found) {
     if (ref.empty()) {
-      return MakeError(EINVAL, "oci:" + path + " holds " +
-                                   std::to_string(index["manifests"].size()) +
-                                   " images: name one as oci:PATH:REF");
+      return MakeError(EINVAL, description + " holds " + std::to_string(index["manifests"].size()) +
+                                   " images: name one as " + description + ":REF");
     }
-    return MakeError(ENOENT, "no image named \"" + ref + "\" in oci:" + path);
+    return MakeError(ENOENT, "no image named \"" + ref + "\" in " + description);
   }
   if (!found->contains("digest") || !(*found)["digest"].is_string()) {
-    return MakeError(EINVAL, "oci:" + path + ": index entry without a digest");
+    return MakeError(EINVAL, description + ": index entry without a digest");
   }
-  ASSIGN_OR_RETURN(RawManifest top,
-                   OciSource::ReadManifestBlob(path, (*found)["digest"].get<std::string>(),
-                                               JsonString(*found, "mediaType")));
-  return std::unique_ptr<ImageSource>(new OciSource(path, ref, std::move(top)));
+  ASSIGN_OR_RETURN(RawManifest top, OciSource::ReadManifestBlob(
+                                        *files, description, (*found)["digest"].get<std::string>(),
+                                        JsonString(*found, "mediaType")));
+  return std::unique_ptr<ImageSource>(
+      new OciSource(std::move(files), std::move(description), std::move(top)));
 }
 
 Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& raw_path,

@@ -263,18 +263,24 @@ class UploadPipe {
   bool committed_ = false, aborted_ = false, reader_gone_ = false;
 };
 
-// Streams one blob to the registry: the upload runs on its own thread, fed by the pipe.
+// Streams one blob to the registry: the upload runs on its own thread, fed by the pipe. A blob
+// re-encoded on its way (digest "" and size -1) is sent as a chunked PATCH and named by the
+// closing PUT, with the digest Commit() hands over.
 class DockerBlobWriter final : public BlobWriter {
  public:
   DockerBlobWriter(std::shared_ptr<Registry> client, DockerReference ref, BlobInfo blob)
-      : client_(std::move(client)), pipe_(blob.size) {
+      : client_(std::move(client)), pipe_(blob.digest.empty() ? -1 : blob.size) {
     upload_ = std::thread([this, ref = std::move(ref), blob = std::move(blob)] {
-      upload_status_ = client_->PutBlob(ref.repository, blob.digest, blob.size,
+      UploadDigest digest = blob.digest.empty()
+                                ? UploadDigest::AtEnd([this] { return committed_.digest; })
+                                : UploadDigest(blob.digest);
+      int64_t size = blob.digest.empty() ? -1 : blob.size;
+      upload_status_ = client_->PutBlob(ref.repository, digest, size,
                                         [this](char* out, size_t n) { return pipe_.Read(out, n); });
       pipe_.ReaderGone();
       if (upload_status_.ok()) {
         if (BlobLocationCache* known = client_->blob_locations()) {
-          known->Record(ref.registry, ref.repository, blob.digest);
+          known->Record(ref.registry, ref.repository, digest.Get());
         }
       }
     });
@@ -296,7 +302,8 @@ class DockerBlobWriter final : public BlobWriter {
     return s;
   }
 
-  Status Commit(const BlobInfo&) override {
+  Status Commit(const BlobInfo& blob) override {
+    committed_ = blob;  // read by the upload thread once the pipe says the end was reached
     pipe_.Commit();
     if (upload_.joinable()) upload_.join();
     return upload_status_;
@@ -305,6 +312,7 @@ class DockerBlobWriter final : public BlobWriter {
  private:
   const std::shared_ptr<Registry> client_;
   UploadPipe pipe_;
+  BlobInfo committed_;           // written before pipe_.Commit(), read after its end
   Status upload_status_ = Ok();  // written by the upload thread before it ends
   std::thread upload_;
 };
@@ -335,6 +343,9 @@ class DockerDestination final : public ImageDestination {
   Result<std::unique_ptr<BlobWriter>> NewBlobWriter(const BlobInfo& blob) override {
     return std::unique_ptr<BlobWriter>(new DockerBlobWriter(client_, ref_, blob));
   }
+
+  // As containers/image's registry destination: uncompressed layers are pushed compressed.
+  LayerCompression DesiredLayerCompression() const override { return LayerCompression::kCompress; }
 
   Status PutManifest(const RawManifest& m, bool is_instance) override {
     std::string ref = is_instance ? m.digest : ref_.ManifestRef();

@@ -31,6 +31,28 @@ struct RegistryCounters {
 // What a PutBlob reader returns to abandon the upload.
 inline constexpr size_t kAbortUpload = static_cast<size_t>(-1);
 
+// The digest an upload is stored under: known before the body (most blobs), or — a layer the
+// copy re-encodes on its way — only once the reader has returned the body's end.
+class UploadDigest {
+ public:
+  UploadDigest(std::string known) : known_(std::move(known)) {}  // NOLINT: implicit by design
+  UploadDigest(const char* known) : known_(known) {}             // NOLINT: implicit by design
+  static UploadDigest AtEnd(std::function<std::string()> at_end) {
+    UploadDigest d("");
+    d.at_end_ = std::move(at_end);
+    return d;
+  }
+  bool known() const { return !at_end_; }
+  // The digest; for AtEnd(), ask only after the reader returned the end.
+  std::string Get() const { return at_end_ ? at_end_() : known_; }
+  // For messages, at any time.
+  std::string Describe() const { return at_end_ ? std::string("(re-encoded layer)") : known_; }
+
+ private:
+  std::string known_;
+  std::function<std::string()> at_end_;
+};
+
 class Registry {
  public:
   virtual ~Registry() = default;
@@ -55,9 +77,10 @@ class Registry {
   virtual Result<bool> MountBlob(const std::string& repo, const std::string& digest,
                                  const std::string& from_repo) = 0;
   // Uploads `size` bytes (-1: until the reader returns 0) pulled from `reader` as blob
-  // `digest`; the registry checks the digest. The reader returns kAbortUpload to abandon the
-  // upload. Not retried: the reader can't be replayed.
-  virtual Status PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+  // `digest`; the registry checks the digest. A digest known only at the end needs size -1.
+  // The reader returns kAbortUpload to abandon the upload. Not retried: the reader can't be
+  // replayed.
+  virtual Status PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                          const std::function<size_t(char*, size_t)>& reader) = 0;
 
   virtual Result<std::vector<std::string>> ListTags(const std::string& repo) = 0;

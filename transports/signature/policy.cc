@@ -557,17 +557,7 @@ std::pair<const PolicyRequirements*, std::string> RequirementsFor(const Policy::
   return {&p.default_reqs, "default"};
 }
 
-std::string ImageName(const ImageReference& ref) {
-  switch (ref.transport) {
-    case Transport::kDocker:
-      return "docker://" + ref.docker.String();
-    case Transport::kDir:
-      return "dir:" + ref.path;
-    case Transport::kOci:
-      return "oci:" + ref.path + (ref.oci_ref.empty() ? "" : ":" + ref.oci_ref);
-  }
-  return {};
-}
+std::string ImageName(const ImageReference& ref) { return ref.String(); }
 
 }  // namespace
 
@@ -685,6 +675,10 @@ std::string PolicyTransportName(const ImageReference& ref) {
       return "dir";
     case Transport::kOci:
       return "oci";
+    case Transport::kOciArchive:
+      return "oci-archive";
+    case Transport::kDockerArchive:
+      return "docker-archive";
   }
   return {};
 }
@@ -727,7 +721,11 @@ std::vector<std::string> PolicyScopes(const ImageReference& ref) {
       AppendParents(path, &out);
       break;
     }
-    case Transport::kOci: {
+    case Transport::kDockerArchive:
+      // containers/image gives docker-archive: no scope but the transport's default "".
+      break;
+    case Transport::kOci:
+    case Transport::kOciArchive: {
       // The reference within the layout is not part of the identity (containers/image: "dir:x"
       // and "dir:" may name the same image).
       std::string path = ResolvePath(ref.path);

@@ -286,6 +286,9 @@ class Syncer {
     ASSIGN_OR_RETURN(std::optional<std::string> have,
                      DigestAt(job.dst, options_.dest_options, clients_));
     if (!have) return Plan{"copy", ""};
+    // A conversion's digest is known only once the layers are re-encoded (and an image the
+    // destination has under the source's digest is not the converted one): never skipped.
+    if (ConversionAsked(copy)) return Plan{"update", ""};
     ASSIGN_OR_RETURN(std::string source_digest, src.ManifestDigest());
     if (*have == source_digest) return SkipUnlessSignaturesMissing(job, *have);
     if (!options_.all || !copy.platforms.empty()) {
@@ -375,6 +378,8 @@ class Syncer {
     copy.platforms = job.source->platforms;
     copy.parallel = options_.blob_parallel;
     copy.remove_signatures = options_.remove_signatures;
+    copy.format = options_.format;
+    copy.blob_info = options_.dest_options.blob_locations.get();
     if (options_.policy) {
       copy.accept_source = PolicyCheck(options_.policy, job.src);
       copy.accept_needs_signatures =

@@ -64,6 +64,7 @@ struct SyncOptions {
   // signatures claim `sign_identity`, or each image's destination reference when it is empty.
   std::shared_ptr<const Policy> policy;
   bool remove_signatures = false;
+  std::string format;  // CopyOptions::format (-f)
   std::vector<Signer*> signers;
   std::string sign_identity;
   std::function<void(const std::string&)> info;  // a line per image done

@@ -197,6 +197,13 @@ std::string ImageReference::String() const {
       return "dir:" + path;
     case Transport::kOci:
       return "oci:" + path + (oci_ref.empty() ? "" : ":" + oci_ref);
+    case Transport::kOciArchive:
+      return "oci-archive:" + path + (oci_ref.empty() ? "" : ":" + oci_ref);
+    case Transport::kDockerArchive:
+      if (archive_tag) return "docker-archive:" + path + ":" + archive_tag->String();
+      if (archive_index >= 0)
+        return "docker-archive:" + path + ":@" + std::to_string(archive_index);
+      return "docker-archive:" + path;
   }
   return {};
 }
@@ -210,6 +217,11 @@ std::span<const TransportForm> TransportForms() {
       {"dir:", "dir:PATH", "an image as files in a directory, as skopeo's dir: keeps it", true},
       {"oci:", "oci:PATH[:REF]",
        "an image in an OCI image layout; REF is its org.opencontainers.image.ref.name", true},
+      {"oci-archive:", "oci-archive:PATH[:REF]", "an OCI image layout in a tar file", true},
+      {"docker-archive:", "docker-archive:PATH[:REF|@N]",
+       "an image in a tar file as docker save writes it; REF names a tag in it, @N the Nth "
+       "image",
+       true},
   };
   return kForms;
 }
@@ -222,6 +234,33 @@ std::string TransportList(bool forms) {
   }
   return out;
 }
+
+namespace {
+
+// docker-archive:PATH[:REF|:@N], split at the first ':' as containers/image splits it.
+Result<ImageReference> ParseDockerArchive(std::string_view ref, std::string_view rest) {
+  ImageReference out;
+  out.transport = Transport::kDockerArchive;
+  size_t c = rest.find(':');
+  out.path = std::string(rest.substr(0, c));
+  if (out.path.empty()) return Invalid(ref, "docker-archive: needs a path");
+  if (c == std::string_view::npos) return out;
+  std::string_view sel = rest.substr(c + 1);
+  if (!sel.empty() && sel.front() == '@') {
+    std::string_view num = sel.substr(1);
+    if (num.empty() || num.size() > 9 || num.find_first_not_of("0123456789") != std::string::npos)
+      return Invalid(ref, "invalid source index \"" + std::string(sel) + "\": want @N, N >= 0");
+    out.archive_index = std::stoi(std::string(num));
+    return out;
+  }
+  if (sel.empty()) return Invalid(ref, "empty image reference after ':'");
+  ASSIGN_OR_RETURN(DockerReference tag, ParseDockerReference(sel));
+  if (!tag.digest.empty()) return Invalid(ref, "docker-archive doesn't support digest references");
+  out.archive_tag = std::move(tag);
+  return out;
+}
+
+}  // namespace
 
 Result<ImageReference> ParseImageReference(std::string_view ref) {
   size_t colon = ref.find(':');
@@ -243,16 +282,17 @@ Result<ImageReference> ParseImageReference(std::string_view ref) {
     out.path = std::string(rest);
     return out;
   }
-  if (transport == "oci") {
-    out.transport = Transport::kOci;
+  if (transport == "oci" || transport == "oci-archive") {
+    out.transport = transport == "oci" ? Transport::kOci : Transport::kOciArchive;
     size_t c = rest.find(':');
     out.path = std::string(rest.substr(0, c));
     if (c != std::string_view::npos) out.oci_ref = std::string(rest.substr(c + 1));
-    if (out.path.empty()) return Invalid(ref, "oci: needs a path");
+    if (out.path.empty()) return Invalid(ref, std::string(transport) + ": needs a path");
     if (c != std::string_view::npos && out.oci_ref.empty())
       return Invalid(ref, "empty image reference after ':'");
     return out;
   }
+  if (transport == "docker-archive") return ParseDockerArchive(ref, rest);
   return MakeError(EINVAL, "unknown transport \"" + std::string(transport) + "\" in \"" +
                                std::string(ref) + "\" (known: " + TransportList(false) + ")");
 }

@@ -1,10 +1,12 @@
-// Image references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF].
+// Image references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, oci:PATH[:REF],
+// oci-archive:PATH[:REF], docker-archive:PATH[:REF|@N].
 //
 // Docker references are normalized as containers/image normalizes them: a first component
 // without '.', ':' and other than "localhost" is a Docker Hub path (docker.io, and a lone name
 // gets "library/"); a reference with neither tag nor digest means ":latest".
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,13 +40,18 @@ bool IsValidTag(std::string_view tag);
 // True for hosts in 127.0.0.0/8, ::1 and localhost (with or without a port).
 bool IsLoopbackHost(std::string_view registry);
 
-enum class Transport { kDocker, kDir, kOci };
+enum class Transport { kDocker, kDir, kOci, kOciArchive, kDockerArchive };
 
 struct ImageReference {
   Transport transport = Transport::kDocker;
   DockerReference docker;  // kDocker
-  std::string path;        // kDir, kOci
-  std::string oci_ref;     // kOci: the org.opencontainers.image.ref.name, may be empty
+  std::string path;        // kDir, kOci, kOciArchive, kDockerArchive
+  std::string oci_ref;     // kOci, kOciArchive: the org.opencontainers.image.ref.name, may be empty
+  // kDockerArchive, as containers/image parses it: a tagged reference (":latest" implied,
+  // digests refused) naming a RepoTags entry, or a 0-based index into manifest.json (sources
+  // only), or neither.
+  std::optional<DockerReference> archive_tag;
+  int archive_index = -1;
 
   std::string String() const;
 };

@@ -108,4 +108,110 @@ std::string GoJson(const nlohmann::ordered_json& j) {
   return out;
 }
 
+namespace {
+
+bool IsJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// The end of the string token starting at s[i] == '"'.
+size_t SkipString(std::string_view s, size_t i) {
+  for (++i; i < s.size(); ++i) {
+    if (s[i] == '\\') {
+      ++i;
+    } else if (s[i] == '"') {
+      return i + 1;
+    }
+  }
+  return s.size();
+}
+
+// The end of the (valid) value starting at s[i].
+size_t SkipValue(std::string_view s, size_t i) {
+  if (s[i] == '"') return SkipString(s, i);
+  if (s[i] == '{' || s[i] == '[') {
+    int depth = 0;
+    while (i < s.size()) {
+      char c = s[i];
+      if (c == '"') {
+        i = SkipString(s, i);
+        continue;
+      }
+      if (c == '{' || c == '[') ++depth;
+      if (c == '}' || c == ']') {
+        if (--depth == 0) return i + 1;
+      }
+      ++i;
+    }
+    return s.size();
+  }
+  while (i < s.size() && !IsJsonSpace(s[i]) && s[i] != ',' && s[i] != '}' && s[i] != ']') ++i;
+  return i;
+}
+
+}  // namespace
+
+std::string GoCompactJson(std::string_view raw) {
+  std::string out;
+  out.reserve(raw.size());
+  bool in_string = false;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    char c = raw[i];
+    if (!in_string) {
+      if (IsJsonSpace(c)) continue;
+      if (c == '"') in_string = true;
+      out += c;
+      continue;
+    }
+    if (c == '\\' && i + 1 < raw.size()) {
+      out += c;
+      out += raw[++i];
+      continue;
+    }
+    if (c == '"') in_string = false;
+    if (c == '<') {
+      out += "\\u003c";
+    } else if (c == '>') {
+      out += "\\u003e";
+    } else if (c == '&') {
+      out += "\\u0026";
+    } else if (c == '\xe2' && i + 2 < raw.size() && raw[i + 1] == '\x80' &&
+               (raw[i + 2] == '\xa8' || raw[i + 2] == '\xa9')) {
+      out += raw[i + 2] == '\xa8' ? "\\u2028" : "\\u2029";
+      i += 2;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::optional<std::map<std::string, std::string>> RawJsonMembers(std::string_view raw) {
+  if (!nlohmann::json::accept(raw)) return std::nullopt;
+  size_t i = 0;
+  auto skip_space = [&] {
+    while (i < raw.size() && IsJsonSpace(raw[i])) ++i;
+  };
+  skip_space();
+  if (i >= raw.size() || raw[i] != '{') return std::nullopt;
+  ++i;
+  std::map<std::string, std::string> out;
+  while (true) {
+    skip_space();
+    if (i >= raw.size()) return std::nullopt;
+    if (raw[i] == '}') return out;
+    if (raw[i] == ',') {
+      ++i;
+      continue;
+    }
+    size_t key_end = SkipString(raw, i);
+    std::string key = nlohmann::json::parse(raw.substr(i, key_end - i)).get<std::string>();
+    i = key_end;
+    skip_space();
+    ++i;  // ':'
+    skip_space();
+    size_t value_end = SkipValue(raw, i);
+    out[key] = std::string(raw.substr(i, value_end - i));
+    i = value_end;
+  }
+}
+
 }  // namespace regfs

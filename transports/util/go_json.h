@@ -3,7 +3,9 @@
 // skopeo / containers/image.
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -19,5 +21,15 @@ void AppendGoJsonString(std::string& out, std::string_view s);
 // what Go writes.
 void AppendGoJson(std::string& out, const nlohmann::ordered_json& j);
 std::string GoJson(const nlohmann::ordered_json& j);
+
+// A json.RawMessage as Go's json.Marshal writes it: insignificant whitespace dropped, and
+// '<', '>', '&', U+2028 and U+2029 inside strings escaped; nothing else changes. `raw` must be
+// valid JSON.
+std::string GoCompactJson(std::string_view raw);
+
+// The members of a JSON object as unmarshalled into Go's map[string]*json.RawMessage: each
+// key (unescaped) to its value's raw bytes, the last of repeated keys winning. nullopt when
+// `raw` is not a valid JSON object.
+std::optional<std::map<std::string, std::string>> RawJsonMembers(std::string_view raw);
 
 }  // namespace regfs

@@ -150,9 +150,10 @@ Result<bool> FakeRegistry::MountBlob(const std::string& repo, const std::string&
   return true;
 }
 
-Status FakeRegistry::PutBlob(const std::string& repo, const std::string& digest, int64_t size,
-                             const std::function<size_t(char*, size_t)>& reader) {
+Status FakeRegistry::PutBlob(const std::string& repo, const UploadDigest& upload_digest,
+                             int64_t size, const std::function<size_t(char*, size_t)>& reader) {
   Count("PutBlob");
+  std::string digest = upload_digest.Describe();
   std::string bytes;
   char buf[64 << 10];
   while (size < 0 || static_cast<int64_t>(bytes.size()) < size) {
@@ -161,6 +162,7 @@ Status FakeRegistry::PutBlob(const std::string& repo, const std::string& digest,
     if (n == 0) break;
     bytes.append(buf, n);
   }
+  digest = upload_digest.Get();
   if (DigestOf(bytes) != digest) {
     return MakeError(EINVAL, "DIGEST_INVALID: uploaded bytes are not " + digest);
   }
@@ -284,9 +286,9 @@ Result<bool> FailingRegistry::MountBlob(const std::string& repo, const std::stri
   return inner_->MountBlob(repo, digest, from_repo);
 }
 
-Status FailingRegistry::PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+Status FailingRegistry::PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                                 const std::function<size_t(char*, size_t)>& reader) {
-  REGFS_FAULT_GATE("PutBlob", repo, digest);
+  REGFS_FAULT_GATE("PutBlob", repo, digest.Describe());
   return inner_->PutBlob(repo, digest, size, reader);
 }
 

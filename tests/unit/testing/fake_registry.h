@@ -66,7 +66,7 @@ class FakeRegistry : public Registry {
   Result<bool> BlobExists(const std::string& repo, const std::string& digest) override;
   Result<bool> MountBlob(const std::string& repo, const std::string& digest,
                          const std::string& from_repo) override;
-  Status PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+  Status PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                  const std::function<size_t(char*, size_t)>& reader) override;
   Result<std::vector<std::string>> ListTags(const std::string& repo) override;
   Result<std::vector<std::string>> Catalog() override;
@@ -134,7 +134,7 @@ class FailingRegistry : public Registry {
   Result<bool> BlobExists(const std::string& repo, const std::string& digest) override;
   Result<bool> MountBlob(const std::string& repo, const std::string& digest,
                          const std::string& from_repo) override;
-  Status PutBlob(const std::string& repo, const std::string& digest, int64_t size,
+  Status PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                  const std::function<size_t(char*, size_t)>& reader) override;
   Result<std::vector<std::string>> ListTags(const std::string& repo) override;
   Result<std::vector<std::string>> Catalog() override;

@@ -1,0 +1,222 @@
+#include "transports/compression/compression.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <random>
+#include <string>
+
+namespace regfs {
+namespace {
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(gen());
+  return s;
+}
+
+// Compressible: text with repeats, so encoders produce several blocks.
+std::string TextBytes(size_t n) {
+  std::string s;
+  for (int i = 0; s.size() < n; ++i) s += "line " + std::to_string(i % 977) + " of a layer\n";
+  s.resize(n);
+  return s;
+}
+
+// Feeds `data` to a codec in uneven pieces and returns everything it wrote.
+Result<std::string> Stream(
+    const std::function<Result<std::unique_ptr<StreamCodec>>(ByteSink)>& make,
+    std::string_view data) {
+  std::string out;
+  ASSIGN_OR_RETURN(std::unique_ptr<StreamCodec> codec,
+                   make([&out](const char* p, size_t n) -> Status {
+                     out.append(p, n);
+                     return Ok();
+                   }));
+  size_t pos = 0;
+  for (size_t step = 1; pos < data.size(); step = step * 7 + 3) {
+    size_t n = std::min(step, data.size() - pos);
+    RETURN_IF_ERROR(codec->Write(data.data() + pos, n));
+    pos += n;
+  }
+  RETURN_IF_ERROR(codec->Finish());
+  return out;
+}
+
+TEST(CompressionTest, DetectsByMagicNumbers) {
+  EXPECT_EQ(DetectCompression("\x1f\x8b\x08\x00"), Compression::kGzip);
+  EXPECT_EQ(DetectCompression("\x28\xb5\x2f\xfd\x00"), Compression::kZstd);
+  EXPECT_EQ(DetectCompression("\x28\xb5\x2f"), Compression::kNone);  // too short to be zstd
+  EXPECT_EQ(DetectCompression("ustar"), Compression::kNone);
+  EXPECT_EQ(DetectCompression(""), Compression::kNone);
+}
+
+TEST(CompressionTest, LayerMediaTypes) {
+  EXPECT_EQ(LayerMediaTypeCompression("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Compression::kZstd);
+  EXPECT_EQ(LayerMediaTypeCompression("application/vnd.oci.image.layer.v1.tar+gzip"),
+            Compression::kGzip);
+  EXPECT_EQ(LayerMediaTypeCompression("application/vnd.oci.image.layer.v1.tar"),
+            Compression::kNone);
+  EXPECT_EQ(LayerMediaTypeCompression("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Compression::kGzip);
+  EXPECT_EQ(LayerMediaTypeCompression("application/vnd.oci.image.config.v1+json"), std::nullopt);
+  EXPECT_EQ(ParseCompressionName("zstd").value(), Compression::kZstd);
+  EXPECT_FALSE(ParseCompressionName("zstd:chunked").ok());
+  EXPECT_FALSE(ParseCompressionName("bzip2").ok());
+}
+
+TEST(CompressionTest, RoundTripsBothAlgorithms) {
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    for (const std::string& data :
+         {std::string(), std::string("x"), TextBytes(5 << 20), RandomBytes(3 << 20, 7)}) {
+      auto encoded = Stream([c](ByteSink out) { return NewEncoder(c, std::nullopt, out); }, data);
+      ASSERT_TRUE(encoded.ok()) << encoded.error().message;
+      EXPECT_EQ(DetectCompression(*encoded), c);
+      auto decoded = Stream([c](ByteSink out) { return NewDecoder(c, out); }, *encoded);
+      ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+      EXPECT_EQ(*decoded, data) << CompressionName(c) << " of " << data.size() << " bytes";
+      auto sniffed = Stream(
+          [](ByteSink out) -> Result<std::unique_ptr<StreamCodec>> { return NewAutoDecoder(out); },
+          *encoded);
+      ASSERT_TRUE(sniffed.ok()) << sniffed.error().message;
+      EXPECT_EQ(*sniffed, data);
+    }
+  }
+}
+
+TEST(CompressionTest, AutoDecoderPassesUncompressedDataThrough) {
+  for (const std::string& data : {std::string(), std::string("ab"), TextBytes(100000)}) {
+    auto out = Stream(
+        [](ByteSink sink) -> Result<std::unique_ptr<StreamCodec>> { return NewAutoDecoder(sink); },
+        data);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(*out, data);
+  }
+}
+
+TEST(CompressionTest, EncodingIsDeterministic) {
+  const std::string data = TextBytes(12 << 20) + RandomBytes(2 << 20, 3);
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    auto a = EncodeAll(c, std::nullopt, data);
+    auto b = Stream([c](ByteSink out) { return NewEncoder(c, std::nullopt, out); }, data);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(*a, *b) << CompressionName(c);
+  }
+}
+
+TEST(CompressionTest, GzipHeaderIsGoCompressGzips) {
+  auto gz = EncodeAll(Compression::kGzip, std::nullopt, "hello");
+  ASSERT_TRUE(gz.ok());
+  // ID1 ID2 CM FLG MTIME(4) XFL OS: no name, no time, OS unknown.
+  EXPECT_EQ(gz->substr(0, 10), std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10));
+}
+
+TEST(CompressionTest, LevelsAreChecked) {
+  EXPECT_TRUE(EncodeAll(Compression::kGzip, 9, "a").ok());
+  EXPECT_TRUE(EncodeAll(Compression::kGzip, -2, "a").ok());
+  EXPECT_TRUE(EncodeAll(Compression::kGzip, 0, "a").ok());
+  EXPECT_FALSE(EncodeAll(Compression::kGzip, 10, "a").ok());
+  EXPECT_TRUE(EncodeAll(Compression::kZstd, 19, "a").ok());
+  EXPECT_FALSE(EncodeAll(Compression::kZstd, 23, "a").ok());
+  auto best = EncodeAll(Compression::kGzip, 9, TextBytes(1 << 20));
+  auto fast = EncodeAll(Compression::kGzip, 1, TextBytes(1 << 20));
+  ASSERT_TRUE(best.ok() && fast.ok());
+  EXPECT_LT(best->size(), fast->size());
+}
+
+TEST(CompressionTest, ConcatenatedMembersAndFramesAreOneStream) {
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    auto a = EncodeAll(c, std::nullopt, "first ");
+    auto b = EncodeAll(c, std::nullopt, "second");
+    ASSERT_TRUE(a.ok() && b.ok());
+    auto out = DecodeAll(c, *a + *b);
+    ASSERT_TRUE(out.ok()) << out.error().message;
+    EXPECT_EQ(*out, "first second");
+  }
+}
+
+TEST(CompressionTest, TruncatedInputIsRefused) {
+  const std::string data = RandomBytes(300000, 1);
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    auto enc = EncodeAll(c, std::nullopt, data);
+    ASSERT_TRUE(enc.ok());
+    for (size_t cut : {size_t{0}, size_t{1}, size_t{3}, enc->size() / 2, enc->size() - 1}) {
+      auto out = DecodeAll(c, std::string_view(*enc).substr(0, cut));
+      ASSERT_FALSE(out.ok()) << CompressionName(c) << " cut at " << cut;
+      EXPECT_EQ(out.error().errnum, EINVAL);
+    }
+  }
+}
+
+TEST(CompressionTest, CorruptInputIsRefused) {
+  const std::string data = TextBytes(1 << 20);
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    auto enc = EncodeAll(c, std::nullopt, data);
+    ASSERT_TRUE(enc.ok());
+    std::string bad = *enc;
+    bad[bad.size() / 2] ^= 0x55;
+    bad[bad.size() - 6] ^= 0x55;  // the trailer's checksum too
+    EXPECT_FALSE(DecodeAll(c, bad).ok()) << CompressionName(c);
+    EXPECT_FALSE(DecodeAll(c, *enc + "trailing garbage").ok()) << CompressionName(c);
+    EXPECT_FALSE(DecodeAll(c, "not compressed at all").ok()) << CompressionName(c);
+  }
+}
+
+TEST(CompressionTest, OutputIsBounded) {
+  // A bomb: 64 MiB of zeros compress to a few KiB; the bound stops the decoder early.
+  const std::string zeros(64 << 20, '\0');
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    auto enc = EncodeAll(c, std::nullopt, zeros);
+    ASSERT_TRUE(enc.ok());
+    EXPECT_LT(enc->size(), 1u << 20);
+    int64_t delivered = 0;
+    auto dec = NewDecoder(
+        c,
+        [&](const char*, size_t n) -> Status {
+          delivered += static_cast<int64_t>(n);
+          return Ok();
+        },
+        4 << 20);
+    ASSERT_TRUE(dec.ok());
+    Status s = (*dec)->Write(enc->data(), enc->size());
+    if (s.ok()) s = (*dec)->Finish();
+    ASSERT_FALSE(s.ok()) << CompressionName(c);
+    EXPECT_EQ(s.error().errnum, EFBIG);
+    EXPECT_LE(delivered, 4 << 20);
+    EXPECT_TRUE(DecodeAll(c, *enc, 64 << 20).ok());
+  }
+  EXPECT_EQ(DecodeAll(Compression::kNone, "12345", 4).error().errnum, EFBIG);
+}
+
+TEST(CompressionTest, SinkErrorsStopTheCodec) {
+  auto enc = EncodeAll(Compression::kZstd, std::nullopt, TextBytes(4 << 20));
+  ASSERT_TRUE(enc.ok());
+  auto dec = NewDecoder(Compression::kZstd, [](const char*, size_t) -> Status {
+    return MakeError(ENOSPC, "disk full");
+  });
+  ASSERT_TRUE(dec.ok());
+  Status s = (*dec)->Write(enc->data(), enc->size());
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().errnum, ENOSPC);
+}
+
+TEST(CompressionTest, ZlibReadsOurGzip) {
+  const std::string data = TextBytes(1 << 20);
+  auto gz = EncodeAll(Compression::kGzip, std::nullopt, data);
+  ASSERT_TRUE(gz.ok());
+  std::string out(data.size(), '\0');
+  z_stream z{};
+  ASSERT_EQ(inflateInit2(&z, 15 + 16), Z_OK);
+  z.next_in = reinterpret_cast<Bytef*>(gz->data());
+  z.avail_in = static_cast<uInt>(gz->size());
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(inflate(&z, Z_FINISH), Z_STREAM_END);
+  inflateEnd(&z);
+  EXPECT_EQ(out, data);
+}
+
+}  // namespace
+}  // namespace regfs
