@@ -236,6 +236,23 @@ int Fail(const Command& command, const Error& error) {
 
 bool ShowProgress(const Args& args) { return isatty(STDERR_FILENO) && !args.Bool("quiet"); }
 
+std::string FlagColumn(const Flag& f) {
+  std::string out = f.short_name ? std::string("-") + f.short_name + ", " : "    ";
+  out += "--" + f.name;
+  if (f.kind == FlagKind::kString || f.kind == FlagKind::kList) out += " string";
+  if (f.kind == FlagKind::kInt) out += " int";
+  return out;
+}
+
+std::string FlagHelp(const Flag& f) {
+  std::string help = f.help;
+  if (f.kind == FlagKind::kList) help += " (repeatable)";
+  if (f.kind != FlagKind::kBool && !f.default_value.empty())
+    help += " (default " + f.default_value + ")";
+  if (f.kind == FlagKind::kBool && f.default_value == "true") help += " (default true)";
+  return help;
+}
+
 void PrintCommandHelp(const Command& cmd) {
   std::cout << cmd.summary << "\n\nUsage:\n  regfs " << cmd.usage << "\n";
   if (!cmd.details.empty()) std::cout << "\n" << cmd.details << "\n";
@@ -243,18 +260,8 @@ void PrintCommandHelp(const Command& cmd) {
   std::vector<std::pair<std::string, std::string>> rows;
   size_t width = 10;
   for (const Flag& f : cmd.flags) {
-    std::string left = f.short_name ? std::string("-") + f.short_name + ", " : "    ";
-    left += "--" + f.name;
-    if (f.kind == FlagKind::kString) left += " string";
-    if (f.kind == FlagKind::kList) left += " string";
-    if (f.kind == FlagKind::kInt) left += " int";
-    std::string help = f.help;
-    if (f.kind == FlagKind::kList) help += " (repeatable)";
-    if (f.kind != FlagKind::kBool && !f.default_value.empty())
-      help += " (default " + f.default_value + ")";
-    if (f.kind == FlagKind::kBool && f.default_value == "true") help += " (default true)";
-    width = std::max(width, left.size());
-    rows.emplace_back(std::move(left), std::move(help));
+    rows.emplace_back(FlagColumn(f), FlagHelp(f));
+    width = std::max(width, rows.back().first.size());
   }
   rows.emplace_back("-h, --help", "show this help");
   for (const auto& [left, help] : rows) {

@@ -40,6 +40,10 @@ class Args {
   std::vector<std::string> positional_;
 };
 
+// What a command's arguments are, for shell completion: image references (a transport, then a
+// path after dir: or oci:), directories, files, or words of their own (a host name).
+enum class Operands { kFiles, kImages, kDirectories, kWords };
+
 struct Command {
   std::string name;
   std::string usage;    // "copy [options] SOURCE DESTINATION"
@@ -48,6 +52,7 @@ struct Command {
   std::vector<Flag> flags;
   size_t min_args = 0;
   size_t max_args = 0;
+  Operands operands = Operands::kFiles;
   int (*run)(const Command& self, const Args& args) = nullptr;
 };
 
@@ -93,5 +98,10 @@ int Fail(const Command& command, const Error& error);
 bool ShowProgress(const Args& args);
 
 void PrintCommandHelp(const Command& command);
+
+// A flag as --help and the man pages show it: "-q, --quiet" or "--src-creds string", and its
+// help text with "(repeatable)" and the default appended.
+std::string FlagColumn(const Flag& flag);
+std::string FlagHelp(const Flag& flag);
 
 }  // namespace regfs::cli

@@ -147,6 +147,7 @@ const Command& CopyCommand() {
                        ""});
     c.flags.push_back({"quiet", 'q', FlagKind::kBool, "print no progress", ""});
     c.min_args = c.max_args = 2;
+    c.operands = Operands::kImages;
     c.run = Run;
     return c;
   }();

@@ -36,6 +36,7 @@ const Command& DeleteCommand() {
     AddRegistryFlags(&c.flags, "", true);
     AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
+    c.operands = Operands::kImages;
     c.run = Run;
     return c;
   }();

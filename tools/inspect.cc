@@ -86,6 +86,7 @@ const Command& InspectCommand() {
     AddDaemonHostFlag(&c.flags, "");
     AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
+    c.operands = Operands::kImages;
     c.run = Run;
     return c;
   }();

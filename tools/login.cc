@@ -166,6 +166,7 @@ const Command& LoginCommand() {
         {"debug", 0, FlagKind::kBool, "log requests to stderr (never credentials)", ""},
     };
     c.min_args = c.max_args = 1;
+    c.operands = Operands::kWords;  // HOST[/NAMESPACE]
     c.run = Run;
     return c;
   }();

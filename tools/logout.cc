@@ -47,6 +47,7 @@ const Command& LogoutCommand() {
     };
     c.min_args = 0;
     c.max_args = 1;
+    c.operands = Operands::kWords;  // HOST[/NAMESPACE]
     c.run = Run;
     return c;
   }();

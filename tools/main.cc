@@ -7,51 +7,30 @@
 #include <vector>
 
 #include "tools/commands.h"
+#include "tools/completion.h"
+#include "tools/man_page.h"
+#include "tools/version.h"
+#include "transports/types/transport_forms.h"
 #include "transports/util/file_util.h"
 
 namespace {
 
+using regfs::cli::AllCommands;
 using regfs::cli::Command;
-
-const Command* const* AllCommands() {
-  static const Command* const kCommands[] = {&regfs::cli::MountCommand(),
-                                             &regfs::cli::UnmountCommand(),
-                                             &regfs::cli::CopyCommand(),
-                                             &regfs::cli::SyncCommand(),
-                                             &regfs::cli::InspectCommand(),
-                                             &regfs::cli::DeleteCommand(),
-                                             &regfs::cli::ListTagsCommand(),
-                                             &regfs::cli::ManifestDigestCommand(),
-                                             &regfs::cli::LoginCommand(),
-                                             &regfs::cli::LogoutCommand(),
-                                             &regfs::cli::GenerateKeyCommand(),
-                                             &regfs::cli::SignCommand(),
-                                             &regfs::cli::VerifyCommand(),
-                                             &regfs::cli::StandaloneSignCommand(),
-                                             &regfs::cli::StandaloneVerifyCommand(),
-                                             nullptr};
-  return kCommands;
-}
+using regfs::cli::Flag;
+using regfs::cli::GlobalFlags;
 
 void PrintUsage(FILE* out) {
-  std::fprintf(
-      out,
-      "regfs: move and inspect container images between registries.\n\n"
-      "Usage:\n  regfs [--policy FILE | --insecure-policy] [--registries.d DIR] COMMAND [options] "
-      "ARGS\n  regfs SOURCE MOUNTPOINT [-o OPTIONS]   (mount(8)'s form: fstab, mount -t "
-      "fuse.regfs)\n"
-      "\nCommands:\n");
-  for (const Command* const* c = AllCommands(); *c; ++c) {
-    std::fprintf(out, "  %-17s %s\n", (*c)->name.c_str(), (*c)->summary.c_str());
+  std::fprintf(out, "regfs: %s.\n\nUsage:\n  regfs %s\n  regfs %s   (%s)\n\nCommands:\n",
+               regfs::cli::kDescription, regfs::cli::kGlobalUsage, regfs::cli::kMountHelperUsage,
+               regfs::cli::kMountHelperSummary);
+  for (const Command* c : AllCommands()) {
+    std::fprintf(out, "  %-17s %s\n", c->name.c_str(), c->summary.c_str());
   }
-  std::fprintf(out,
-               "\nImage references: docker://HOST[:PORT]/REPO[:TAG|@DIGEST], dir:PATH, "
-               "oci:PATH[:REF]\nRun 'regfs COMMAND --help' for a command's options.\n");
+  std::fprintf(out, "\nImage references: %s\nRun 'regfs COMMAND --help' for a command's options.\n",
+               regfs::TransportList(true).c_str());
 }
 
-// skopeo's global flags that regfs commands take as their own: given before the command name,
-// they are passed to the command when it has them (and ignored, as skopeo ignores them, when
-// it does not).
 bool HasFlag(const Command& c, const std::string& name) {
   for (const auto& f : c.flags) {
     if (f.name == name) return true;
@@ -59,28 +38,32 @@ bool HasFlag(const Command& c, const std::string& name) {
   return false;
 }
 
-// Moves "--policy F", "--policy=F", "--insecure-policy", "--registries.d D" from before the
-// command name to after it. Returns false (with a message) for a global flag without a value.
+const Flag* GlobalFlag(const std::string& name) {
+  for (const Flag& f : GlobalFlags()) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+// Moves the global flags ("--policy F", "--policy=F", "--insecure-policy", "--registries.d D")
+// from before the command name to after it. Returns false (with a message) for a global flag
+// without a value.
 bool TakeGlobalFlags(int* argc, char*** argv, std::vector<std::string>* globals) {
   while (*argc >= 2 && (*argv)[1][0] == '-') {
     std::string a = (*argv)[1];
-    std::string name =
-        a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
-    if (a == "--insecure-policy") {
+    if (a.rfind("--", 0) != 0) return true;
+    const size_t eq = a.find('=');
+    const Flag* flag = GlobalFlag(a.substr(2, eq == std::string::npos ? eq : eq - 2));
+    if (!flag) return true;
+    if (flag->kind == regfs::cli::FlagKind::kBool || eq != std::string::npos) {
       globals->push_back(a);
-    } else if (name == "policy" || name == "registries.d") {
-      if (a.find('=') != std::string::npos) {
-        globals->push_back(a);
-      } else if (*argc >= 3) {
-        globals->push_back(a + "=" + (*argv)[2]);
-        --*argc;
-        ++*argv;
-      } else {
-        std::fprintf(stderr, "regfs: %s needs a value\n", a.c_str());
-        return false;
-      }
+    } else if (*argc >= 3) {
+      globals->push_back(a + "=" + (*argv)[2]);
+      --*argc;
+      ++*argv;
     } else {
-      return true;
+      std::fprintf(stderr, "regfs: %s needs a value\n", a.c_str());
+      return false;
     }
     --*argc;
     ++*argv;
@@ -88,9 +71,32 @@ bool TakeGlobalFlags(int* argc, char*** argv, std::vector<std::string>* globals)
   return true;
 }
 
+// The build's own uses of the command tables, kept out of --help: the man pages' Markdown
+// (go-md2man makes them roff) and the shell completion scripts.
+int GenerateDocs(const std::string& what, int argc, char** argv) {
+  if (what == "--generate-man-markdown" && argc == 3) {
+    regfs::Status written = regfs::cli::WriteManMarkdown(argv[2], AllCommands(), REGFS_VERSION);
+    if (written.ok()) return 0;
+    std::fprintf(stderr, "regfs: %s\n", written.error().message.c_str());
+    return 1;
+  }
+  if (what == "--generate-completion" && argc == 3) {
+    const std::string shell = argv[2];
+    if (shell == "bash" || shell == "zsh") {
+      std::fputs(regfs::cli::CompletionScript(shell, AllCommands()).c_str(), stdout);
+      return 0;
+    }
+  }
+  std::fprintf(stderr, "regfs: %s DIR | --generate-completion bash|zsh\n", what.c_str());
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strncmp(argv[1], "--generate-", 11) == 0) {
+    return GenerateDocs(argv[1], argc, argv);
+  }
   std::vector<std::string> globals;
   if (!TakeGlobalFlags(&argc, &argv, &globals)) return 2;
   if (argc < 2) {
@@ -103,7 +109,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (name == "-v" || name == "--version" || name == "version") {
-    std::printf("regfs version 0.1\n");
+    std::printf("regfs version %s\n", REGFS_VERSION);
     return 0;
   }
   if (name != "mount") {
@@ -113,17 +119,17 @@ int main(int argc, char** argv) {
     // keeps the default.
     mallopt(M_ARENA_MAX, 2);
   }
-  for (const Command* const* c = AllCommands(); *c; ++c) {
-    if ((*c)->name != name) continue;
+  for (const Command* c : AllCommands()) {
+    if (c->name != name) continue;
     std::vector<char*> args;
     for (std::string& g : globals) {
       std::string flag =
           g.substr(2, g.find('=') == std::string::npos ? std::string::npos : g.find('=') - 2);
-      if (HasFlag(**c, flag)) args.push_back(g.data());
+      if (HasFlag(*c, flag)) args.push_back(g.data());
     }
     args.insert(args.end(), argv + 2, argv + argc);
     args.push_back(nullptr);
-    return regfs::cli::Dispatch(**c, static_cast<int>(args.size()) - 1, args.data());
+    return regfs::cli::Dispatch(*c, static_cast<int>(args.size()) - 1, args.data());
   }
   if (argc >= 3 && argv[2][0] != '-' && regfs::IsDirectory(argv[2])) {
     // mount(8) through mount.fuse3, for an fstab line or mount -t fuse.regfs:

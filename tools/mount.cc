@@ -174,10 +174,15 @@ const Command& MountCommand() {
         "policy refuses can't be opened (EACCES, the reason in the log); the image\n"
         "directory's user.regfs.verified attribute names what accepted it (none: refused).\n"
         "Without -f the command returns once the mount is ready; the log then defaults to\n"
-        "CACHE_DIR/regfs.log.";
+        "CACHE_DIR/regfs.log.\n\n"
+        "From /etc/fstab or mount -t fuse.regfs, mount(8) runs regfs SOURCE MOUNTPOINT -o\n"
+        "OPTIONS through mount.fuse3; an fstab line: regfs /mnt/registries fuse.regfs\n"
+        "defaults,_netdev,cache_size=10G 0 0. Options meant for mount(8) or systemd (_netdev,\n"
+        "noauto, nofail, x-systemd.*) are ignored; an unknown option is an error.";
     c.flags = {{"foreground", 'f', FlagKind::kBool, "stay in the foreground", ""},
                {"options", 'o', FlagKind::kString, "comma-separated mount options", ""}};
     c.min_args = c.max_args = 1;
+    c.operands = Operands::kDirectories;
     c.run = RunMount;
     return c;
   }();
@@ -191,6 +196,7 @@ const Command& UnmountCommand() {
     c.usage = "unmount MOUNTPOINT";
     c.summary = "Unmount a regfs mount";
     c.min_args = c.max_args = 1;
+    c.operands = Operands::kDirectories;
     c.run = RunUnmount;
     return c;
   }();

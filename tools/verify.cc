@@ -100,6 +100,7 @@ const Command& VerifyCommand() {
     AddRegistryFlags(&c.flags, "", true);
     AddRequestFlags(&c.flags);
     c.min_args = c.max_args = 1;
+    c.operands = Operands::kImages;
     c.run = Run;
     return c;
   }();

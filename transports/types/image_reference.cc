@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "transports/types/transport_forms.h"
 #include "transports/util/digest.h"
 
 namespace regfs {
@@ -36,9 +37,6 @@ bool SplitHostPort(std::string_view registry, std::string_view* host, std::strin
   *port = colon == std::string_view::npos ? std::string_view{} : registry.substr(colon + 1);
   return true;
 }
-
-constexpr std::string_view kKnownTransports =
-    "docker://, dir:, oci:, oci-archive:, docker-archive:, docker-daemon:";
 
 }  // namespace
 
@@ -269,6 +267,35 @@ Result<ImageReference> ParseDaemonReference(std::string_view ref) {
   return out;
 }
 
+std::span<const TransportForm> TransportForms() {
+  // A transport ParseImageReference learns is added here, and --help, the man pages and
+  // shell completion know it.
+  static constexpr TransportForm kForms[] = {
+      {"docker://", "docker://HOST[:PORT]/REPO[:TAG|@DIGEST]",
+       "an image in a registry (Docker Hub names are normalized as docker pull does)", false},
+      {"dir:", "dir:PATH", "an image as files in a directory, as skopeo's dir: keeps it", true},
+      {"oci:", "oci:PATH[:REF]",
+       "an image in an OCI image layout; REF is its org.opencontainers.image.ref.name", true},
+      {"oci-archive:", "oci-archive:PATH[:REF]", "an OCI image layout in a tar file", true},
+      {"docker-archive:", "docker-archive:PATH[:REF|@N]",
+       "an image in a tar file as docker save writes it; REF names a tag in it, @N the Nth "
+       "image",
+       true},
+      {"docker-daemon:", "docker-daemon:NAME:TAG|NAME@DIGEST|IMAGE-ID",
+       "an image in a Docker engine, read with docker save and written with docker load", false},
+  };
+  return kForms;
+}
+
+std::string TransportList(bool forms) {
+  std::string out;
+  for (const TransportForm& t : TransportForms()) {
+    if (!out.empty()) out += ", ";
+    out += forms ? t.form : t.prefix;
+  }
+  return out;
+}
+
 namespace {
 
 // docker-archive:PATH[:REF|:@N], split at the first ':' as containers/image splits it.
@@ -299,7 +326,7 @@ Result<ImageReference> ParseDockerArchive(std::string_view ref, std::string_view
 Result<ImageReference> ParseImageReference(std::string_view ref) {
   size_t colon = ref.find(':');
   if (colon == std::string_view::npos) {
-    return Invalid(ref, "expected TRANSPORT:NAME (" + std::string(kKnownTransports) + ")");
+    return Invalid(ref, "expected TRANSPORT:NAME (" + TransportList(false) + ")");
   }
   std::string_view transport = ref.substr(0, colon);
   std::string_view rest = ref.substr(colon + 1);
@@ -329,8 +356,7 @@ Result<ImageReference> ParseImageReference(std::string_view ref) {
   if (transport == "docker-archive") return ParseDockerArchive(ref, rest);
   if (transport == "docker-daemon") return ParseDaemonReference(rest);
   return MakeError(EINVAL, "unknown transport \"" + std::string(transport) + "\" in \"" +
-                               std::string(ref) + "\" (known: " + std::string(kKnownTransports) +
-                               ")");
+                               std::string(ref) + "\" (known: " + TransportList(false) + ")");
 }
 
 }  // namespace regfs
