@@ -38,27 +38,10 @@ Result<bool> CopyBlob(ImageSource& src, ImageDestination& dst, const BlobInfo& b
   ASSIGN_OR_RETURN(bool reused, dst.TryReuseBlob(blob, src.RegistryLocation()));
   if (reused) return false;
   ASSIGN_OR_RETURN(std::unique_ptr<BlobWriter> writer, dst.NewBlobWriter(blob));
-  Sha256 hash;
-  int64_t n = 0;
-  RETURN_IF_ERROR(src.GetBlob(blob, [&](const char* data, size_t len) -> Status {
-    if (cancel && cancel->load()) return MakeError(ECANCELED, "cancelled");
-    hash.Update(data, len);
-    n += static_cast<int64_t>(len);
-    if (blob.size >= 0 && n > blob.size) {
-      return MakeError(
-          EIO, "source sent more than the " + std::to_string(blob.size) + " bytes expected");
-    }
-    return writer->Write(data, len);
-  }));
-  if (blob.size >= 0 && n != blob.size) {
-    return MakeError(EIO, "size mismatch: expected " + std::to_string(blob.size) + " bytes, got " +
-                              std::to_string(n));
-  }
-  std::string got = hash.Finish();
-  if (got != blob.digest) {
-    return MakeError(EIO,
-                     "digest mismatch: the content has digest " + got + ", not " + blob.digest);
-  }
+  ASSIGN_OR_RETURN(int64_t n, StreamVerified(src, blob, cancel, [&](const char* data, size_t len) {
+                     return writer->Write(data, len);
+                   }));
+  const std::string& got = blob.digest;
   RETURN_IF_ERROR(writer->Commit(BlobInfo{got, n, blob.media_type}));
   if (moved) *moved = n;
   return true;

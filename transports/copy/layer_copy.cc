@@ -6,6 +6,33 @@
 #include "transports/util/digest.h"
 
 namespace regfs {
+
+Result<int64_t> StreamVerified(ImageSource& src, const BlobInfo& blob,
+                               const std::atomic<bool>* cancel, const ByteSink& sink) {
+  Sha256 hash;
+  int64_t n = 0;
+  RETURN_IF_ERROR(src.GetBlob(blob, [&](const char* data, size_t len) -> Status {
+    if (cancel && cancel->load()) return MakeError(ECANCELED, "cancelled");
+    hash.Update(data, len);
+    n += static_cast<int64_t>(len);
+    if (blob.size >= 0 && n > blob.size) {
+      return MakeError(
+          EIO, "source sent more than the " + std::to_string(blob.size) + " bytes expected");
+    }
+    return sink(data, len);
+  }));
+  if (blob.size >= 0 && n != blob.size) {
+    return MakeError(EIO, "size mismatch: expected " + std::to_string(blob.size) + " bytes, got " +
+                              std::to_string(n));
+  }
+  std::string got = hash.Finish();
+  if (got != blob.digest) {
+    return MakeError(EIO,
+                     "digest mismatch: the content has digest " + got + ", not " + blob.digest);
+  }
+  return n;
+}
+
 namespace {
 
 // What is done with a stream found to be compressed with `detected`, as containers/image
@@ -132,27 +159,10 @@ Result<LayerCopied> CopyLayer(ImageSource& src, ImageDestination& dst, const Blo
   };
   std::unique_ptr<StreamCodec> codec = NewSniffingCodec(choose);
 
-  Sha256 hash;
-  int64_t n = 0;
-  RETURN_IF_ERROR(src.GetBlob(blob, [&](const char* data, size_t len) -> Status {
-    if (cancel && cancel->load()) return MakeError(ECANCELED, "cancelled");
-    hash.Update(data, len);
-    n += static_cast<int64_t>(len);
-    if (blob.size >= 0 && n > blob.size) {
-      return MakeError(
-          EIO, "source sent more than the " + std::to_string(blob.size) + " bytes expected");
-    }
-    return codec->Write(data, len);
-  }));
-  if (blob.size >= 0 && n != blob.size) {
-    return MakeError(EIO, "size mismatch: expected " + std::to_string(blob.size) + " bytes, got " +
-                              std::to_string(n));
-  }
-  std::string got = hash.Finish();
-  if (got != blob.digest) {
-    return MakeError(EIO,
-                     "digest mismatch: the content has digest " + got + ", not " + blob.digest);
-  }
+  auto streamed = StreamVerified(
+      src, blob, cancel, [&](const char* data, size_t len) { return codec->Write(data, len); });
+  if (!streamed.ok()) return std::move(streamed).error();
+  const int64_t n = *streamed;
   Status finished = codec->Finish();
   if (!finished.ok()) {
     return Annotate(std::move(finished).error(),

@@ -37,6 +37,12 @@ struct LayerCopied {
   bool reencoded = false;
 };
 
+// Streams the blob from `src` to `sink`, verifying it as it goes: no more than its size, then
+// exactly its size and its digest (the bytes already passed on are the caller's to drop when
+// this fails). `cancel`, when set, aborts the transfer. Returns the bytes read.
+Result<int64_t> StreamVerified(ImageSource& src, const BlobInfo& blob,
+                               const std::atomic<bool>* cancel, const ByteSink& sink);
+
 // Whether `enc` could change a layer of type `media_type` at all (a known layer type and a
 // destination or flags that want something done).
 bool MayReencode(const LayerEncoding& enc, const std::string& media_type);
