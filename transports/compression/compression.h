@@ -1,8 +1,9 @@
 // Layer compression: which algorithm a stream or a media type uses, and streaming codecs
 // (StreamCodec) that encode or decode it on its way from one ByteSink-style producer to a sink.
 //
-// A codec is used by one thread at a time; the zstd encoder runs its own worker threads
-// inside libzstd (ZSTD_c_nbWorkers), which is what makes recompression use both cores.
+// A codec is used by one thread at a time; each encoder runs worker threads of its own (gzip:
+// kGzipWorkers compressing a member each; zstd: libzstd's ZSTD_c_nbWorkers), which is what
+// makes recompression use both cores.
 #pragma once
 
 #include <cstdint>
@@ -52,13 +53,15 @@ class StreamCodec {
 // when no --dest-compress-level is given) and zstd's default, 3.
 inline constexpr int kDefaultGzipLevel = 6;
 inline constexpr int kDefaultZstdLevel = 3;
-// Threads the zstd encoder compresses with, besides the caller's.
+// Threads each encoder compresses with, besides the caller's.
 inline constexpr int kZstdWorkers = 2;
+inline constexpr int kGzipWorkers = 2;
 
 // Encoders. `level` is in the algorithm's own range (gzip -2…9 as Go's compress/gzip: -2
 // Huffman only, -1 the default, 0 stored; zstd 1…22 and the negative fast levels); a level
 // outside it is EINVAL. Output is deterministic: the same input and level give the same bytes
-// (gzip headers carry no time or name; zstd frames are the same with any number of workers).
+// (gzip: a member per 1 MiB of input, headers without time or name; zstd frames are the same
+// with any number of workers).
 Result<std::unique_ptr<StreamCodec>> NewGzipEncoder(int level, ByteSink out);
 Result<std::unique_ptr<StreamCodec>> NewZstdEncoder(int level, ByteSink out);
 // kNone is the identity; std::nullopt level means the algorithm's default.
