@@ -20,7 +20,7 @@ being a copy of build/regfs taken at the start; the table shows medians. Every c
 checked: (x1)'s archive names the image's config, (x2)'s pushed image has the image's config.
 Registries and temporary files are removed at the end, also on failure.
 
-    /usr/bin/python3 tests/bench/bench_archive.py [--reps N] [--size-mib M] [--layers L]
+    /usr/bin/python3 tests/bench/bench_archive.py [--reps N] [--size-mib M] [--layers L] [--content random|tree]
                                                   [--plain] [--json FILE]
 
 Not a test: it measures and prints; it exits non-zero only when a command fails.
@@ -91,11 +91,12 @@ class ArchiveBench:
     def run(self):
         a, net = self.args, self.network
         total = a.size_mib << 20
-        print(f"generating a {a.size_mib} MiB image in {a.layers} gzip layers ...", flush=True)
+        print(f"generating a {a.size_mib} MiB image in {a.layers} gzip layers of {a.content} data ...",
+              flush=True)
         started = time.perf_counter()
         image = self.workdir / "image"
         img = images.make_image(image, seed=1, fmt="oci", layers=["gzip"] * a.layers,
-                                layer_size=total // a.layers)
+                                layer_size=total // a.layers, content=a.content)
         config_hex = img.config.digest[7:]
         print(f"  done in {time.perf_counter() - started:.1f} s", flush=True)
         src_reg = net.registry()
@@ -176,7 +177,7 @@ class ArchiveBench:
 
 def print_archive_table(rows, args, notes=()):
     print_table(f"docker-archive: regfs vs skopeo over {transport_words(args)}: "
-                f"{args.size_mib} MiB image, {args.layers} gzip layers, median of {args.reps} "
+                f"{args.size_mib} MiB image, {args.layers} gzip layers of {args.content} data, median of {args.reps} "
                 f"runs each", rows, "skopeo", notes=notes)
 
 
@@ -185,6 +186,9 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="repetitions per tool (3)")
     parser.add_argument("--size-mib", type=int, default=256, help="image size in MiB (256)")
     parser.add_argument("--layers", type=int, default=4, help="number of layers (4)")
+    parser.add_argument("--content", choices=("random", "tree"), default="random",
+                        help="layer data: random bytes (the default), or files of this "
+                             "machine's /usr (real binaries, libraries and text)")
     parser.add_argument("--plain", action="store_true",
                         help="plain HTTP registries instead of HTTPS (no targets)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -17,7 +17,7 @@ source's, and each layer decompresses (zstd -d) to the config's diff_id. Each ca
 times per tool (default 3), the tools alternating which goes first; the table shows medians.
 Registries and temporary directories are removed at the end, also on failure.
 
-    /usr/bin/python3 tests/bench/bench_convert.py [--reps N] [--size-mib M] [--layers L]
+    /usr/bin/python3 tests/bench/bench_convert.py [--reps N] [--size-mib M] [--layers L] [--content random|tree]
                                                   [--plain] [--json FILE]
 
 Not a test: it measures and prints; it exits non-zero only when a command fails.
@@ -112,10 +112,11 @@ class ConvertBench:
     def run(self):
         a = self.args
         total = a.size_mib << 20
-        print(f"generating a {a.size_mib} MiB image in {a.layers} gzip layers ...", flush=True)
+        print(f"generating a {a.size_mib} MiB image in {a.layers} gzip layers of {a.content} data ...",
+              flush=True)
         image = self.workdir / "image"
         img = images.make_image(image, seed=1, fmt="oci", layers=["gzip"] * a.layers,
-                                layer_size=total // a.layers)
+                                layer_size=total // a.layers, content=a.content)
         config = json.loads(img.config.data)
         diff_ids = config["rootfs"]["diff_ids"]
         src_reg = self.network.registry()
@@ -174,6 +175,9 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="repetitions per tool (3)")
     parser.add_argument("--size-mib", type=int, default=256, help="image size in MiB (256)")
     parser.add_argument("--layers", type=int, default=4, help="number of layers (4)")
+    parser.add_argument("--content", choices=("random", "tree"), default="random",
+                        help="layer data: random bytes (the default), or files of this "
+                             "machine's /usr (real binaries, libraries and text)")
     parser.add_argument("--plain", action="store_true",
                         help="plain HTTP registries instead of HTTPS (no targets)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -6,7 +6,10 @@
     img = pushed_image(path, registry, "repo", "tag", seed=1)   # both, for a fixture
 
 Same seed, same arguments → same bytes. A layer is a real tar (made with tarfile) holding
-one file of random bytes, stored gzip-compressed ("gzip") or as is ("tar"). The config has
+one file of random bytes, stored gzip-compressed ("gzip") or as is ("tar"). With
+content="tree" (for benchmarks that compress) a layer holds instead the next files of this
+machine's /usr, walked in name order, until it has layer_size bytes of file data: real
+binaries, libraries and text, the same on every run on one machine. The config has
 architecture, os, created, config.Env, config.Labels, rootfs.diff_ids and history.
 
 A single image directory holds ``version``, ``manifest.json`` and one file per blob, named
@@ -19,6 +22,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import random
 import tarfile
 from dataclasses import dataclass, field
@@ -96,6 +100,49 @@ class Image:
         raise KeyError(f"{os}/{arch}")
 
 
+def _usr_files():
+    """This machine's regular files under /usr in name order, forever (from the start again)."""
+    while True:
+        found = False
+        for root, dirs, files in os.walk("/usr"):
+            dirs.sort()
+            for name in sorted(files):
+                p = os.path.join(root, name)
+                if os.path.isfile(p) and not os.path.islink(p) and os.access(p, os.R_OK):
+                    found = True
+                    yield p
+        if not found:
+            raise FileNotFoundError("no readable files under /usr")
+
+
+def _tree_layer(files, size, seed):
+    """A tar of the next files from `files` (an iterator over _usr_files()) holding about
+    `size` bytes of their data, with fixed owners and times."""
+    buf = io.BytesIO()
+    held, dirs = 0, set()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        while held < size:
+            p = next(files)
+            data = Path(p).read_bytes()[:size - held]
+            name = p.lstrip("/")
+            parent = os.path.dirname(name)
+            missing = []
+            while parent and parent not in dirs:
+                missing.append(parent)
+                dirs.add(parent)
+                parent = os.path.dirname(parent)
+            for d in reversed(missing):
+                info = tarfile.TarInfo(d)
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1_600_000_000 + seed
+                tf.addfile(info)
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1_600_000_000 + seed
+            info.uname = info.gname = "root"
+            tf.addfile(info, io.BytesIO(data))
+            held += len(data)
+    return buf.getvalue()
+
+
 def _tar_layer(rng, index, size, seed):
     payload = rng.randbytes(size)
     buf = io.BytesIO()
@@ -130,9 +177,12 @@ def _parse_platform(p):
     return plat
 
 
-def _build_image(rng, seed, fmt, layers, platform, layer_size, base=()):
+def _build_image(rng, seed, fmt, layers, platform, layer_size, base=(), content="random"):
     """Blobs and manifest bytes of one image (nothing written); the Blobs in `base` are its
     first layers, as they are."""
+    if content not in ("random", "tree"):
+        raise ValueError(f"content {content!r}")
+    files = _usr_files() if content == "tree" else None
     mt = MT[fmt]
     layer_blobs, diff_ids, history = [], [], []
     created = f"2024-0{1 + seed % 9}-1{seed % 10}T12:00:00Z"
@@ -144,7 +194,7 @@ def _build_image(rng, seed, fmt, layers, platform, layer_size, base=()):
                         "created_by": f"/bin/sh -c #(nop) ADD file:{diff_ids[-1][7:19]} in /"})
     for i, kind in enumerate(layers, start=len(base)):
         size = layer_size[i - len(base)] if isinstance(layer_size, (list, tuple)) else layer_size
-        tar = _tar_layer(rng, i, size, seed)
+        tar = _tree_layer(files, size, seed) if files else _tar_layer(rng, i, size, seed)
         diff_ids.append(_digest(tar))
         data = gzip.compress(tar, compresslevel=6, mtime=0) if kind == "gzip" else tar
         if kind not in ("gzip", "tar"):
@@ -199,16 +249,16 @@ def _new_dir(path):
 
 
 def make_image(path, seed=0, fmt="oci", layers=("gzip", "tar"), platform="linux/amd64",
-               layer_size=64 * 1024, base=()):
+               layer_size=64 * 1024, base=(), content="random"):
     """Write a single-manifest image in dir: layout to path (created; must be empty).
 
     layers: one "gzip" or "tar" per layer. layer_size: bytes of random payload per layer
     (an int, or one per layer). base: Blobs (say another Image's layers) to put below them,
-    so that images share layers."""
+    so that images share layers. content: "random", or "tree" for files of /usr."""
     rng = random.Random(f"regfs-image-{seed}")
     path = _new_dir(path)
     img = _build_image(rng, seed, fmt, list(layers), _parse_platform(platform), layer_size,
-                       base)
+                       base, content)
     img.path = path
     _write_blobs(path, [img.config] + img.layers)
     (path / "manifest.json").write_bytes(img.manifest)
