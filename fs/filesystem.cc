@@ -1117,20 +1117,28 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
           }
         }
       }
-      // Bounded by the timeout, as a request is: the listing goes on, and is cached when done.
-      auto listed = CatalogWithin(node.registry, std::chrono::seconds(options_.timeout));
-      if (!listed.ok()) return listed.error();
-      if (!listed->has_value()) {
-        return MakeError(EAGAIN, "the catalog of " + node.registry +
-                                     " is still being listed after " +
-                                     std::to_string(options_.timeout) + " s; try again later");
-      }
-      const std::vector<std::string>* repos = &**listed;
       std::vector<std::string> tags;
       if (!node.path.empty()) {
         auto t = Tags(node.registry, node.path);
         if (!t.ok()) return t.error();
         tags = std::move(t).value();
+      }
+      // A repository's tags are listed whatever its catalog does, which only adds the deeper
+      // repositories, if it comes as soon as a lookup would wait for it. Anything else waits
+      // for the catalog as long as a request may stall: the listing goes on, cached when done.
+      bool repository = !tags.empty();
+      auto listed = CatalogWithin(node.registry,
+                                  repository ? std::chrono::steady_clock::duration(kCatalogWait)
+                                             : std::chrono::seconds(options_.timeout));
+      const std::vector<std::string> none;
+      const std::vector<std::string>* repos = &none;
+      if (listed.ok() && listed->has_value()) {
+        repos = &**listed;
+      } else if (!repository) {
+        if (!listed.ok()) return listed.error();
+        return MakeError(EAGAIN, "the catalog of " + node.registry +
+                                     " is still being listed after " +
+                                     std::to_string(options_.timeout) + " s; try again later");
       }
       std::set<std::string> tag_set(tags.begin(), tags.end());
       std::set<std::string> components;

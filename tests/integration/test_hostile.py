@@ -241,6 +241,8 @@ def test_an_endless_slow_catalog_holds_up_no_lookup(regfs_bin, registry, imgs, m
         read_the_others(m, h, registry, imgs)
         r = call_within(MOUNT_MAX_SECONDS, os.listdir, reg / "lie" / "size-wrong" / "v1")
         assert r.error is None and LAYER_HEX in r.value and r.elapsed < 1, (r.error, r.elapsed)
+        r = call_within(MOUNT_MAX_SECONDS, os.listdir, reg / "lie" / "honest")
+        assert r.error is None and r.value == ["v1"] and r.elapsed < 1, (r.error, r.elapsed)
         # Listing the registry waits for the catalog as long as a request may stall, no longer.
         r = expect_errno(errno.EAGAIN, os.listdir, reg, within=MOUNT_MAX_SECONDS + 5)
         assert r.elapsed < TIMEOUT + 2, r.elapsed  # counted from the listing's start

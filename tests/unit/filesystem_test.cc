@@ -187,6 +187,16 @@ TEST_F(FilesystemTest, ACatalogThatNeverEndsDoesNotDelayALookupOfRegistryRepoTag
   EXPECT_LT(seconds_since(t1), 0.5);     // the listing in flight is not waited for again
   EXPECT_EQ(fake->Calls("Catalog"), 1);  // one listing, shared
 
+  // A repository lists its tags without the catalog.
+  auto app = testing::WalkPath(*fs_, host, "app");
+  ASSERT_TRUE(app.ok()) << app.error().message;
+  auto t4 = std::chrono::steady_clock::now();
+  auto tags = fs_->ReadDir(app->ino);
+  ASSERT_TRUE(tags.ok()) << tags.error().message;
+  ASSERT_EQ(tags->size(), 1u);
+  EXPECT_EQ((*tags)[0].name, "v1");
+  EXPECT_LT(seconds_since(t4), 0.5);
+
   // Listing the registry waits for the catalog for the timeout, then says to try again.
   auto reg = fs_->Lookup(kRootIno, host);
   ASSERT_TRUE(reg.ok());
