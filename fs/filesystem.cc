@@ -23,6 +23,9 @@ namespace {
 constexpr double kForever = 3600;
 // A name missing from a cached list younger than this is not asked about again.
 constexpr auto kRecheckAfter = std::chrono::seconds(1);
+// How long a lookup waits for a catalog being listed (counted from the listing's start) before
+// it decides without one, as in a registry that has none.
+constexpr auto kCatalogWait = std::chrono::seconds(1);
 constexpr uint32_t kDirMode = S_IFDIR | 0555;
 constexpr uint32_t kFileMode = S_IFREG | 0444;
 
@@ -76,13 +79,17 @@ Filesystem::Filesystem(const MountOptions& options, RegistryFactory registries)
       verdicts_(Cap(options.caps.verdicts)) {}
 
 Filesystem::~Filesystem() {
+  stopping_ = true;  // a catalog listing stops at its next page
+  std::map<std::string, std::thread> listings;
   std::map<uint64_t, std::shared_ptr<OpenHandle>> handles;
   {
     std::lock_guard<std::mutex> lock(mu_);
+    listings.swap(catalog_threads_);
     handles.swap(handles_);
   }
-  handles.clear();  // outside mu_, as everywhere
-  pool_.reset();    // waits for running downloads before the store and cache go
+  for (auto& [registry, thread] : listings) thread.join();  // they end by taking mu_
+  handles.clear();                                          // outside mu_, as everywhere
+  pool_.reset();  // waits for running downloads before the store and cache go
   blobs_.reset();
   cache_.reset();
   if (log_ && log_ != stderr) std::fclose(log_);
@@ -139,28 +146,66 @@ Result<std::shared_ptr<Registry>> Filesystem::Client(const std::string& registry
   return clients_.try_emplace(registry, std::move(opened)).first->second;
 }
 
-Result<std::vector<std::string>> Filesystem::Catalog(const std::string& registry) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (auto* cached = PeekUnexpired(catalogs_, registry)) return cached->value;
+Result<std::optional<std::vector<std::string>>> Filesystem::CatalogWithin(
+    const std::string& registry, std::chrono::steady_clock::duration deadline) {
+  std::thread finished;  // the previous listing's, joined outside mu_
+  std::unique_lock<std::mutex> lock(mu_);
+  if (auto* cached = PeekUnexpired(catalogs_, registry)) {
+    return std::optional<std::vector<std::string>>(cached->value);
   }
-  ASSIGN_OR_RETURN(auto client, Client(registry));
-  auto repos = client->Catalog();
-  bool missing = false;
-  if (!repos.ok()) {
+  if (auto* failed = PeekUnexpired(failures_, registry + "|catalog")) return failed->value;
+  std::shared_ptr<CatalogFetch>& fetch = catalog_fetches_[registry];
+  if (!fetch) {
+    fetch = std::make_shared<CatalogFetch>();
+    fetch->started = std::chrono::steady_clock::now();
+    std::thread& slot = catalog_threads_[registry];
+    finished = std::move(slot);  // done: a listing leaves catalog_fetches_ as it ends
+    slot = std::thread([this, registry, f = fetch] { ListCatalog(registry, f); });
+  }
+  std::shared_ptr<CatalogFetch> waited = fetch;
+  catalog_done_.wait_until(lock, waited->started + deadline, [&] { return waited->done; });
+  std::optional<Result<std::vector<std::string>>> result = waited->result;
+  lock.unlock();
+  if (finished.joinable()) finished.join();
+  if (!result) return std::optional<std::vector<std::string>>();
+  if (!result->ok()) return result->error();
+  return std::optional<std::vector<std::string>>(std::move(*result).value());
+}
+
+void Filesystem::ListCatalog(const std::string& registry,
+                             const std::shared_ptr<CatalogFetch>& fetch) {
+  Result<std::vector<std::string>> repos = MakeError(ECANCELED, "not listed");
+  auto client = Client(registry);
+  if (!client.ok()) {
+    repos = client.error();
+  } else {
+    repos = (*client)->Catalog([this] { return stopping_.load(); });
+  }
+  bool missing =
+      !repos.ok() && (repos.error().errnum == ENOENT || repos.error().errnum == EOPNOTSUPP);
+  if (missing) {
     // A registry without _catalog lists nothing, but lookups still work (LookupChild).
-    if (repos.error().errnum != ENOENT && repos.error().errnum != EOPNOTSUPP) return repos.error();
     repos = std::vector<std::string>{};
-    missing = true;
+  } else if (!repos.ok() && repos.error().errnum != ECANCELED) {
+    // Nobody may be waiting for it: lookups went on without the catalog (LookupChild).
+    Log("the catalog of " + registry + " is not available: " + repos.error().message);
   }
   std::lock_guard<std::mutex> lock(mu_);
-  if (missing) {
-    uncataloged_.insert(registry);
-  } else {
-    uncataloged_.erase(registry);
+  if (repos.ok()) {
+    if (missing) {
+      uncataloged_.insert(registry);
+    } else {
+      uncataloged_.erase(registry);
+    }
+    PutExpiring(catalogs_, registry, {Expiry(options_.list_ttl), *repos});
+  } else if (repos.error().errnum != ECANCELED) {
+    PutExpiring(failures_, registry + "|catalog",
+                {Expiry(std::min(kFailureTtl, options_.list_ttl)), repos.error()});
   }
-  PutExpiring(catalogs_, registry, {Expiry(options_.list_ttl), *repos});
-  return *repos;
+  fetch->result = std::move(repos);
+  fetch->done = true;
+  catalog_fetches_.erase(registry);
+  catalog_done_.notify_all();
 }
 
 std::chrono::steady_clock::duration Filesystem::ListAge(const ListCache& lists,
@@ -177,11 +222,17 @@ Result<std::vector<std::string>> Filesystem::Tags(const std::string& registry,
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (auto* cached = PeekUnexpired(tags_, key)) return cached->value;
+    if (auto* failed = PeekUnexpired(failures_, key + "|tags")) return failed->value;
   }
   ASSIGN_OR_RETURN(auto client, Client(registry));
   auto tags = client->ListTags(repo);
   if (!tags.ok()) {
-    if (tags.error().errnum != ENOENT) return tags.error();
+    if (tags.error().errnum != ENOENT) {
+      std::lock_guard<std::mutex> lock(mu_);
+      PutExpiring(failures_, key + "|tags",
+                  {Expiry(std::min(kFailureTtl, options_.list_ttl)), tags.error()});
+      return tags.error();
+    }
     tags = std::vector<std::string>{};
   }
   std::lock_guard<std::mutex> lock(mu_);
@@ -282,7 +333,14 @@ Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::FindOrBuildView
     PutExpiring(tag_digests_, tag_key, {Expiry(options_.tag_ttl), top.digest});
     if (auto* view = views_.Find(top.digest)) return *view;
   }
-  return BuildView(registry, repo, std::move(top));
+  auto built = BuildView(registry, repo, std::move(top));
+  if (!built.ok() && built.error().errnum != ENOENT) {
+    // Content that does not parse, a bad instance manifest: not asked for again at once either.
+    std::lock_guard<std::mutex> lock(mu_);
+    PutExpiring(failures_, tag_key,
+                {Expiry(std::min(kFailureTtl, options_.tag_ttl)), built.error()});
+  }
+  return built;
 }
 
 Result<std::shared_ptr<const Filesystem::ImageView>> Filesystem::BuildView(
@@ -806,29 +864,34 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           return MakeNode(Kind::kImage, reg, path, name);
         }
       }
-      // The registry has no _catalog: a component that is no repository may still be a
-      // namespace, and only deeper lookups can tell.
+      // The registry has no _catalog, or it is not listed yet: a component that is no
+      // repository may still be a namespace, and only deeper lookups can tell.
       bool uncataloged = false;
       if (component_like) {
         std::string child = Join(path, name);
-        auto in_catalog = [&]() -> Result<bool> {
-          ASSIGN_OR_RETURN(std::vector<std::string> repos, Catalog(reg));
+        // Whether the catalog lists child; nullopt without a catalog to tell: none at this
+        // registry, or none listed within kCatalogWait (a listing that is slow, endless or
+        // failed holds up no lookup).
+        auto in_catalog = [&]() -> std::optional<bool> {
+          auto repos = CatalogWithin(reg, kCatalogWait);
+          if (!repos.ok() || !repos->has_value()) return std::nullopt;
           std::lock_guard<std::mutex> lock(mu_);
-          uncataloged = uncataloged_.count(reg) > 0;
-          return std::any_of(repos.begin(), repos.end(), [&](const std::string& r) {
+          if (uncataloged_.count(reg)) return std::nullopt;
+          return std::any_of((*repos)->begin(), (*repos)->end(), [&](const std::string& r) {
             return r == child || StartsWith(r, child + "/");
           });
         };
-        ASSIGN_OR_RETURN(bool listed, in_catalog());
-        if (listed && IsRemoved(reg, child)) listed = false;
-        if (!listed && !uncataloged && ListAge(catalogs_, reg, options_.list_ttl) > kRecheckAfter) {
+        std::optional<bool> in = in_catalog();
+        if (in == false && ListAge(catalogs_, reg, options_.list_ttl) > kRecheckAfter) {
           // A miss in a cached catalog: the repository may be new. Ask again, once.
           {
             std::lock_guard<std::mutex> lock(mu_);
             catalogs_.Erase(reg);
           }
-          ASSIGN_OR_RETURN(listed, in_catalog());
+          in = in_catalog();
         }
+        uncataloged = !in.has_value();
+        bool listed = in.value_or(false) && !IsRemoved(reg, child);
         if (!listed) {
           auto tags = Tags(reg, child);  // not in the catalog: maybe a repository all the same
           if (!tags.ok()) return tags.error();
@@ -1054,13 +1117,28 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
           }
         }
       }
-      auto repos = Catalog(node.registry);
-      if (!repos.ok()) return repos.error();
       std::vector<std::string> tags;
       if (!node.path.empty()) {
         auto t = Tags(node.registry, node.path);
         if (!t.ok()) return t.error();
         tags = std::move(t).value();
+      }
+      // A repository's tags are listed whatever its catalog does, which only adds the deeper
+      // repositories, if it comes as soon as a lookup would wait for it. Anything else waits
+      // for the catalog as long as a request may stall: the listing goes on, cached when done.
+      bool repository = !tags.empty();
+      auto listed = CatalogWithin(node.registry,
+                                  repository ? std::chrono::steady_clock::duration(kCatalogWait)
+                                             : std::chrono::seconds(options_.timeout));
+      const std::vector<std::string> none;
+      const std::vector<std::string>* repos = &none;
+      if (listed.ok() && listed->has_value()) {
+        repos = &**listed;
+      } else if (!repository) {
+        if (!listed.ok()) return listed.error();
+        return MakeError(EAGAIN, "the catalog of " + node.registry +
+                                     " is still being listed after " +
+                                     std::to_string(options_.timeout) + " s; try again later");
       }
       std::set<std::string> tag_set(tags.begin(), tags.end());
       std::set<std::string> components;

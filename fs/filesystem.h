@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fs/blob_cache.h"
@@ -237,7 +239,21 @@ class Filesystem {
 
   // The registry of a host, opened on first use; an error (a blocked host) is not kept.
   Result<std::shared_ptr<Registry>> Client(const std::string& registry);
-  Result<std::vector<std::string>> Catalog(const std::string& registry);
+  // One listing of a registry's catalog, on a thread of its own (catalog_threads_), shared by
+  // everyone who asks for that catalog meanwhile.
+  struct CatalogFetch {
+    std::chrono::steady_clock::time_point started;
+    bool done = false;                                       // guarded by mu_
+    std::optional<Result<std::vector<std::string>>> result;  // guarded by mu_, once done
+  };
+  // The catalog of a registry (empty for one without _catalog): the cached one, else the
+  // listing's result if it comes before `deadline`, which is counted from the start of the
+  // listing — started now unless one is in flight. nullopt: not listed yet (the listing goes
+  // on and is cached when it ends). A failed listing is remembered for kFailureTtl seconds.
+  Result<std::optional<std::vector<std::string>>> CatalogWithin(
+      const std::string& registry, std::chrono::steady_clock::duration deadline);
+  // The body of a catalog listing's thread: lists, caches the result, wakes the waiters.
+  void ListCatalog(const std::string& registry, const std::shared_ptr<CatalogFetch>& fetch);
   using ListCache = LruCache<std::string, Timed<std::vector<std::string>>>;
   // How long ago a cached catalog or tag list was fetched (max when none is cached).
   std::chrono::steady_clock::duration ListAge(const ListCache& lists, const std::string& key,
@@ -356,6 +372,13 @@ class Filesystem {
   std::set<std::string> registries_;                          // guarded by mu_
   std::map<std::string, std::shared_ptr<Registry>> clients_;  // guarded by mu_
   std::set<std::string> uncataloged_;  // registries without _catalog, guarded by mu_
+  // Catalog listings in flight by registry (one at most each), and the thread of each
+  // registry's latest listing, joined before the next one starts and by the destructor, which
+  // sets stopping_ first so that a listing that never ends stops at its next page.
+  std::map<std::string, std::shared_ptr<CatalogFetch>> catalog_fetches_;  // guarded by mu_
+  std::map<std::string, std::thread> catalog_threads_;                    // guarded by mu_
+  std::condition_variable catalog_done_;  // a CatalogFetch is done (with mu_)
+  std::atomic<bool> stopping_{false};
   // The caches, bounded by options_.caps. The timed ones are read with Peek(), so that their
   // oldest entries are those that expire first, and dropped once expired (PutExpiring).
   ListCache catalogs_;                                             // registry, guarded by mu_
@@ -364,8 +387,8 @@ class Filesystem {
   LruCache<std::string, std::shared_ptr<const ImageView>> views_;  // digest, guarded by mu_
   // Image lookups that failed other than with ENOENT (a registry down, stalled, answering
   // garbage), answered with the same error for kFailureTtl seconds rather than each paying
-  // the whole timeout again.
-  LruCache<std::string, Timed<Error>> failures_;  // "reg/repo:ref", guarded by mu_
+  // the whole timeout again; and so are catalog listings that failed.
+  LruCache<std::string, Timed<Error>> failures_;  // "reg/repo:ref", "reg|catalog", by mu_
   static constexpr int kFailureTtl = 5;
   // What each image directory shows (bounded: caps.dirs), and from it, for every blob, the
   // directories known to hold it and its locations in the order seen.

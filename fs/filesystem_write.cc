@@ -86,6 +86,8 @@ void Filesystem::Invalidate(const std::string& registry, const std::string& repo
   tags_.Erase(registry + "/" + repo);
   tag_digests_.Erase(registry + "/" + repo + ":" + tag);
   failures_.Erase(registry + "/" + repo + ":" + tag);
+  failures_.Erase(registry + "/" + repo + "|tags");
+  failures_.Erase(registry + "|catalog");
 }
 
 Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name) {

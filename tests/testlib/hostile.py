@@ -6,8 +6,10 @@ regfs does with a server it cannot trust (tests/integration/test_hostile.py).
         h.ref("size-negative")           # docker://127.0.0.1:PORT/lie/size-negative:v1
 
 Every repository is lie/<kind>, tag v1, and starts from the same small valid image (a config
-and one layer); LIES names every kind with what it does. /v2/ answers 200 without auth; the
-catalog of the registry never ends (each page links to another).
+and one layer); LIES names every kind with what it does, and any other kind (lie/honest) is
+that valid image. /v2/ answers 200 without auth; the catalog of the registry never ends (each
+page links to another), each page after `catalog_delay` seconds (HostileRegistry(catalog_delay=
+0.5): a catalog that is endless and slow too).
 """
 
 import hashlib
@@ -79,9 +81,15 @@ LIES = {
 
 
 class HostileRegistry(LoopbackHTTPServer):
-    def __init__(self):
+    def __init__(self, catalog_delay=0.0):
         self.requests = []
         self.lock = threading.Lock()
+        self.catalog_delay = catalog_delay
+
+    def requests_for(self, prefix):
+        """The (method, path) of the requests so far whose path starts with prefix."""
+        with self.lock:
+            return [r for r in self.requests if r[1].startswith(prefix)]
 
     def __enter__(self):
         return self.start()
@@ -137,6 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("/v2/", "/v2"):
             return self._send(200, b"{}", "application/json", head=head)
         if path == "/v2/_catalog":
+            time.sleep(self.owner.catalog_delay)
             n = int(re.search(r"last=r(\d+)", query).group(1)) + 1 if "last=" in query else 0
             body = json.dumps({"repositories": [f"r{n}"]}).encode()
             link = f'</v2/_catalog?n=1&last=r{n}>; rel="next"'

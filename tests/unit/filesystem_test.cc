@@ -6,11 +6,15 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "fs/staging_image.h"
+#include "tests/unit/testing/fake_registry.h"
+#include "tests/unit/testing/fs_paths.h"
 #include "tests/unit/testing/temp_dir.h"
 #include "transports/alltransports/transports.h"
+#include "transports/util/digest.h"
 #include "transports/util/file_util.h"
 
 namespace regfs {
@@ -145,6 +149,68 @@ TEST_F(FilesystemTest, StatsAndPidAreReadable) {
   ASSERT_TRUE(pid.ok());
   EXPECT_EQ(pid->size, static_cast<int64_t>(std::to_string(getpid()).size() + 1));
   EXPECT_EQ(fs_->Open(pid->ino, O_WRONLY).error().errnum, EACCES);
+}
+
+// DESIGN §1 "Errors": a listing that never ends holds up no lookup. The catalog is listed in
+// the background; a lookup that has no catalog within a short bound decides by the tag list,
+// as in a registry without _catalog, and readdir of the registry waits no longer than the
+// timeout.
+TEST_F(FilesystemTest, ACatalogThatNeverEndsDoesNotDelayALookupOfRegistryRepoTag) {
+  const std::string host = "endless.example:5000";
+  auto fake = std::make_shared<testing::FakeRegistry>(host);
+  std::string layer = "a layer behind an endless catalog";
+  fake->AddImage("app", "v1", {layer});
+  fake->AddImage("team/tool", "v2", {"another layer"});
+  fake->MakeCatalogEndless();
+  MountOptions o;
+  o.cache_dir = dir_ + "/cache";
+  o.log_file = dir_ + "/log";
+  o.timeout = 2;
+  auto made = Filesystem::Create(o, testing::FactoryOf({{host, fake}}));
+  ASSERT_TRUE(made.ok()) << made.error().message;
+  fs_ = std::move(made).value();
+
+  auto t0 = std::chrono::steady_clock::now();
+  auto seconds_since = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
+  auto blob = testing::WalkPath(*fs_, host, "app/v1/" + std::string(DigestHex(DigestOf(layer))));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  auto bytes = testing::ReadWhole(*fs_, blob->ino);
+  ASSERT_TRUE(bytes.ok()) << bytes.error().message;
+  EXPECT_EQ(*bytes, layer);
+  // The one wait is the short bound for the listing that the first lookup started.
+  EXPECT_LT(seconds_since(t0), 1.9);
+  auto t1 = std::chrono::steady_clock::now();
+  auto deeper = testing::WalkPath(*fs_, host, "team/tool/v2/manifest.json");
+  ASSERT_TRUE(deeper.ok()) << deeper.error().message;
+  EXPECT_LT(seconds_since(t1), 0.5);     // the listing in flight is not waited for again
+  EXPECT_EQ(fake->Calls("Catalog"), 1);  // one listing, shared
+
+  // A repository lists its tags without the catalog.
+  auto app = testing::WalkPath(*fs_, host, "app");
+  ASSERT_TRUE(app.ok()) << app.error().message;
+  auto t4 = std::chrono::steady_clock::now();
+  auto tags = fs_->ReadDir(app->ino);
+  ASSERT_TRUE(tags.ok()) << tags.error().message;
+  ASSERT_EQ(tags->size(), 1u);
+  EXPECT_EQ((*tags)[0].name, "v1");
+  EXPECT_LT(seconds_since(t4), 0.5);
+
+  // Listing the registry waits for the catalog for the timeout, then says to try again.
+  auto reg = fs_->Lookup(kRootIno, host);
+  ASSERT_TRUE(reg.ok());
+  auto t2 = std::chrono::steady_clock::now();
+  auto listed = fs_->ReadDir(reg->ino);
+  ASSERT_FALSE(listed.ok());
+  EXPECT_EQ(listed.error().errnum, EAGAIN);
+  EXPECT_NE(listed.error().message.find("still being listed"), std::string::npos);
+  EXPECT_LT(seconds_since(t2), o.timeout + 1.0);
+
+  // The listing still runs; the mount's end stops it at its next page.
+  auto t3 = std::chrono::steady_clock::now();
+  fs_.reset();
+  EXPECT_LT(seconds_since(t3), 1.0);
 }
 
 TEST(StagingImageNamesTest, OnlyDirLayoutNames) {

@@ -95,7 +95,9 @@ class MirroredRegistry final : public Registry {
   }
 
   // The host's own catalog: mirrors serve images, not a listing of the origin.
-  Result<std::vector<std::string>> Catalog() override { return origin_->Catalog(); }
+  Result<std::vector<std::string>> Catalog(const std::function<bool()>& stop) override {
+    return origin_->Catalog(stop);
+  }
 
  private:
   Status WritableRepo(const std::string& repo) const {

@@ -834,10 +834,13 @@ Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& rep
   return tags;
 }
 
-Result<std::vector<std::string>> RegistryClient::Catalog() {
+Result<std::vector<std::string>> RegistryClient::Catalog(const std::function<bool()>& stop) {
   std::vector<std::string> repos;
   std::string url = "/v2/_catalog";
   for (int page = 0; page < kMaxPages && !url.empty(); ++page) {
+    if (stop && stop()) {
+      return MakeError(ECANCELED, "listing the catalog of " + registry_ + ": stopped");
+    }
     HttpRequest req;
     req.url = url;
     req.max_body = kMaxTagListPage;

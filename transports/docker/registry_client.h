@@ -111,7 +111,7 @@ class RegistryClient : public Registry {
   // with this client's credentials: what login checks before it writes them. EACCES when the
   // registry or its token service refuses them.
   Status CheckLogin();
-  Result<std::vector<std::string>> Catalog() override;
+  Result<std::vector<std::string>> Catalog(const std::function<bool()>& stop) override;
 
  private:
   // Where the registry is, settled once (see the top of this file).

@@ -84,7 +84,9 @@ class Registry {
                          const std::function<size_t(char*, size_t)>& reader) = 0;
 
   virtual Result<std::vector<std::string>> ListTags(const std::string& repo) = 0;
-  virtual Result<std::vector<std::string>> Catalog() = 0;
+  // Every page of /v2/_catalog. `stop` (may be empty) is asked before each page: true ends the
+  // listing with ECANCELED (a mount's background listing, at unmount).
+  virtual Result<std::vector<std::string>> Catalog(const std::function<bool()>& stop) = 0;
 
   // Where writes go, and the reads that decide what a write does (the digest a deletion
   // removes, the manifest a re-tag copies): this registry, unless its reads come from

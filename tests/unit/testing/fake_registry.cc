@@ -1,6 +1,8 @@
 #include "tests/unit/testing/fake_registry.h"
 
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "transports/util/digest.h"
 
@@ -182,12 +184,25 @@ Result<std::vector<std::string>> FakeRegistry::ListTags(const std::string& repo)
   return tags;
 }
 
-Result<std::vector<std::string>> FakeRegistry::Catalog() {
-  Count("Catalog");
+void FakeRegistry::MakeCatalogEndless() {
   std::lock_guard<std::mutex> lock(mu_);
+  endless_catalog_ = true;
+}
+
+Result<std::vector<std::string>> FakeRegistry::Catalog(const std::function<bool()>& stop) {
+  Count("Catalog");
   std::vector<std::string> names;
-  for (const auto& [name, repo] : repos_) names.push_back(name);
-  return names;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [name, repo] : repos_) names.push_back(name);
+    if (!endless_catalog_) return names;
+  }
+  for (int page = 0;; ++page) {
+    if (stop && stop())
+      return MakeError(ECANCELED, "listing the catalog of " + name_ + ": stopped");
+    names.push_back("page" + std::to_string(page));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 // ---- FailingRegistry ----------------------------------------------------------------------
@@ -297,9 +312,9 @@ Result<std::vector<std::string>> FailingRegistry::ListTags(const std::string& re
   return inner_->ListTags(repo);
 }
 
-Result<std::vector<std::string>> FailingRegistry::Catalog() {
+Result<std::vector<std::string>> FailingRegistry::Catalog(const std::function<bool()>& stop) {
   REGFS_FAULT_GATE("Catalog", "", "");
-  return inner_->Catalog();
+  return inner_->Catalog(stop);
 }
 
 #undef REGFS_FAULT_GATE

@@ -45,6 +45,9 @@ class FakeRegistry : public Registry {
   // manifest's digest. `config` defaults to kDefaultConfig.
   std::string AddImage(const std::string& repo, const std::string& tag,
                        const std::vector<std::string>& layers, std::string config = "");
+  // From now on the catalog never ends: page after page (one a millisecond) until its `stop`
+  // says so.
+  void MakeCatalogEndless();
 
   // ---- What was asked -----------------------------------------------------------------------
 
@@ -69,7 +72,7 @@ class FakeRegistry : public Registry {
   Status PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                  const std::function<size_t(char*, size_t)>& reader) override;
   Result<std::vector<std::string>> ListTags(const std::string& repo) override;
-  Result<std::vector<std::string>> Catalog() override;
+  Result<std::vector<std::string>> Catalog(const std::function<bool()>& stop) override;
   KeyedLocks& blob_locks() override { return locks_; }
 
  private:
@@ -86,6 +89,7 @@ class FakeRegistry : public Registry {
   std::map<std::string, std::string> blob_data_;  // digest → bytes, guarded by mu_
   mutable std::map<std::string, int> calls_;      // guarded by mu_
   int64_t served_ = 0;                            // guarded by mu_
+  bool endless_catalog_ = false;                  // guarded by mu_
   KeyedLocks locks_;
 };
 
@@ -137,7 +141,7 @@ class FailingRegistry : public Registry {
   Status PutBlob(const std::string& repo, const UploadDigest& digest, int64_t size,
                  const std::function<size_t(char*, size_t)>& reader) override;
   Result<std::vector<std::string>> ListTags(const std::string& repo) override;
-  Result<std::vector<std::string>> Catalog() override;
+  Result<std::vector<std::string>> Catalog(const std::function<bool()>& stop) override;
   BlobLocationCache* blob_locations() const override { return inner_->blob_locations(); }
   KeyedLocks& blob_locks() override { return inner_->blob_locks(); }
 
