@@ -43,19 +43,52 @@ std::string BlobCache::EntryPath(const std::string& digest) const {
 }
 
 Result<UniqueFd> BlobCache::OpenEntry(const std::string& digest) {
+  bool verified = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(digest);
+    if (it == entries_.end()) return MakeError(ENOENT, "not cached");
+    verified = it->second.verified;
+  }
+  UniqueFd fd(open(EntryPath(digest).c_str(), O_RDONLY | O_CLOEXEC));
+  Status checked = fd.valid() ? Ok() : Status(SysError("opening cache entry", EntryPath(digest)));
+  if (checked.ok() && !verified) checked = CheckEntry(fd.get(), digest);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(digest);
-  if (it == entries_.end()) return MakeError(ENOENT, "not cached");
-  UniqueFd fd(open(EntryPath(digest).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    total_ -= it->second.size;
-    entries_.erase(it);
-    return SysError("opening cache entry", EntryPath(digest));
+  if (!checked.ok()) {
+    if (it != entries_.end()) {
+      if (fd.valid()) unlink(EntryPath(digest).c_str());  // corrupt: fetched again
+      total_ -= it->second.size;
+      entries_.erase(it);
+    }
+    return checked.error();
   }
-  it->second.last_use = ++clock_;
+  if (it != entries_.end()) {  // else evicted meanwhile: the open file still reads
+    it->second.verified = true;
+    it->second.last_use = ++clock_;
+  }
   futimens(fd.get(), nullptr);  // the LRU order survives a remount
   ++pins_[digest];
   return fd;
+}
+
+Status BlobCache::CheckEntry(int fd, const std::string& digest) const {
+  Sha256 h;
+  std::vector<char> buf(1 << 20);
+  for (off_t off = 0;;) {
+    ssize_t n = pread(fd, buf.data(), buf.size(), off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return SysError("reading cache entry", EntryPath(digest));
+    if (n == 0) break;
+    h.Update(buf.data(), static_cast<size_t>(n));
+    off += n;
+  }
+  std::string got = h.Finish();
+  if (got != digest) {
+    return MakeError(ENOENT, "cache entry " + EntryPath(digest) + " has digest " + got +
+                                 ": removed, to be fetched again");
+  }
+  return Ok();
 }
 
 Result<UniqueFd> BlobCache::CreatePartial(const std::string& digest, int64_t size,
@@ -91,6 +124,7 @@ Status BlobCache::Commit(const std::string& partial_path, int fd, const std::str
   if (!inserted) total_ -= it->second.size;
   it->second.size = size;
   it->second.last_use = ++clock_;
+  it->second.verified = true;  // its sha256 matched before the commit
   total_ += size;
   EvictLocked();
   return Ok();

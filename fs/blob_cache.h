@@ -22,7 +22,9 @@ class BlobCache {
  public:
   static Result<std::unique_ptr<BlobCache>> Open(const std::string& dir, int64_t max_bytes);
 
-  // Opens a verified entry and pins it (Unpin when its file is closed). ENOENT when absent.
+  // Opens a verified entry and pins it (Unpin when its file is closed). ENOENT when absent. An
+  // entry from before this process is hashed first, once: one whose bytes do not match its name
+  // is removed (ENOENT), so that the blob is fetched again instead of served corrupt.
   Result<UniqueFd> OpenEntry(const std::string& digest);
 
   // A new empty partial file for a download of `digest`, opened read-write. Pins the digest and
@@ -47,10 +49,15 @@ class BlobCache {
   struct Entry {
     int64_t size = 0;
     uint64_t last_use = 0;
+    // Committed by this process after its sha256 matched. An entry found on disk when the cache
+    // opens is checked again before it is first served: the disk may have changed it since.
+    bool verified = false;
   };
 
   BlobCache(std::string dir, int64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}
   std::string EntryPath(const std::string& digest) const;
+  // Hashes an entry's file: ENOENT when its bytes do not match `digest`. Outside mu_.
+  Status CheckEntry(int fd, const std::string& digest) const;
   void EvictLocked();
 
   const std::string dir_;

@@ -224,7 +224,11 @@ Status Filesystem::Flush(uint64_t id) {
   h->dirty = false;
   if (h->staging) {
     Status s = h->staging->Finish(h->name);
-    if (!s.ok()) return s.error();
+    if (!s.ok()) {
+      // A failed blob may have undone a push (StagingImage::Unpush): the tag is looked up anew.
+      Invalidate(h->staging->registry(), h->staging->repo(), h->staging->tag());
+      return s.error();
+    }
     if (h->staging->pushed()) {
       Invalidate(h->staging->registry(), h->staging->repo(), h->staging->tag());
       // What is known of the pushed image's signatures and verdict is from before the push.

@@ -13,6 +13,7 @@
 #include "transports/dir/local_blob.h"
 #include "transports/manifest/manifest.h"
 #include "transports/registry/docker_transport.h"
+#include "transports/registry/image_delete.h"
 
 namespace regfs {
 namespace {
@@ -365,7 +366,7 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
     }
   }
   FilePtr dropped;  // a blob not matching its name, dropped after the lock is released
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
   if (!verdict.ok()) {
     failed_.insert(f->digest);
     // Its upload is aborted with it: the registry never completes it.
@@ -374,6 +375,9 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
       dropped = std::move(it->second);
       files_.erase(it);
     }
+    bool undo = pushed_;
+    lock.unlock();
+    if (undo) return Unpush(verdict.error());
     return verdict;
   }
   if (at_registry) at_registry_.insert(f->digest);
@@ -490,6 +494,14 @@ Status StagingImage::Push() {
     if (pushed_) return Ok();
     known = at_registry_;
   }
+  // What the tag names now, so that a blob failing after the push can put it back.
+  std::string replaced;
+  auto before = client_->ResolveDigest(repo_, tag_);
+  if (before.ok()) {
+    replaced = *before;
+  } else if (before.error().errnum != ENOENT) {
+    return Annotate(before.error(), "pushing " + registry_ + "/" + repo_ + ":" + tag_);
+  }
   KnownBlobsDestination dest(*dest_, std::move(known));
   CopyOptions options;
   options.all = true;
@@ -500,7 +512,44 @@ Status StagingImage::Push() {
   std::lock_guard<std::mutex> lock(mu_);
   pushed_ = true;
   pushed_digest_ = pushed->manifest_digest;
+  replaced_digest_ = replaced;
   return Ok();
+}
+
+Status StagingImage::Unpush(const Error& why) {
+  std::lock_guard<std::mutex> push_lock(push_mu_);
+  std::string pushed, replaced;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!pushed_) return why;
+    pushed = pushed_digest_;
+    replaced = replaced_digest_;
+    pushed_ = false;  // pushed again once the failed blob is written correctly
+    pushed_digest_.clear();
+  }
+  std::string image = registry_ + "/" + repo_ + ":" + tag_;
+  auto now = client_->ResolveDigest(repo_, tag_);
+  if (!now.ok() && now.error().errnum == ENOENT) return why;  // removed meanwhile
+  if (!now.ok() || *now != pushed) {
+    return MakeError(why.errnum, why.message + "; " + image +
+                                     " was pushed before it and has moved since: left as it is");
+  }
+  Status undone = Ok();
+  if (replaced.empty()) {
+    undone = RemoveTag(*client_, repo_, tag_);
+  } else {
+    auto old = client_->GetManifest(repo_, replaced);
+    undone = old.ok() ? client_->PutManifest(repo_, tag_, old->bytes, old->media_type)
+                      : Status(old.error());
+  }
+  if (!undone.ok()) {
+    return MakeError(why.errnum, why.message + "; " + image +
+                                     " was pushed before it, and undoing that failed: " +
+                                     undone.error().message);
+  }
+  return MakeError(why.errnum, why.message + "; " + image + " was pushed before it: " +
+                                   (replaced.empty() ? "the tag is removed"
+                                                     : "the tag names " + replaced + " again"));
 }
 
 Result<RawManifest> StagingImage::GetManifest(const std::string& instance_digest) {

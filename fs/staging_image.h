@@ -7,7 +7,9 @@
 // the manifest goes last, so no tag exists before the image is complete. signature-N files go
 // with it, as the pushed manifest's sigstore attachment (stored before the manifest): one that
 // is not a valid signature fails its close() and holds the push until written again; one closed
-// after the push is added to the pushed manifest's attachment.
+// after the push is added to the pushed manifest's attachment. A blob that fails after the
+// push (the registry completed the image from blobs it held, before the cp wrote a corrupt copy
+// of one) undoes the push: a failed cp leaves no tag.
 //
 // Thread-safe. Locks, in the order they are taken (one is only taken while holding none after
 // it): push_mu_, then a File's stream_mu, then mu_. mu_ guards the local state that stat,
@@ -133,6 +135,9 @@ class StagingImage final : public ImageSource {
   // The same from what is known: such blobs go to `unknown` if given, else count as missing.
   Result<std::vector<std::string>> MissingLocked(std::vector<std::string>* unknown);
   Status Push();
+  // A blob of an image already pushed failed (the cp that wrote it failed): the tag goes back
+  // to what it named before the push — removed if it was new — unless it moved meanwhile.
+  Status Unpush(const Error& why);
   // Adds a signature closed after its image was pushed to the pushed manifest's attachment.
   Status PushLateSignature(const std::string& name);
 
@@ -151,6 +156,7 @@ class StagingImage final : public ImageSource {
   uint64_t manifest_generation_ = 0;  // manifest.json (re)created, guarded by mu_
   bool pushed_ = false;               // guarded by mu_
   std::string pushed_digest_;         // guarded by mu_
+  std::string replaced_digest_;       // the tag's digest before the push ("": none), mu_
   int open_files_ = 0;                // guarded by mu_
   std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
   std::mutex push_mu_;  // one push at a time; held across the push's requests

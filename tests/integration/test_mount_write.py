@@ -506,9 +506,9 @@ def test_corrupt_blob_the_registry_has_elsewhere_leaves_no_tag(imgs, registry, m
     that image, or a copy recorded it), or in the destination repository itself: a cp whose
     copy of the blob is corrupt fails, and the image must not be pushed with the registry's
     good blob in its place. The files are copied one by one, the corrupt blob first, since
-    cp -r's order is the source directory's. Not here: the orders in which the image is
-    complete from the registry's side before the corrupt blob is written (manifest.json, then
-    every other blob): it is pushed by then, as a cp of manifest.json alone re-tags."""
+    cp -r's order is the source directory's. The orders in which the image is complete from
+    the registry's side before the corrupt blob is written (manifest.json first) are in
+    test_kill.py: the push is undone."""
     it = imgs.oci
     src = skopeo_dir(oracle, it.ref, work / "src", False)
     bad = max(it.image.layers, key=lambda b: b.size)

@@ -81,7 +81,8 @@ Result<std::unique_ptr<ArchiveSink>> NewFileArchiveSink(const std::string& path)
     if (!fd.valid()) return SysError("opening", path);
     return std::unique_ptr<ArchiveSink>(new FileArchiveSink(path, "", std::move(fd)));
   }
-  std::string tmp = path + ".regfs-tmp-XXXXXX";
+  RemoveStaleTemps(path);
+  std::string tmp = TempPrefix(path) + "XXXXXX";
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return SysError("creating", tmp);
   UniqueFd owned(fd);

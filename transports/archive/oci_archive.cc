@@ -132,7 +132,8 @@ Result<std::unique_ptr<ImageDestination>> NewOciArchiveDestination(const std::st
                                                                    const std::string& ref) {
   if (IsDirectory(path)) return MakeError(EISDIR, "oci-archive:" + path + " is a directory");
   // Beside the archive: on its filesystem, so the space it needs is where the archive goes.
-  std::string tmpdir = path + ".regfs-tmp-XXXXXX";
+  RemoveStaleTemps(path);
+  std::string tmpdir = TempPrefix(path) + "XXXXXX";
   if (!mkdtemp(tmpdir.data())) return SysError("creating a temporary directory", tmpdir);
   auto layout = NewOciDestination(tmpdir + "/layout", ref);
   if (!layout.ok()) {

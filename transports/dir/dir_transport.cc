@@ -76,33 +76,6 @@ class DirSource final : public ImageSource {
   const std::string path_;
 };
 
-}  // namespace
-
-void RemoveStaleStaging(const std::string& dir, const std::string& base) {
-  auto names = ListDir(dir);
-  if (!names.ok()) return;
-  for (const std::string& name : *names) {
-    for (std::string_view kind : {".regfs-tmp-", ".regfs-old-"}) {
-      size_t at = base.empty() ? name.find(kind) : base.size();
-      if (at == std::string::npos || at == 0 || name.size() <= at ||
-          name.compare(at, kind.size(), kind) != 0) {
-        continue;
-      }
-      if (!base.empty() && name.compare(0, at, base) != 0) continue;
-      std::string rest = name.substr(at + kind.size());
-      size_t dash = rest.find('-');
-      if (dash == 0 || dash == std::string::npos || dash > 10 ||
-          rest.find_first_not_of("0123456789") != dash) {
-        continue;
-      }
-      pid_t pid = static_cast<pid_t>(std::stol(rest.substr(0, dash)));
-      if (kill(pid, 0) != 0 && errno == ESRCH) (void)RemoveAll(dir + "/" + name);
-    }
-  }
-}
-
-namespace {
-
 bool IsEmptyDir(const std::string& path) {
   auto names = ListDir(path);
   return names.ok() && names->empty();
@@ -215,8 +188,8 @@ Result<std::unique_ptr<ImageDestination>> NewDirDestination(const std::string& r
     errno = ENOENT;
     return SysError("creating image directory in", DirName(path));
   }
-  RemoveStaleStaging(DirName(path), path.substr(path.rfind('/') + 1));
-  std::string staging = path + ".regfs-tmp-" + std::to_string(getpid()) + "-XXXXXX";
+  RemoveStaleTemps(path);
+  std::string staging = TempPrefix(path) + "XXXXXX";
   if (!mkdtemp(staging.data())) return SysError("creating", staging);
   chmod(staging.c_str(), 0755);
   return std::unique_ptr<ImageDestination>(new DirDestination(path, staging));

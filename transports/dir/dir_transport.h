@@ -8,17 +8,13 @@
 
 #include "transports/types/image_destination.h"
 #include "transports/types/image_source.h"
+#include "transports/util/file_util.h"
 
 namespace regfs {
 
 inline constexpr std::string_view kDirVersion = "Directory Transport Version: 1.1\n";
 
 Result<std::unique_ptr<ImageSource>> NewDirSource(const std::string& path);
-
-// Removes what killed copies left in `dir`: BASE.regfs-tmp-PID-* (an image being assembled)
-// and BASE.regfs-old-PID-* (one being replaced) whose process PID is gone; any BASE when
-// `base` is empty. NewDirDestination() does this for its own path.
-void RemoveStaleStaging(const std::string& dir, const std::string& base = "");
 
 // Refuses, as skopeo does, a path that exists and is neither empty nor an image directory.
 // The image is assembled beside `path` and renamed into place by Commit(); an existing image

@@ -30,7 +30,7 @@ Result<std::unique_ptr<BlobWriter>> FileBlobWriter::Create(const std::string& pa
 
 Result<std::unique_ptr<BlobWriter>> FileBlobWriter::Create(const std::string& near,
                                                            PathFor path_for) {
-  std::string tmp = near + ".regfs-tmp-XXXXXX";
+  std::string tmp = TempPrefix(near) + "XXXXXX";
   int fd = mkostemp(tmp.data(), O_CLOEXEC);
   if (fd < 0) return SysError("creating", tmp);
   UniqueFd owned(fd);

@@ -216,6 +216,9 @@ Result<std::unique_ptr<ImageDestination>> NewOciDestination(const std::string& r
     if (created) (void)RemoveAll(path);
     return std::move(s).error();
   }
+  // What a killed copy left: blobs, index.json and oci-layout being written.
+  RemoveStaleStaging(path);
+  RemoveStaleStaging(path + "/blobs/sha256");
   return std::unique_ptr<ImageDestination>(new OciDestination(path, ref, created));
 }
 

@@ -1,6 +1,7 @@
 #include "transports/util/file_util.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,7 +87,7 @@ Status WriteAllAt(int fd, const void* data, size_t n, int64_t offset, const std:
 }
 
 Status WriteFileAtomic(const std::string& path, std::string_view data, int mode) {
-  std::string tmp = path + ".regfs-tmp-" + std::to_string(std::random_device{}());
+  std::string tmp = TempPrefix(path) + std::to_string(std::random_device{}());
   UniqueFd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
   if (!fd.valid()) return SysError("creating", tmp);
   if (fchmod(fd.get(), static_cast<mode_t>(mode)) != 0) return SysError("chmod", tmp);
@@ -165,6 +166,39 @@ std::string DirName(const std::string& path) {
   if (slash == std::string::npos) return ".";
   if (slash == 0) return "/";
   return p.substr(0, slash);
+}
+
+std::string TempPrefix(const std::string& path) {
+  return path + ".regfs-tmp-" + std::to_string(getpid()) + "-";
+}
+
+void RemoveStaleStaging(const std::string& dir, const std::string& base) {
+  auto names = ListDir(dir);
+  if (!names.ok()) return;
+  for (const std::string& name : *names) {
+    for (std::string_view kind : {".regfs-tmp-", ".regfs-old-"}) {
+      size_t at = base.empty() ? name.find(kind) : base.size();
+      if (at == std::string::npos || at == 0 || name.size() <= at ||
+          name.compare(at, kind.size(), kind) != 0) {
+        continue;
+      }
+      if (!base.empty() && name.compare(0, at, base) != 0) continue;
+      std::string rest = name.substr(at + kind.size());
+      size_t dash = rest.find('-');
+      if (dash == 0 || dash == std::string::npos || dash > 10 ||
+          rest.find_first_not_of("0123456789") != dash) {
+        continue;
+      }
+      pid_t pid = static_cast<pid_t>(std::stol(rest.substr(0, dash)));
+      if (kill(pid, 0) != 0 && errno == ESRCH) (void)RemoveAll(dir + "/" + name);
+    }
+  }
+}
+
+void RemoveStaleTemps(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  RemoveStaleStaging(DirName(p), p.substr(p.rfind('/') + 1));
 }
 
 }  // namespace regfs

@@ -73,4 +73,16 @@ bool IsDirectory(const std::string& path);
 // Parent directory of a path ("." for a bare name).
 std::string DirName(const std::string& path);
 
+// The start of the name of a temporary beside `path`: PATH.regfs-tmp-PID- (mkstemp's XXXXXX or
+// some other unique part follows). A process killed while writing leaves it behind;
+// RemoveStaleStaging() removes it once the process is gone.
+std::string TempPrefix(const std::string& path);
+
+// Removes what killed processes left in `dir`: BASE.regfs-tmp-PID-* (an image, archive, blob or
+// file being written) and BASE.regfs-old-PID-* (an image being replaced) whose process PID is
+// gone; any BASE when `base` is empty. Each destination does this for its own path.
+void RemoveStaleStaging(const std::string& dir, const std::string& base = "");
+// The same for the temporaries of one path: RemoveStaleStaging(DirName(path), its last name).
+void RemoveStaleTemps(const std::string& path);
+
 }  // namespace regfs
