@@ -312,6 +312,45 @@ def test_blob_not_matching_its_name_fails_cp_and_no_tag(imgs, registry, mounts, 
         "the log does not say why:\n" + m.diag()
 
 
+def staging_fds(m):
+    """The daemon's open descriptors of files below cache_dir/staging (blob spills)."""
+    out = []
+    for fd in os.listdir(f"/proc/{m.pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{m.pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(m.cache_dir / "staging")):
+            out.append(target)
+    return out
+
+
+def test_a_failed_staging_image_holds_no_descriptors(imgs, registry, mounts, oracle, work,
+                                                     repo_name):
+    """A staging image that failed waits (for its bad file to be written again) with every
+    file closed: it keeps its spill files, not a descriptor for each; writing the bad blob
+    again correctly completes the push."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    bad = max(it.image.layers, key=lambda b: b.size)
+    good = (src / hexof(bad.digest)).read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0x01
+    (src / hexof(bad.digest)).write_bytes(bytes(data))
+    repo = repo_name("write-waits")
+    m = mounts()
+    os.makedirs(m.reg(registry.addr) / repo)
+    tag_dir = m.image(registry.addr, repo, "t")
+    r = run("cp", "-r", src, tag_dir)
+    assert r.returncode != 0, "cp of a corrupt blob succeeded\n" + m.diag()
+    assert staging_fds(m) == []
+    # the blob written again, right this time
+    (work / "good").write_bytes(good)
+    run_ok("cp", work / "good", tag_dir / hexof(bad.digest), m=m)
+    assert registry.manifest_digest(repo, "t") == it.digest
+    assert staging_fds(m) == []
+
+
 def test_failed_push_fails_the_completing_close(imgs, registry, proxy, mounts, oracle, work,
                                                 repo_name):
     """The registry refuses the manifest: the close() that completed the image reports it, so
