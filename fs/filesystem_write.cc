@@ -68,10 +68,22 @@ Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
   }
   std::string key = dir.registry + "|" + repo + "|" + tag;
   ASSIGN_OR_RETURN(auto client, Client(dir.registry));
+  std::vector<std::shared_ptr<StagingImage>> settled;  // dropped after the lock is released
   std::lock_guard<std::mutex> lock(mu_);
   leftovers_.Erase(key);
   auto& staging = stagings_[key];
   if (!staging) {
+    // Pushed images that settled go too, not only when their own directory is looked up
+    // again: each holds its spill files (and their descriptors) until it goes, and a daemon
+    // that pushes tag after tag would keep every one of them.
+    for (auto it = stagings_.begin(); it != stagings_.end();) {
+      if (it->second && it->second->Settled(kSettleMs)) {
+        settled.push_back(std::move(it->second));
+        it = stagings_.erase(it);
+      } else {
+        ++it;
+      }
+    }
     staging = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
                                              options_.cache_dir + "/staging",
                                              AttachmentsOn(dir.registry, repo));

@@ -161,6 +161,12 @@ Result<size_t> StagingImage::Write(const std::string& name, const char* data, si
   // A blob: the spill, the hash and the upload, under the file's own lock only.
   {
     std::lock_guard<std::mutex> stream(f->stream_mu);
+    if (!f->spill.valid()) {
+      // closed when the file was last finished (FinishBlob): it is written again
+      int fd = open(f->spill_path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) return SysError("opening", f->spill_path);
+      f->spill = UniqueFd(fd);
+    }
     RETURN_IF_ERROR(WriteAllAt(f->spill.get(), data, n, off, f->spill_path));
     if (f->sequential && !rewrite && off == f->end) {
       f->hash->Update(data, n);
@@ -334,6 +340,9 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
   bool at_registry = false;
   {
     std::lock_guard<std::mutex> stream(f->stream_mu);
+    // No descriptor is kept while nobody writes (Write opens the spill again): a staging image
+    // that waits, a failed one above all, would hold one per blob for as long as it is kept.
+    f->spill = UniqueFd();
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (f->finished) return Ok();

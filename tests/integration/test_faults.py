@@ -240,3 +240,30 @@ def test_inspect_and_list_tags_through_faults(regfs, oracle, proxy, registry, im
     want = oracle.list_tags(f"docker://{registry.addr}/{imgs.oci.repo}").stdout
     assert p.stdout == want.replace(registry.addr, proxy.addr)
     assert [e.status for e in proxy.requests("GET", "/tags/list")][-3:] == [503, 503, 200]
+
+
+# ---- a manifest PUT whose answer is lost ----------------------------------------------------
+
+@pytest.mark.parametrize("times", [1, 5])
+def test_manifest_put_whose_answer_is_lost_is_a_push(regfs, proxy2, registry2, imgs,
+                                                     repo_name, times):
+    """The registry stores the manifest, then the connection breaks before its answer (once,
+    or on every attempt): the push happened, so the copy succeeds — it must not report a
+    failure while the tag is there."""
+    drop = proxy2.add(Fault.drop(when="answered"), method="PUT", path=r"/manifests/",
+                      count=times)
+    repo = repo_name("faults")
+    p = regfs("copy", "-q", imgs.oci.ref, proxy2.ref(repo, "t"), timeout=180)
+    assert drop.fired >= 1, proxy2.dump()
+    assert p.returncode == 0, (p.stderr, proxy2.dump())
+    assert registry2.manifest_digest(repo, "t") == imgs.oci.digest
+
+
+def test_manifest_put_that_never_arrives_fails_without_tag(regfs, proxy2, registry2, imgs,
+                                                           repo_name):
+    proxy2.add(Fault.drop(when="before"), method="PUT", path=r"/manifests/", forever=True)
+    repo = repo_name("faults")
+    p = regfs("copy", "-q", imgs.oci.ref, proxy2.ref(repo, "t"), timeout=180)
+    assert p.returncode == 1, (p.stderr, proxy2.dump())
+    assert "writing manifest" in tools.one_line_error(p)
+    assert registry2.tags(repo) == []

@@ -312,6 +312,45 @@ def test_blob_not_matching_its_name_fails_cp_and_no_tag(imgs, registry, mounts, 
         "the log does not say why:\n" + m.diag()
 
 
+def staging_fds(m):
+    """The daemon's open descriptors of files below cache_dir/staging (blob spills)."""
+    out = []
+    for fd in os.listdir(f"/proc/{m.pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{m.pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(m.cache_dir / "staging")):
+            out.append(target)
+    return out
+
+
+def test_a_failed_staging_image_holds_no_descriptors(imgs, registry, mounts, oracle, work,
+                                                     repo_name):
+    """A staging image that failed waits (for its bad file to be written again) with every
+    file closed: it keeps its spill files, not a descriptor for each; writing the bad blob
+    again correctly completes the push."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    bad = max(it.image.layers, key=lambda b: b.size)
+    good = (src / hexof(bad.digest)).read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0x01
+    (src / hexof(bad.digest)).write_bytes(bytes(data))
+    repo = repo_name("write-waits")
+    m = mounts()
+    os.makedirs(m.reg(registry.addr) / repo)
+    tag_dir = m.image(registry.addr, repo, "t")
+    r = run("cp", "-r", src, tag_dir)
+    assert r.returncode != 0, "cp of a corrupt blob succeeded\n" + m.diag()
+    assert staging_fds(m) == []
+    # the blob written again, right this time
+    (work / "good").write_bytes(good)
+    run_ok("cp", work / "good", tag_dir / hexof(bad.digest), m=m)
+    assert registry.manifest_digest(repo, "t") == it.digest
+    assert staging_fds(m) == []
+
+
 def test_failed_push_fails_the_completing_close(imgs, registry, proxy, mounts, oracle, work,
                                                 repo_name):
     """The registry refuses the manifest: the close() that completed the image reports it, so
@@ -328,6 +367,22 @@ def test_failed_push_fails_the_completing_close(imgs, registry, proxy, mounts, o
     assert manifest_puts(proxy), proxy.dump()
     tag_absent(oracle, registry, repo, "t", "after a refused push")
     assert "injected by faultproxy (403)" in m.log_text(), m.diag()
+
+
+def test_push_whose_manifest_answer_is_lost_succeeds(imgs, registry, proxy, mounts, work,
+                                                     repo_name):
+    """The registry stores the manifest and the connection breaks before its answer, on every
+    attempt: the tag is there, so the cp that pushed it succeeds (a failed cp leaves no tag,
+    and this one left one)."""
+    it = imgs.docker
+    repo = repo_name("write-lost")
+    drop = proxy.add(Fault.drop(when="answered"), method="PUT", path=r"/manifests/", count=5)
+    m = mounts()
+    os.makedirs(m.reg(proxy.addr) / repo)
+    r = run("cp", "-r", it.dir, m.image(proxy.addr, repo, "t"))
+    assert drop.fired >= 1, proxy.dump()
+    assert r.returncode == 0, r.stderr + m.diag()
+    assert registry.manifest_digest(repo, "t") == it.digest
 
 
 # ---- names ----------------------------------------------------------------------------------
@@ -396,6 +451,36 @@ def test_cp_a_into_the_mount(imgs, registry, mounts, oracle, work, repo_name):
 
 
 # ---- a push in flight holds up nothing else ------------------------------------------------------
+
+def test_pushed_staging_images_do_not_pile_up(registry, mounts, work, repo_name):
+    """Each staging image keeps its blobs' spill files (open) until it is dropped; pushing tag
+    after tag, never looked at again, must not keep every one of them."""
+    m = mounts()
+    repo = repo_name("write-many")
+    parent = m.reg(registry.addr) / repo
+    run_ok("mkdir", "-p", parent, m=m)
+
+    def staged():
+        fds = []
+        for fd in os.listdir(f"/proc/{m.pid}/fd"):
+            try:
+                fds.append(os.readlink(f"/proc/{m.pid}/fd/{fd}"))
+            except OSError:
+                pass
+        spill = m.cache_dir / "staging"
+        files = [p for p in spill.rglob("*") if p.is_file()] if spill.exists() else []
+        return [f for f in fds if f.startswith(str(spill))], files
+
+    for i in range(6):
+        src = images.make_image(work / f"src{i}", seed=700 + i).path
+        run_ok("cp", "-r", src, parent / f"t{i}", m=m)
+        assert registry.manifest_digest(repo, f"t{i}") == \
+            tools.sha256_file(src / "manifest.json")
+        elapse(SETTLE_S + 0.5, since=time.monotonic())  # the pushed image settles
+    fds, files = staged()
+    # at most the last image's 3 blobs (config and two layers) are still staged
+    assert len(fds) <= 3 and len(files) <= 3, (fds, files)
+
 
 def test_stat_and_ls_answer_while_a_blob_upload_is_held(registry, proxy, mounts, oracle, work,
                                                         repo_name):

@@ -12,7 +12,8 @@ passthrough and redirects passed through untouched.
 
 Faults apply to requests whose method matches (None = any) and whose path (with query)
 matches a regular expression (re.search). Each fires ``count`` times (None = every
-time); every matching armed fault fires on a request, in the order added:
+time), on each matching request with its ``probability`` (default 1: always); every
+matching armed fault fires on a request, in the order added:
 
     Fault.latency(seconds)           wait before forwarding
     Fault.bandwidth(bytes_per_sec)   pace the response body
@@ -25,6 +26,14 @@ time); every matching armed fault fires on a request, in the order added:
     Fault.hold_upload(event, after)  stop forwarding the request body after `after` bytes
                                      until the threading.Event is set (the log entry shows
                                      `held` meanwhile); never longer than HOLD_LIMIT seconds
+    Fault.drop(when=None)            a TCP reset of the client connection at a random moment:
+                                     before the request is forwarded (half of the time), or
+                                     once the upstream has answered, after a random part of
+                                     the response body (or none of it: the answer is lost);
+                                     when="before" or "answered" (the upstream has handled the
+                                     request, the client gets none of its answer) chooses
+
+    px.add(Fault.drop(probability=0.05), forever=True)   # 5% of requests, at random
 
 The log (``px.log``) has one LogEntry per request: start/end times (time.monotonic()),
 method, path, Range header, response status, body bytes sent, request body bytes forwarded
@@ -34,6 +43,7 @@ upstream (``request_bytes``, counted while the request runs), and the faults fir
 import fcntl
 import http.client
 import json
+import random
 import re
 import socket
 import struct
@@ -66,6 +76,8 @@ class Fault:
     retry_after: object = None
     offset: int = None      # flip_byte
     event: object = None    # hold_upload: threading.Event that releases it
+    probability: float = 1.0  # chance that a matching request fires it
+    when: str = None        # drop: "before", "answered", None = at random
     fired: int = 0
 
     @classmethod
@@ -96,12 +108,20 @@ class Fault:
     def hold_upload(cls, event, after=0, **kw):
         return cls("hold_upload", event=event, after=int(after), **kw)
 
-    def matches(self, method, path):
+    @classmethod
+    def drop(cls, when=None, **kw):
+        if when not in (None, "before", "answered"):
+            raise ValueError(f"Fault.drop(when={when!r})")
+        return cls("drop", when=when, **kw)
+
+    def matches(self, method, path, rng):
         if self.count is not None and self.fired >= self.count:
             return False
         if self.method is not None and self.method.upper() != method.upper():
             return False
-        return re.search(self.path, path) is not None
+        if re.search(self.path, path) is None:
+            return False
+        return self.probability >= 1 or rng.random() < self.probability
 
 
 @dataclass
@@ -313,6 +333,10 @@ class _Handler(BaseHTTPRequestHandler):
                 if f.kind == "status":
                     self._send_status_fault(f, entry)
                     return
+            drop = next((f for f in faults if f.kind == "drop"), None)
+            if drop is not None and (drop.when == "before"
+                                     or (drop.when is None and px._random() < 0.5)):
+                self._reset()   # before forwarding: the upstream never sees the request
             self._forward(entry, faults)
         except _Reset:
             entry.error = "reset"
@@ -387,6 +411,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         no_body = (self.command == "HEAD" or resp.status in (204, 304)
                    or 100 <= resp.status < 200)
+        drop = next((f for f in faults if f.kind == "drop"), None)
+        if drop is not None and (drop.when == "answered" or no_body or length == 0
+                                 or self.server.proxy._random() < 0.1):
+            resp.read()          # the upstream has answered; the client never hears it
+            conn.close()
+            self.upstream = None
+            self._reset()
         out_chunked = not no_body and length is None
         if out_chunked:
             self.send_header("Transfer-Encoding", "chunked")
@@ -409,6 +440,9 @@ class _Handler(BaseHTTPRequestHandler):
                 state["reset"] = f.after
             elif f.kind == "bandwidth":
                 state["rate"] = f.rate
+            elif f.kind == "drop":
+                # somewhere in the body (a chunked body of unknown length: its first 1 MiB)
+                state["reset"] = int(self.server.proxy._random() * (length or 1 << 20))
         try:
             while True:
                 data = resp.read1(CHUNK)
@@ -438,8 +472,9 @@ class _Server(ThreadingHTTPServer):
 
 
 class FaultProxy:
-    def __init__(self, upstream_addr):
+    def __init__(self, upstream_addr, seed=None):
         host, port = upstream_addr.rsplit(":", 1)
+        self._rng = random.Random(seed)  # the probabilities and drop points
         self.upstream = (host, int(port))
         self.faults = []
         self.log = []
@@ -509,9 +544,13 @@ class FaultProxy:
         with self._lock:
             self.faults = []
 
+    def _random(self):
+        with self._lock:
+            return self._rng.random()
+
     def _take(self, method, path):
         with self._lock:
-            fired = [f for f in self.faults if f.matches(method, path)]
+            fired = [f for f in self.faults if f.matches(method, path, self._rng)]
             for f in fired:
                 f.fired += 1
             return fired
@@ -529,6 +568,12 @@ class FaultProxy:
     def clear_log(self):
         with self._lock:
             self.log = []
+
+    def take_log(self):
+        """The log so far, which is then cleared (so that a long run keeps it small)."""
+        with self._lock:
+            entries, self.log = self.log, []
+        return entries
 
     def requests(self, method=None, path=None):
         """Log entries (in arrival order) with this method and a path matching the regex."""

@@ -569,9 +569,34 @@ Status RegistryClient::PutManifest(const std::string& repo, const std::string& r
   req.max_body = kMaxErrorBody;
   ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull,push"}));
   if (!resp.transport_ok() || (resp.status != 201 && resp.status != 200)) {
+    // A broken connection or a server error may come after the registry stored the manifest
+    // (its answer lost on the way, retries and all): what it holds now says whether the push
+    // happened, so that a push is not reported failed while its tag is there.
+    if ((!resp.transport_ok() || resp.status >= 500) && HoldsManifest(repo, ref, DigestOf(bytes))) {
+      Log("writing manifest " + ref + " to " + registry_ + "/" + repo + ": " +
+          (resp.transport_ok() ? "HTTP " + std::to_string(resp.status) : resp.error) +
+          ", but the registry holds it");
+      return Ok();
+    }
     return ErrorFromResponse(resp, "writing manifest " + ref + " to " + registry_ + "/" + repo);
   }
   return Ok();
+}
+
+bool RegistryClient::HoldsManifest(const std::string& repo, const std::string& ref,
+                                   const std::string& digest) {
+  HttpRequest req;
+  req.method = "HEAD";
+  req.url = "/v2/" + repo + "/manifests/" + ref;
+  req.headers.push_back("Accept: " + std::string(media::kAcceptManifests));
+  req.timeout_s = kSmallRequestTimeout;
+  Result<HttpResponse> resp = Send(req, {"repository:" + repo + ":pull"});
+  if (!resp.ok() || !resp->transport_ok() || resp->status != 200) return false;
+  const std::string served = resp->Header("docker-content-digest");
+  if (!served.empty()) return served == digest;
+  if (IsSha256Digest(ref)) return ref == digest;   // addressed by its digest: it is there
+  Result<RawManifest> m = GetManifest(repo, ref);  // no digest header: the bytes say
+  return m.ok() && m->digest == digest;
 }
 
 Status RegistryClient::DeleteManifest(const std::string& repo, const std::string& ref) {

@@ -135,6 +135,8 @@ class RegistryClient : public Registry {
 
   Status GetSmallBlobRange(const std::string& repo, const std::string& digest, int64_t offset,
                            int64_t limit, int64_t size, const ByteSink& sink);
+  // Whether repo:ref is the manifest `digest` now (false when that cannot be told).
+  bool HoldsManifest(const std::string& repo, const std::string& ref, const std::string& digest);
   Result<Endpoint> GetEndpoint();
   Result<Endpoint> ProbeEndpoint(const std::shared_ptr<const TlsConfig>& tls);
   HttpResponse Perform(const HttpRequest& req);

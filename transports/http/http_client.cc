@@ -32,6 +32,9 @@ HttpFailure FailureOf(CURLcode code) {
     case CURLE_GOT_NOTHING:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
+    // A kept connection that broke before any answer: libcurl tries the request again on a
+    // new one, and gives this when it cannot rewind the request body for that.
+    case CURLE_SEND_FAIL_REWIND:
       return HttpFailure::kReset;
     case CURLE_PARTIAL_FILE:
       return HttpFailure::kPartial;
