@@ -65,7 +65,7 @@ def home_of(shared, user):
 def as_user(user, home, argv, **kw):
     env = ["env", "-i", f"HOME={home}", f"XDG_RUNTIME_DIR={home}",
            f"XDG_CACHE_HOME={home}/.cache", f"XDG_CONFIG_HOME={home}/.config",
-           "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"]
+           "PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", *tools.sanitizer_env()]
     return tools.run(["runuser", "-u", user.pw_name, "--", *env, *[str(a) for a in argv]],
                      timeout=kw.pop("timeout", 60), **kw)
 

@@ -38,6 +38,24 @@ def _env(home):
     return env
 
 
+# What a sanitizer build of regfs reads (tools/test --sanitize / --tsan set them, with the
+# directory its reports go to): a test that runs regfs in an environment of its own passes them on.
+SANITIZER_VARIABLES = ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS")
+
+
+def sanitizer_env():
+    """The sanitizer variables that are set, as NAME=VALUE strings (for env(1))."""
+    return [f"{k}={os.environ[k]}" for k in SANITIZER_VARIABLES if k in os.environ]
+
+
+def without_leak_check(env):
+    """env with LeakSanitizer off in an ASan build: it cannot run in a process that strace
+    traces (it stops the process's threads with ptrace itself). Memory errors are still caught."""
+    if "ASAN_OPTIONS" not in os.environ:
+        return env
+    return {**env, "ASAN_OPTIONS": os.environ["ASAN_OPTIONS"] + ":detect_leaks=0"}
+
+
 # A private HOME for every command, so that no auth.json of the machine is used.
 _HOME = None
 
