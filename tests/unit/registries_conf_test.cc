@@ -331,6 +331,22 @@ TEST(RegistriesConfTest, ASyntaxErrorNamesTheFileAndTheLine) {
   EXPECT_EQ(split.rfind("/etc/bad.conf: line 2: ", 0), 0u) << split;
 }
 
+// Found by fuzzing (tests/fuzz/corpus/registries_conf/crash-bf0c70d3): toml11 3.7 read past
+// the end of its buffer on a literal string of bytes that are not UTF-8. TOML is UTF-8, and
+// such a file is refused before toml11 sees it.
+TEST(RegistriesConfTest, BytesThatAreNotUtf8AreAnErrorNamingTheLine) {
+  std::string crash = MergeError(std::string("s= '") + std::string(32, '\xb1') + "''\".");
+  EXPECT_EQ(crash, "/etc/bad.conf: line 1: not valid UTF-8 (TOML files are UTF-8)");
+  std::string later = MergeError("# comment\n[[registry]]\nlocation = \"caf\xc3\" # \xe9\n");
+  EXPECT_EQ(later.rfind("/etc/bad.conf: line 3: not valid UTF-8", 0), 0u) << later;
+  EXPECT_NE(MergeError("s = '\xed\xa0\x80'\n").find("not valid UTF-8"), std::string::npos);
+  EXPECT_NE(MergeError("s = '\xc0\xaf'\n").find("not valid UTF-8"), std::string::npos);
+  // UTF-8 is read as ever, in strings and comments alike.
+  RegistriesConf c =
+      Conf("# caf\xc3\xa9 \xf0\x9f\x90\xb3\n[[registry]]\nlocation = \"x\" # \xe2\x82\xac\n");
+  EXPECT_EQ(c.entries().size(), 1u);
+}
+
 TEST(RegistriesConfTest, AValueOfTheWrongTypeIsAnErrorNamingTheKey) {
   EXPECT_EQ(MergeError("[[registry]]\nlocation = \"x\"\ninsecure = \"yes\"\n"),
             "/etc/bad.conf: line 3: [[registry]] \"insecure\" must be true or false");

@@ -120,6 +120,19 @@ TEST(TarWriterTest, WritesWhatGoArchiveTarWritesForAFile) {
   EXPECT_EQ(h.substr(1024), std::string(1024, '\0'));
 }
 
+// Found by fuzzing (tests/fuzz/corpus/docker_archive/empty): the header of a name without a
+// ustar prefix (and a file's empty link name) passed memcpy an empty view's null pointer,
+// undefined behaviour that UBSan reports. Run under tools/test --sanitize to see it fail.
+TEST(TarWriterTest, AnEmptyNameAndLinkNameLeaveTheirFieldsZero) {
+  TarBuilder t;
+  ASSERT_TRUE(t.w.WriteFile("", "").ok());
+  ASSERT_TRUE(t.w.Finish().ok());
+  ASSERT_EQ(t.out.size(), 512u * 3);
+  EXPECT_EQ(t.out.substr(0, 100), std::string(100, '\0'));    // name
+  EXPECT_EQ(t.out.substr(157, 100), std::string(100, '\0'));  // linkname
+  EXPECT_EQ(t.out.substr(345, 155), std::string(155, '\0'));  // prefix
+}
+
 TEST(TarWriterTest, RefusesMoreOrLessDataThanTheHeaderSaid) {
   TarBuilder t;
   ASSERT_TRUE(t.w.WriteHeader(TarHeader{"f", "", '0', 0444, 3}).ok());

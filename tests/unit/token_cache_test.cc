@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+
 namespace regfs {
 namespace {
 
@@ -25,6 +27,17 @@ TEST(TokenCacheTest, ShortLifetimesCountAsSixtySeconds) {
   EXPECT_EQ(cache.Get("s", t0 + seconds(50)), std::nullopt);
   cache.Put("s", "tok2", -1, t0);
   EXPECT_EQ(cache.Get("s", t0 + seconds(10)), "tok2");
+}
+
+// A token server may say anything: expires_in near INT64_MAX once overflowed the clock's
+// arithmetic (undefined behaviour; in practice a token expired before it was used).
+TEST(TokenCacheTest, HugeLifetimesAreCappedAtADay) {
+  TokenCache cache;
+  const auto t0 = TokenCache::Clock::now();
+  cache.Put("s", "tok", INT64_MAX, t0);
+  EXPECT_EQ(cache.Get("s", t0), "tok");
+  EXPECT_EQ(cache.Get("s", t0 + seconds(86389)), "tok");
+  EXPECT_EQ(cache.Get("s", t0 + seconds(86390)), std::nullopt);
 }
 
 TEST(TokenCacheTest, EraseAndClear) {

@@ -1,5 +1,6 @@
 #include "transports/archive/tar_writer.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -26,8 +27,9 @@ bool PutOctal(char* field, size_t len, int64_t x) {
   return true;
 }
 
+// (std::copy_n: an empty view's data() may be null, which memcpy must never be given.)
 void PutString(char* field, size_t len, std::string_view s) {
-  std::memcpy(field, s.data(), std::min(len, s.size()));
+  std::copy_n(s.data(), std::min(len, s.size()), field);
 }
 
 bool IsAscii(std::string_view s) {

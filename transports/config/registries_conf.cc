@@ -83,6 +83,40 @@ Error ErrorAtLine(size_t line, const std::string& what) {
   return MakeError(EINVAL, "line " + std::to_string(line) + ": " + what);
 }
 
+// The length of the valid UTF-8 sequence at the start of `s` (no overlong forms, surrogates
+// or code points past U+10FFFF), or 0.
+size_t Utf8SequenceLength(std::string_view s) {
+  const auto b = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  const auto cont = [&](size_t i) { return i < s.size() && (b(i) & 0xc0) == 0x80; };
+  const unsigned char c = b(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    if ((c == 0xe0 && b(1) < 0xa0) || (c == 0xed && b(1) > 0x9f)) return 0;
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    if ((c == 0xf0 && b(1) < 0x90) || (c == 0xf4 && b(1) > 0x8f)) return 0;
+    return 4;
+  }
+  return 0;
+}
+
+// TOML files are UTF-8, and toml11 3.7 reads past the end of its buffer on some byte
+// sequences that are not (a literal string of them), so they never reach it.
+Status CheckUtf8(std::string_view s) {
+  size_t line = 1;
+  for (size_t i = 0; i < s.size();) {
+    size_t n = Utf8SequenceLength(s.substr(i));
+    if (n == 0) return ErrorAtLine(line, "not valid UTF-8 (TOML files are UTF-8)");
+    if (s[i] == '\n') ++line;
+    i += n;
+  }
+  return Ok();
+}
+
 // What toml11 is given: `s` with the text of its comments left out. Every command reads
 // registries.conf, such files are mostly comments, and toml11 3.7 is slow over them: Debian's
 // registries.conf (3.8 KB, nothing but comments) costs it 2.8 M instructions as written and
@@ -242,6 +276,7 @@ Error SyntaxError(const toml::syntax_error& e) {
 
 // The document in `text`; errors are "line N: what", for the caller to prefix with the file.
 Result<toml::value> ParseTomlDocument(std::string_view text) {
+  RETURN_IF_ERROR(CheckUtf8(text));
   ASSIGN_OR_RETURN(std::string prepared, PrepareForToml(text));
   try {
     std::istringstream in{std::move(prepared)};

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "transports/docker/registry_responses.h"
 #include "transports/manifest/manifest.h"
 #include "transports/types/image_reference.h"
 #include "transports/util/base64.h"
@@ -44,22 +45,6 @@ std::string ScopeKey(const std::vector<std::string>& scopes) {
 Error TooManyPages(const std::string& what) {
   return MakeError(
       EFBIG, what + " goes on for more than " + std::to_string(kMaxPages) + " pages; giving up");
-}
-
-// The "next" target of a Link header: `</v2/_catalog?last=x&n=100>; rel="next"`.
-std::string NextLink(const HttpResponse& resp) {
-  for (const std::string& link : resp.Headers("link")) {
-    if (link.find("rel=\"next\"") == std::string::npos &&
-        link.find("rel=next") == std::string::npos) {
-      continue;
-    }
-    size_t open = link.find('<');
-    size_t close = link.find('>', open);
-    if (open != std::string::npos && close != std::string::npos) {
-      return link.substr(open + 1, close - open - 1);
-    }
-  }
-  return {};
 }
 
 }  // namespace
@@ -367,15 +352,10 @@ Result<std::string> RegistryClient::FetchToken(const Endpoint& endpoint, const C
   if (!resp.transport_ok() || resp.status != 200) {
     return ErrorFromResponse(resp, "getting a token from " + UrlOrigin(realm));
   }
-  json j = json::parse(resp.body, nullptr, false);
-  if (!j.is_object()) return MakeError(EACCES, "token response is not JSON");
-  std::string token = JsonString(j, "token");
-  if (token.empty()) token = JsonString(j, "access_token");
-  if (token.empty()) return MakeError(EACCES, "token response holds no token");
-  int64_t expires_in = JsonInt(j, "expires_in").value_or(60);
+  ASSIGN_OR_RETURN(TokenResponse token, ParseTokenResponse(resp.body));
   std::lock_guard<std::mutex> lock(mu_);
-  tokens_.Put(ScopeKey(scopes), token, expires_in, std::chrono::steady_clock::now());
-  return token;
+  tokens_.Put(ScopeKey(scopes), token.token, token.expires_in, std::chrono::steady_clock::now());
+  return token.token;
 }
 
 Result<std::string> RegistryClient::AuthorizationFor(const Endpoint& endpoint,
@@ -844,14 +824,10 @@ Result<std::vector<std::string>> RegistryClient::ListTags(const std::string& rep
     ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}));
     std::string what = "listing tags of " + registry_ + "/" + repo;
     if (!resp.transport_ok() || resp.status != 200) return ErrorFromResponse(resp, what);
-    json j = json::parse(resp.body, nullptr, false);
-    if (!j.is_object()) return MakeError(EIO, what + ": response is not JSON");
-    if (j.contains("tags") && j["tags"].is_array()) {
-      for (const auto& t : j["tags"]) {
-        if (t.is_string()) tags.push_back(t.get<std::string>());
-      }
-    }
-    std::string next = NextLink(resp);
+    auto page_tags = ParseTagListPage(resp.body);
+    if (!page_tags) return MakeError(EIO, what + ": response is not JSON");
+    tags.insert(tags.end(), page_tags->begin(), page_tags->end());
+    std::string next = NextLinkTarget(resp.Headers("link"));
     url = next.empty() ? "" : ResolveLocation(url, next);
   }
   // A list cut short would pass for the whole one (sync would prune what it did not see).
@@ -874,13 +850,10 @@ Result<std::vector<std::string>> RegistryClient::Catalog(const std::function<boo
     if (!resp.transport_ok() || resp.status != 200) {
       return ErrorFromResponse(resp, "listing the catalog of " + registry_);
     }
-    json j = json::parse(resp.body, nullptr, false);
-    if (j.is_object() && j.contains("repositories") && j["repositories"].is_array()) {
-      for (const auto& r : j["repositories"]) {
-        if (r.is_string()) repos.push_back(r.get<std::string>());
-      }
+    if (auto names = ParseCatalogPage(resp.body)) {
+      repos.insert(repos.end(), names->begin(), names->end());
     }
-    std::string next = NextLink(resp);
+    std::string next = NextLinkTarget(resp.Headers("link"));
     url = next.empty() ? "" : ResolveLocation(url, next);
   }
   if (!url.empty()) return TooManyPages("the catalog of " + registry_);

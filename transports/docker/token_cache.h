@@ -1,6 +1,7 @@
 // Bearer tokens by the scopes they were granted for, each kept until it expires: `expires_in`
 // seconds after it was issued, never less than 60 (the token spec's minimum, as
-// containers/image and Docker assume), less a 10 s margin for the request in flight.
+// containers/image and Docker assume) and never more than a day (a huge one would overflow the
+// clock), less a 10 s margin for the request in flight.
 // Not thread-safe: RegistryClient guards it with its mutex.
 #pragma once
 

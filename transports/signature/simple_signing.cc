@@ -212,7 +212,8 @@ Status ExactFields(const nlohmann::json& obj, const char* what,
     }
   }
   if (!others_allowed) {
-    for (const auto& [key, value] : obj.items()) {
+    for (const auto& item : obj.items()) {
+      const std::string& key = item.key();
       if (std::find_if(required.begin(), required.end(), [&](const char* k) { return key == k; }) ==
           required.end()) {
         return InvalidSignature("unknown key \"" + key + "\" in " + what);
@@ -400,6 +401,10 @@ class GpgSigner : public Signer {
 };
 
 }  // namespace
+
+Result<SignedImage> ParseSimpleSigningPayload(std::string_view plaintext) {
+  return ParsePayload(plaintext);
+}
 
 Result<std::string> SignSimpleSigning(const std::string& manifest_digest,
                                       const std::string& docker_reference,

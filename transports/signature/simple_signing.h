@@ -32,6 +32,11 @@ struct SimpleSigningVerified {
   std::string key_fingerprint;  // of the key that made it
 };
 
+// The claims of a signed plaintext, parsed as strictly as containers/image's
+// untrustedSignature.strictUnmarshalJSON (no duplicate keys, exactly the critical fields, an
+// integer timestamp). EINVAL naming what is wrong. The verifiers below call it.
+Result<SignedImage> ParseSimpleSigningPayload(std::string_view plaintext);
+
 // Verifies `blob` with the public keys in `keyrings` (each armored or binary OpenPGP data),
 // imported into a temporary GnuPG home that is removed afterwards, so the user's keyring is
 // neither used nor changed. The plaintext is parsed as strictly as containers/image parses it.
