@@ -3,6 +3,7 @@
 // Without -f the daemon forks, and the parent returns once the mount exists (or with the
 // daemon's error), so a script can use MNT on its next line.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -70,6 +71,11 @@ Status LoadSignatureConfig(MountOptions* options) {
 // the error text.
 int Serve(const Command& self, const MountOptions& options, const std::string& mountpoint,
           int ready_fd) {
+  // glibc gives every thread that allocates at once an arena of its own (up to 8 per core),
+  // and the daemon's FUSE and fetch threads each grow and keep one: RSS climbed by ~10 MiB in
+  // the first 90 s of test_soak and kept climbing for 20 minutes without a leak. Two arenas
+  // hold it level, at half the size, before any thread starts.
+  mallopt(M_ARENA_MAX, 2);
   auto report = [&](const std::string& msg) {
     if (ready_fd >= 0) {
       (void)!write(ready_fd, msg.data(), msg.size());
