@@ -1,5 +1,5 @@
 """A soak of the mount (issue #14, part 5): 8 readers and 2 writers through one mount for
-REGFS_SOAK_SECONDS seconds (default 90, what CI runs; the full soak is 1200), with the fault
+REGFS_SOAK_SECONDS seconds (default 90; the full soak is 1200), with the fault
 proxy between the mount and a real registry dropping 5% of the connections (a TCP reset at a
 random moment: before the request is forwarded, after the answer, or somewhere in the body)
 and answering 5% of the requests with 503 or 429.
