@@ -1170,9 +1170,9 @@ Result<std::string> Filesystem::ReadLink(uint64_t ino) {
   return node.target;
 }
 
-Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags) {
+Result<OpenedFile> Filesystem::Open(uint64_t ino, int flags, pid_t writer) {
   ASSIGN_OR_RETURN(Node node, NodeOf(ino));
-  if ((flags & O_ACCMODE) != O_RDONLY) return OpenForWrite(node, flags);
+  if ((flags & O_ACCMODE) != O_RDONLY) return OpenForWrite(node, flags, writer);
   RETURN_IF_ERROR(CheckPolicy(node));
   auto handle = std::make_shared<OpenHandle>();
   OpenedFile opened;

@@ -85,7 +85,8 @@ class Filesystem {
   SpaceUsage Space() const;
   Result<std::vector<DirEntry>> ReadDir(uint64_t ino);
   Result<std::string> ReadLink(uint64_t ino);
-  Result<OpenedFile> Open(uint64_t ino, int flags);
+  // `writer`: the process opening, as the kernel names it (0: unknown).
+  Result<OpenedFile> Open(uint64_t ino, int flags, pid_t writer = 0);
   Result<size_t> Read(uint64_t handle, char* buf, size_t size, int64_t off);
   void Release(uint64_t handle);
   Result<std::string> GetXattr(uint64_t ino, const std::string& name);
@@ -94,7 +95,8 @@ class Filesystem {
   // The write side (fs/filesystem_write.cc): writing is pushing, removing is deleting.
   // Mkdir and Create count one lookup of the inode they return, as Lookup does.
   Result<NodeAttr> Mkdir(uint64_t parent, const std::string& name);
-  Result<std::pair<NodeAttr, OpenedFile>> Create(uint64_t parent, const std::string& name);
+  Result<std::pair<NodeAttr, OpenedFile>> Create(uint64_t parent, const std::string& name,
+                                                 pid_t writer = 0);
   Result<size_t> Write(uint64_t handle, const char* data, size_t size, int64_t off);
   // The close() of a file: a staged file is checked, and the image pushed when complete.
   Status Flush(uint64_t handle);
@@ -337,7 +339,7 @@ class Filesystem {
   void Invalidate(const std::string& registry, const std::string& repo, const std::string& tag);
   Result<std::shared_ptr<OpenHandle>> HandleOf(uint64_t handle);
   uint64_t AddHandle(std::shared_ptr<OpenHandle> handle);
-  Result<OpenedFile> OpenForWrite(const Node& node, int flags);
+  Result<OpenedFile> OpenForWrite(const Node& node, int flags, pid_t writer);
   std::chrono::steady_clock::time_point Expiry(int seconds) const;
 
   const MountOptions options_;

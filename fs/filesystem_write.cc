@@ -20,8 +20,14 @@ std::string Join(const std::string& a, const std::string& b) { return a.empty() 
 
 Error ReadOnly() { return MakeError(EROFS, "the mount is read-only (ro)"); }
 
-// How long a pushed staging image keeps showing what was written after its last file closed.
+// How long a pushed staging image keeps showing what was written after its last file closed
+// — and, while a process that wrote it still runs, at most how long: a copy's next file may
+// come that late when its path walk waits for lookups of the directories above (each a
+// request that may stall for the timeout, retried).
 constexpr int64_t kSettleMs = 2000;
+int64_t SettleLimitMs(const MountOptions& options) {
+  return std::max<int64_t>(kSettleMs, 4000 * static_cast<int64_t>(options.timeout));
+}
 
 // How long the files of an image deleted by unlinking its manifest.json stay to be removed.
 constexpr int kLeftoverSeconds = 60;
@@ -41,7 +47,7 @@ std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = stagings_.find(key);
   if (it == stagings_.end()) return nullptr;
-  if (it->second->Settled(kSettleMs)) {
+  if (it->second->Settled(kSettleMs, SettleLimitMs(options_))) {
     settled = std::move(it->second);  // the directory shows the pushed image now
     stagings_.erase(it);
     return nullptr;
@@ -77,7 +83,7 @@ Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
     // again: each holds its spill files (and their descriptors) until it goes, and a daemon
     // that pushes tag after tag would keep every one of them.
     for (auto it = stagings_.begin(); it != stagings_.end();) {
-      if (it->second && it->second->Settled(kSettleMs)) {
+      if (it->second && it->second->Settled(kSettleMs, SettleLimitMs(options_))) {
         settled.push_back(std::move(it->second));
         it = stagings_.erase(it);
       } else {
@@ -131,7 +137,7 @@ Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name)
 }
 
 Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
-                                                           const std::string& name) {
+                                                           const std::string& name, pid_t writer) {
   if (options_.read_only) return ReadOnly();
   ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
   std::string repo, tag;
@@ -149,7 +155,7 @@ Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
   attr.ino = Intern("S|" + parent.registry + "|" + repo + "|" + tag + "|" + name, node);
   auto handle = std::make_shared<OpenHandle>();
   handle->staging = staging;
-  handle->staging->OpenFile();
+  handle->staging->OpenFile(writer);
   handle->name = name;
   handle->dirty = true;
   OpenedFile opened;
@@ -158,14 +164,14 @@ Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
   return std::make_pair(attr, opened);
 }
 
-Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
+Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags, pid_t writer) {
   if (options_.read_only) return ReadOnly();
   auto handle = std::make_shared<OpenHandle>();
   switch (node.kind) {
     case Kind::kStagedFile: {
       handle->staging = StagingOf(node);
       if (!handle->staging) return MakeError(ENOENT, "no longer staged");
-      handle->staging->OpenFile();
+      handle->staging->OpenFile(writer);
       handle->name = node.target;
       if (flags & O_TRUNC) {
         RETURN_IF_ERROR(handle->staging->Create(node.target));
@@ -182,7 +188,7 @@ Result<OpenedFile> Filesystem::OpenForWrite(const Node& node, int flags) {
       }
       Node dir = MakeNode(Kind::kImage, node.registry, node.path, node.target);
       ASSIGN_OR_RETURN(handle->staging, StagingFor(dir));
-      handle->staging->OpenFile();
+      handle->staging->OpenFile(writer);
       handle->name = node.kind == Kind::kManifestFile ? "manifest.json"
                      : node.kind == Kind::kVersion    ? "version"
                                                    : "signature-" + std::to_string(node.index + 1);

@@ -207,7 +207,7 @@ void OnReleasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 }
 
 void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto r = Ctx(req)->fs->Open(ino, fi->flags);
+  auto r = Ctx(req)->fs->Open(ino, fi->flags, fuse_req_ctx(req)->pid);
   if (!r.ok()) {
     ReplyError(req, "open", At(req, ino), r.error());
     return;
@@ -287,7 +287,7 @@ void OnMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t) {
 }
 
 void OnCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, fuse_file_info* fi) {
-  auto r = Ctx(req)->fs->Create(parent, name);
+  auto r = Ctx(req)->fs->Create(parent, name, fuse_req_ctx(req)->pid);
   if (!r.ok()) {
     ReplyError(req, "create", At(req, parent, name), r.error());
     return;

@@ -1,6 +1,7 @@
 #include "fs/staging_image.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -139,6 +140,18 @@ Status StagingImage::Create(const std::string& name) {
 
 Result<size_t> StagingImage::Write(const std::string& name, const char* data, size_t n,
                                    int64_t off) {
+  auto written = WriteFile(name, data, n, off);
+  if (!written.ok()) {
+    // What was written is not what the writer meant: the file's close fails too.
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = files_.find(name);
+    if (it != files_.end()) it->second->broken = true;
+  }
+  return written;
+}
+
+Result<size_t> StagingImage::WriteFile(const std::string& name, const char* data, size_t n,
+                                       int64_t off) {
   FilePtr f;
   bool rewrite = false;
   {
@@ -275,15 +288,22 @@ std::string StagingImage::pushed_digest() const {
   return pushed_digest_;
 }
 
-bool StagingImage::Settled(int64_t idle_ms) const {
+bool StagingImage::Settled(int64_t idle_ms, int64_t max_idle_ms) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return pushed_ && open_files_ == 0 &&
-         std::chrono::steady_clock::now() - touched_ > std::chrono::milliseconds(idle_ms);
+  if (!pushed_ || open_files_ > 0) return false;
+  auto idle = std::chrono::steady_clock::now() - touched_;
+  if (idle <= std::chrono::milliseconds(idle_ms)) return false;
+  if (idle > std::chrono::milliseconds(max_idle_ms)) return true;
+  for (pid_t pid : writers_) {
+    if (kill(pid, 0) == 0 || errno == EPERM) return false;  // still running
+  }
+  return true;
 }
 
-void StagingImage::OpenFile() {
+void StagingImage::OpenFile(pid_t writer) {
   std::lock_guard<std::mutex> lock(mu_);
   ++open_files_;
+  if (writer > 0) writers_.insert(writer);
   touched_ = std::chrono::steady_clock::now();
 }
 
@@ -294,12 +314,35 @@ void StagingImage::CloseFile() {
 }
 
 Status StagingImage::Finish(const std::string& name) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(FindLocked(name));
+  }
+  Status s = FinishFile(name);
+  if (s.ok()) return s;
+  return Fail(name, s.error());
+}
+
+Status StagingImage::Fail(const std::string& name, const Error& why) {
+  bool undo = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.insert(name);
+    undo = pushed_;
+  }
+  if (undo) return Unpush(why);
+  return why;
+}
+
+Status StagingImage::FinishFile(const std::string& name) {
   FilePtr f;
   FilePtr dropped;  // a manifest not matching its name, dropped after the lock is released
+  bool broken = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(f, FindLocked(name));
-    if (!f->finished && !f->is_blob) {
+    broken = f->broken;
+    if (!broken && !f->finished && !f->is_blob) {
       if (name == "version" && f->bytes != kDirVersion) {
         return MakeError(EINVAL, "version must hold \"Directory Transport Version: 1.1\\n\"");
       }
@@ -323,15 +366,22 @@ Status StagingImage::Finish(const std::string& name) {
       f->finished = true;
     }
   }
-  if (f->is_signature) {
-    bool late = false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      late = pushed_;
+  if (broken) {
+    if (f->is_blob) {
+      std::lock_guard<std::mutex> stream(f->stream_mu);
+      f->spill = UniqueFd();  // as FinishBlob does: a failed file holds no descriptor
+      f->upload.reset();
     }
-    if (late) return PushLateSignature(name);
+    return MakeError(EIO, name + ": a write to it failed; it is to be written again");
   }
   if (f->is_blob) RETURN_IF_ERROR(FinishBlob(name, f));
+  bool late = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.erase(name);  // written again, without error
+    late = pushed_;
+  }
+  if (f->is_signature && late) return PushLateSignature(name);
   return PushIfComplete();
 }
 
@@ -375,22 +425,17 @@ Status StagingImage::FinishBlob(const std::string& name, const FilePtr& f) {
     }
   }
   FilePtr dropped;  // a blob not matching its name, dropped after the lock is released
-  std::unique_lock<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (!verdict.ok()) {
-    failed_.insert(f->digest);
     // Its upload is aborted with it: the registry never completes it.
     auto it = files_.find(name);
     if (it != files_.end() && it->second == f) {
       dropped = std::move(it->second);
       files_.erase(it);
     }
-    bool undo = pushed_;
-    lock.unlock();
-    if (undo) return Unpush(verdict.error());
     return verdict;
   }
   if (at_registry) at_registry_.insert(f->digest);
-  failed_.erase(f->digest);
   f->finished = true;
   return Ok();
 }
@@ -459,6 +504,8 @@ Result<std::vector<std::string>> StagingImage::MissingLocked(std::vector<std::st
   for (const auto& [name, f] : files_) {
     if (f->is_signature && !f->finished) missing.push_back(name);
   }
+  // So does every file whose close failed, until it is written again.
+  missing.insert(missing.end(), held_.begin(), held_.end());
   ASSIGN_OR_RETURN(Manifest top, ParseManifest(top_file->second->bytes));
   std::vector<Manifest> images;
   if (top.is_index) {
@@ -480,10 +527,6 @@ Result<std::vector<std::string>> StagingImage::MissingLocked(std::vector<std::st
     for (const Descriptor* d : blobs) {
       auto it = files_.find(std::string(DigestHex(d->digest)));
       if (it != files_.end() && it->second->finished) continue;
-      if (failed_.count(d->digest)) {
-        missing.push_back(d->digest);
-        continue;
-      }
       if (at_registry_.count(d->digest)) continue;
       if (it == files_.end() && !not_at_registry_.count(d->digest) && unknown) {
         unknown->push_back(d->digest);

@@ -7,9 +7,11 @@
 // the manifest goes last, so no tag exists before the image is complete. signature-N files go
 // with it, as the pushed manifest's sigstore attachment (stored before the manifest): one that
 // is not a valid signature fails its close() and holds the push until written again; one closed
-// after the push is added to the pushed manifest's attachment. A blob that fails after the
-// push (the registry completed the image from blobs it held, before the cp wrote a corrupt copy
-// of one) undoes the push: a failed cp leaves no tag.
+// after the push is added to the pushed manifest's attachment. A failed cp leaves no tag: a file
+// whose close() failed (its content, a write to it, or the push it completed) holds the image
+// until it is written again and closed without error, and a file that fails after the push
+// (the registry completed the image from blobs it held before the cp wrote the rest) undoes
+// the push.
 //
 // Thread-safe. Locks, in the order they are taken (one is only taken while holding none after
 // it): push_mu_, then a File's stream_mu, then mu_. mu_ guards the local state that stat,
@@ -54,7 +56,8 @@ class StagingImage final : public ImageSource {
   Result<size_t> Write(const std::string& name, const char* data, size_t n, int64_t off);
   // Ends a file's writing: checks it (a blob against its name, version's content, a manifest's
   // size limit), finishes its upload, and pushes the image when it is complete. Returns the
-  // push's result to the close() that completed the image.
+  // push's result to the close() that completed the image. A failure holds the image until the
+  // file is written again, and undoes the push if the image was pushed before.
   Status Finish(const std::string& name);
   // The blob `name` arrived at the registry by other means (a cross-repository mount, or a
   // server-side copy from another registry): it needs no bytes.
@@ -73,11 +76,14 @@ class StagingImage final : public ImageSource {
   bool pushed() const;
   // The digest of the manifest pushed last ("" before the first push).
   std::string pushed_digest() const;
-  // Pushed, no file of it open, and untouched for `idle_ms`: its directory can show the image
-  // at the registry again. Until then the directory shows what was written, so that a copy
-  // still under way (cp, mv) finds its own files and none of the pushed image's.
-  bool Settled(int64_t idle_ms) const;
-  void OpenFile();
+  // Pushed, no file of it open, untouched for `idle_ms`, and no process that opened one of its
+  // files still running (or untouched for `max_idle_ms` whatever runs): its directory can show
+  // the image at the registry again. Until then the directory shows what was written, so that
+  // a copy still under way (cp, mv) finds its own files and none of the pushed image's — also
+  // when its next file comes late, its path walk held up by a slow registry.
+  bool Settled(int64_t idle_ms, int64_t max_idle_ms) const;
+  // A file of the image opened by process `writer` (0: unknown), and closed.
+  void OpenFile(pid_t writer = 0);
   void CloseFile();
 
   const std::string& registry() const { return registry_; }
@@ -113,6 +119,7 @@ class StagingImage final : public ImageSource {
     bool finished = false;
     bool adopted = false;       // at the registry without our bytes
     bool is_signature = false;  // signature-N: checked at close, blocks the push until valid
+    bool broken = false;        // a write failed: its close fails
     // A blob's stream, guarded by stream_mu.
     std::mutex stream_mu;
     UniqueFd spill;
@@ -125,8 +132,13 @@ class StagingImage final : public ImageSource {
   using FilePtr = std::shared_ptr<File>;
 
   Result<FilePtr> FindLocked(const std::string& name);
+  // Finish without what a failure does to the image.
+  Status FinishFile(const std::string& name);
   // Checks a blob's content against its name and completes its upload: under its stream_mu.
   Status FinishBlob(const std::string& name, const FilePtr& f);
+  Result<size_t> WriteFile(const std::string& name, const char* data, size_t n, int64_t off);
+  // `name` failed: the image waits for it to be written again; a push is undone.
+  Status Fail(const std::string& name, const Error& why);
   // Pushes the image if manifest.json and everything it references are there.
   Status PushIfComplete();
   // What the current manifest.json still needs; empty when the image is complete. Blobs
@@ -150,14 +162,16 @@ class StagingImage final : public ImageSource {
   std::map<std::string, FilePtr> files_;   // guarded by mu_
   std::set<std::string> at_registry_;      // digests seen at the registry, guarded by mu_
   std::set<std::string> not_at_registry_;  // … and not, for this manifest, guarded by mu_
-  // Blobs whose bytes written here did not match their names: the image is not pushed with
-  // the registry's copy in their place (the cp failed), only once each is written again.
-  std::set<std::string> failed_;      // guarded by mu_
+  // Files whose close() failed: the image is not pushed (even when the registry could complete
+  // it with its own copy of a blob that failed here) until each is written again and closed
+  // without error. guarded by mu_
+  std::set<std::string> held_;
   uint64_t manifest_generation_ = 0;  // manifest.json (re)created, guarded by mu_
   bool pushed_ = false;               // guarded by mu_
   std::string pushed_digest_;         // guarded by mu_
   std::string replaced_digest_;       // the tag's digest before the push ("": none), mu_
   int open_files_ = 0;                // guarded by mu_
+  std::set<pid_t> writers_;           // processes that opened its files, guarded by mu_
   std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
   std::mutex push_mu_;  // one push at a time; held across the push's requests
 };

@@ -10,13 +10,14 @@ import re
 import signal
 import stat
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
-from mountlib import (MiB, cache_entries, cache_listing, expect_errno, hexof, make_big_image,
-                      wait_until)
+from mountlib import (MiB, cache_entries, cache_listing, entries_of, expect_errno, hexof,
+                      make_big_image, wait_until)
 from testlib import images, tools
 from testlib.faultproxy import Fault
 from testlib.standard import ALL_IMAGES
@@ -620,3 +621,123 @@ def test_corrupt_blob_the_registry_has_elsewhere_leaves_no_tag(imgs, registry, m
     failed = [n for n in names if run("cp", src / n, dst / n).returncode != 0]
     assert failed == [hexof(bad.digest)], (failed, m.diag())
     tag_absent(oracle, registry, repo, "t", "with a corrupt blob the registry has elsewhere")
+
+
+def test_a_failed_push_is_not_made_by_a_later_close(imgs, registry, proxy, mounts, oracle, work,
+                                                    repo_name):
+    """The push that manifest.json's close() made failed (the registry refused the manifest
+    once): cp reports that close and goes on to the next file. That file's close must not push
+    the image — a failed cp leaves no tag — until manifest.json is written again."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    repo = repo_name("write-failed-then-version")
+    proxy.add(Fault.status(403), method="PUT", path=r"/manifests/", count=1)
+    m = mounts("timeout=5")
+    dst = m.image(proxy.addr, repo, "t")
+    os.makedirs(dst)
+    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
+    for n in names + ["manifest.json", "version"]:
+        r = run("cp", src / n, dst / n)
+        assert (r.returncode != 0) == (n == "manifest.json"), (n, r.stderr, m.diag())
+    assert manifest_puts(proxy), proxy.dump()
+    tag_absent(oracle, registry, repo, "t", "after its push failed and version was closed")
+    run_ok("cp", src / "manifest.json", dst / "manifest.json", m=m)  # written again: pushed
+    assert_pushed(oracle, registry, repo, "t", src, work, m)
+
+
+def test_a_file_failing_after_the_push_undoes_it(imgs, registry, mounts, oracle, work,
+                                                 repo_name):
+    """manifest.json and the blobs complete the image, which is pushed; then the cp's version
+    file has the wrong content, so its close() fails: the cp failed, and the push is undone."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    (src / "version").write_text("Directory Transport Version: 9.9\n")
+    repo = repo_name("write-bad-version-after-push")
+    m = mounts()
+    dst = m.image(registry.addr, repo, "t")
+    os.makedirs(dst)
+    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
+    for n in names + ["manifest.json"]:
+        run_ok("cp", src / n, dst / n, m=m)
+    assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
+    r = run("cp", src / "version", dst / "version")
+    assert r.returncode != 0, m.diag()
+    tag_absent(oracle, registry, repo, "t", "after its version file failed")
+    assert "the tag is removed" in m.log_text(), m.diag()
+
+
+def test_a_failed_write_fails_the_close_and_holds_the_image(imgs, registry, mounts, oracle,
+                                                            work, repo_name):
+    """A manifest.json written past the 4 MiB limit: the write fails (EFBIG), so does the
+    close, and what was written of it is never pushed — not by the next file's close either."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    repo = repo_name("write-broken-manifest")
+    m = mounts()
+    dst = m.image(registry.addr, repo, "t")
+    os.makedirs(dst)
+    for n in sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version")):
+        run_ok("cp", src / n, dst / n, m=m)
+    manifest = (src / "manifest.json").read_bytes()
+    fd = os.open(dst / "manifest.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        assert os.write(fd, manifest) == len(manifest)
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b" ", 4 * MiB)  # past the limit
+        assert e.value.errno == errno.EFBIG
+    finally:
+        with pytest.raises(OSError) as e:
+            os.close(fd)
+    assert e.value.errno == errno.EIO
+    run_ok("cp", src / "version", dst / "version", m=m)
+    tag_absent(oracle, registry, repo, "t", "after a failed write of manifest.json")
+
+
+def test_a_pushed_image_stays_staged_while_its_writer_runs(imgs, registry, mounts, oracle, work,
+                                                           repo_name):
+    """A copy whose next file comes late (its path walk held up by a slow registry) still finds
+    the staging image it writes: the image is pushed, and the writer, still running after the
+    settle interval, creates version in it — no lookup at the registry in between, the
+    directory still shows what was written. Once the writer has exited, the pushed image
+    settles as before."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    repo = repo_name("write-late-file")
+    m = mounts()
+    dst = m.image(registry.addr, repo, "t")
+    os.makedirs(dst)
+    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
+    script = (
+        "import os, shutil, sys, time\n"
+        "src, dst, names = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+        "for n in names + ['manifest.json']:\n"
+        "    shutil.copyfile(os.path.join(src, n), os.path.join(dst, n))\n"
+        "print('pushed', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "fd = os.open(os.path.join(dst, 'version'), os.O_WRONLY | os.O_CREAT | os.O_EXCL)\n"
+        "os.write(fd, open(os.path.join(src, 'version'), 'rb').read())\n"
+        "os.close(fd)\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(src), str(dst), *names],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "pushed\n", m.diag()
+        closed = time.monotonic()
+        assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
+        elapse(SETTLE_S + 1, since=closed)
+        # still the staging image: what was written, without version
+        assert sorted(os.listdir(dst)) == sorted(names + ["manifest.json"]), m.diag()
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        assert writer.wait(timeout=60) == 0, m.diag()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+    exited = time.monotonic()
+    assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
+    elapse(SETTLE_S + 0.5, since=exited)
+    # settled: looked up, the directory is the registry's image again, and the staging image
+    # with its spill files is gone
+    assert os.listdir(dst) == entries_of(it.image), m.diag()
+    spill = m.cache_dir / "staging"
+    assert not [p for p in spill.rglob("*") if p.is_file()], m.diag()
