@@ -632,6 +632,8 @@ Status Filesystem::Forget(uint64_t ino, uint64_t count) {
   node.lookups -= count;
   if (node.lookups > 0) return status;
   // The kernel has dropped the inode, and nothing else refers to it (see nodes_).
+  auto child = children_.find({node.parent, node.name});
+  if (child != children_.end() && child->second == ino) children_.erase(child);
   auto key = inos_.find(node.key);
   if (key != inos_.end() && key->second == ino) inos_.erase(key);  // not a renamed-over name
   nodes_.erase(it);
@@ -931,15 +933,59 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
 Result<NodeAttr> Filesystem::Lookup(uint64_t parent_ino, const std::string& name) {
   ASSIGN_OR_RETURN(Node parent, NodeOf(parent_ino));
   std::string key;
-  ASSIGN_OR_RETURN(Node child, LookupChild(parent, name, &key));
+  auto found = LookupChild(parent, name, &key);
+  if (!found.ok()) {
+    // The kernel asks again about a name it holds when its entry expires — also for every
+    // directory above a path being opened. A registry failing for a moment (EIO, EAGAIN)
+    // does not make a directory or file it had a moment ago vanish from under a copy: the
+    // last answer stands, for a second at a time, until one comes or the name is gone.
+    int err = found.error().errnum;
+    if (err == EIO || err == EAGAIN) {
+      if (auto last = LastLookup(parent_ino, name); last.ok()) return last;
+    }
+    return found.error();
+  }
+  Node child = std::move(found).value();
   ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(0, child));
   // Counted only now that nothing can fail: each lookup counted is one the kernel holds.
   attr.ino = Intern(key, child);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = nodes_.find(attr.ino);
+    if (it != nodes_.end()) {
+      children_.erase({it->second.parent, it->second.name});
+      it->second.parent = parent_ino;
+      it->second.name = name;
+      children_[{parent_ino, name}] = attr.ino;
+    }
+  }
   // Which file a name in a tag's directory is changes when the tag moves.
   if ((parent.kind == Kind::kImage && !IsSha256Digest(parent.ref)) ||
       parent.kind == Kind::kLocalDir) {
     attr.entry_timeout = std::min<double>(attr.entry_timeout, options_.tag_ttl);
   }
+  return attr;
+}
+
+Result<NodeAttr> Filesystem::LastLookup(uint64_t parent_ino, const std::string& name) {
+  Node node;
+  uint64_t ino = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = children_.find({parent_ino, name});
+    if (it == children_.end()) return MakeError(ENOENT, "not looked up before");
+    ino = it->second;
+    node = nodes_.at(ino);
+  }
+  ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(ino, node));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = nodes_.find(ino);
+    if (it == nodes_.end()) return MakeError(ENOENT, "forgotten meanwhile");
+    ++it->second.lookups;  // the kernel holds one more
+  }
+  attr.entry_timeout = std::min(attr.entry_timeout, 1.0);
+  attr.timeout = std::min(attr.timeout, 1.0);
   return attr;
 }
 

@@ -157,7 +157,9 @@ class Filesystem {
     std::string target;  // symlink; staged file: its name; image files: the directory's ref
     int64_t size = 0;
     uint64_t lookups = 0;
-    std::string key;  // in inos_
+    std::string key;      // in inos_
+    uint64_t parent = 0;  // the lookup that gave it last, in children_
+    std::string name;
     // Signatures: N - 1, and the layer annotations (digest: the payload's, media_type: its
     // MIME type, ref: the manifest digest signed, target: the directory's ref).
     size_t index = 0;
@@ -340,6 +342,8 @@ class Filesystem {
   Result<std::shared_ptr<OpenHandle>> HandleOf(uint64_t handle);
   uint64_t AddHandle(std::shared_ptr<OpenHandle> handle);
   Result<OpenedFile> OpenForWrite(const Node& node, int flags, pid_t writer);
+  // What the last successful lookup of (parent, name) gave, counted again as the kernel's.
+  Result<NodeAttr> LastLookup(uint64_t parent_ino, const std::string& name);
   std::chrono::steady_clock::time_point Expiry(int seconds) const;
 
   const MountOptions options_;
@@ -369,10 +373,13 @@ class Filesystem {
   // The nodes the kernel holds a lookup of (and the root). Open handles keep what they read
   // (bytes, blob, staging image) rather than a node, and the kernel forgets no inode that has
   // an open file, so a node whose lookups reach zero is dropped.
-  std::map<uint64_t, Node> nodes_;                            // guarded by mu_
-  std::map<std::string, uint64_t> inos_;                      // key → ino, guarded by mu_
-  std::set<std::string> registries_;                          // guarded by mu_
-  std::map<std::string, std::shared_ptr<Registry>> clients_;  // guarded by mu_
+  std::map<uint64_t, Node> nodes_;        // guarded by mu_
+  std::map<std::string, uint64_t> inos_;  // key → ino, guarded by mu_
+  // What the last lookup of (parent ino, name) that succeeded gave, while the kernel holds
+  // it: the answer again when looking it up once more fails for a moment (Lookup).
+  std::map<std::pair<uint64_t, std::string>, uint64_t> children_;  // guarded by mu_
+  std::set<std::string> registries_;                               // guarded by mu_
+  std::map<std::string, std::shared_ptr<Registry>> clients_;       // guarded by mu_
   std::set<std::string> uncataloged_;  // registries without _catalog, guarded by mu_
   // Catalog listings in flight by registry (one at most each), and the thread of each
   // registry's latest listing, joined before the next one starts and by the destructor, which

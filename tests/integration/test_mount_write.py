@@ -741,3 +741,46 @@ def test_a_pushed_image_stays_staged_while_its_writer_runs(imgs, registry, mount
     assert os.listdir(dst) == entries_of(it.image), m.diag()
     spill = m.cache_dir / "staging"
     assert not [p for p in spill.rglob("*") if p.is_file()], m.diag()
+
+
+def test_a_registry_failing_for_a_moment_does_not_fail_a_copy_under_way(imgs, registry, proxy,
+                                                                       mounts, oracle, work,
+                                                                       repo_name):
+    """The kernel looks up every directory above a path again when its entry expires: with the
+    registry failing every GET for a while, the namespace a copy writes below (which only the
+    registry knows) is what it was a moment ago, so the copy's next file is created and the
+    copy completes. A name never looked up fails (EIO) meanwhile."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    ns = it.repo.split("/")[0]  # a namespace at the registry, not made by mkdir here
+    repo = ns + "/" + repo_name("write-hiccup").replace("/", "-")
+    m = mounts("tag_ttl=1", "list_ttl=1", "timeout=3")
+    dst = m.image(proxy.addr, repo, "t")
+    os.makedirs(dst)
+    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
+    script = (
+        "import os, shutil, sys\n"
+        "src, dst, names = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+        "for n in names + ['manifest.json']:\n"
+        "    shutil.copyfile(os.path.join(src, n), os.path.join(dst, n))\n"
+        "print('pushed', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "shutil.copyfile(os.path.join(src, 'version'), os.path.join(dst, 'version'))\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(src), str(dst), *names],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline() == "pushed\n", m.diag()
+        assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
+        proxy.add(Fault.status(503), method="GET", forever=True)
+        elapse(1.5, since=time.monotonic())  # every entry on the way has expired
+        expect_errno(errno.EIO, os.stat, m.reg(proxy.addr) / "neverlookedup", within=60)
+        writer.stdin.write("\n")
+        writer.stdin.flush()
+        assert writer.wait(timeout=60) == 0, writer.stderr.read() + m.diag()
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        proxy.clear_faults()
+    assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
