@@ -571,7 +571,8 @@ Status Filesystem::CheckPolicy(const Node& node) {
 Filesystem::CachedEntries Filesystem::Cached() {
   std::lock_guard<std::mutex> lock(mu_);
   return {views_.size(),     tag_digests_.size(), tags_.size(),       catalogs_.size(),
-          locations_.size(), dir_blobs_.size(),   signatures_.size(), verdicts_.size()};
+          locations_.size(), dir_blobs_.size(),   signatures_.size(), verdicts_.size(),
+          nodes_.size(),     stagings_.size(),    local_dirs_.size()};
 }
 
 Result<std::vector<BlobLocation>> Filesystem::LocationsOf(const Node& node) {
@@ -594,7 +595,8 @@ Result<Filesystem::Node> Filesystem::NodeOf(uint64_t ino) {
   return it->second;
 }
 
-uint64_t Filesystem::Intern(const std::string& key, const Node& node) {
+uint64_t Filesystem::Intern(const std::string& key, const Node& node, uint64_t parent_ino,
+                            const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = inos_.find(key);
   uint64_t ino;
@@ -606,7 +608,15 @@ uint64_t Filesystem::Intern(const std::string& key, const Node& node) {
     nodes_[ino] = node;
     nodes_[ino].key = key;
   }
-  ++nodes_[ino].lookups;
+  Node& interned = nodes_[ino];
+  ++interned.lookups;
+  if (parent_ino != 0) {
+    auto last = children_.find({interned.parent, interned.name});
+    if (last != children_.end() && last->second == ino) children_.erase(last);
+    interned.parent = parent_ino;
+    interned.name = name;
+    children_[{parent_ino, name}] = ino;
+  }
   if (node.kind == Kind::kRegistry) registries_.insert(node.registry);
   return ino;
 }
@@ -948,17 +958,7 @@ Result<NodeAttr> Filesystem::Lookup(uint64_t parent_ino, const std::string& name
   Node child = std::move(found).value();
   ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(0, child));
   // Counted only now that nothing can fail: each lookup counted is one the kernel holds.
-  attr.ino = Intern(key, child);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = nodes_.find(attr.ino);
-    if (it != nodes_.end()) {
-      children_.erase({it->second.parent, it->second.name});
-      it->second.parent = parent_ino;
-      it->second.name = name;
-      children_[{parent_ino, name}] = attr.ino;
-    }
-  }
+  attr.ino = Intern(key, child, parent_ino, name);
   // Which file a name in a tag's directory is changes when the tag moves.
   if ((parent.kind == Kind::kImage && !IsSha256Digest(parent.ref)) ||
       parent.kind == Kind::kLocalDir) {
@@ -1408,7 +1408,9 @@ std::string Filesystem::StatsJson() {
   j["entries"] = {{"views", c.views},           {"tag_digests", c.tag_digests},
                   {"tag_lists", c.tag_lists},   {"catalogs", c.catalogs},
                   {"locations", c.locations},   {"dirs", c.dirs},
-                  {"signatures", c.signatures}, {"verdicts", c.verdicts}};
+                  {"signatures", c.signatures}, {"verdicts", c.verdicts},
+                  {"inodes", c.inodes},         {"staging_images", c.staging_images},
+                  {"local_dirs", c.local_dirs}};
   return j.dump(2) + "\n";
 }
 

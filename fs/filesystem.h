@@ -18,6 +18,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -112,6 +113,12 @@ class Filesystem {
 
   // One line to the log (the log= file, else stderr).
   void Log(const std::string& line);
+  // How to make the kernel drop its entry of `name` in directory `parent_ino` (FUSE's
+  // notify_inval_entry), set before the mount serves; called outside every lock, never waited
+  // for by a request.
+  void SetEntryInvalidator(std::function<void(uint64_t parent_ino, const std::string& name)> f) {
+    invalidate_entry_ = std::move(f);
+  }
   // Where an inode is in the tree, for the log: "<registry>/<repo>/<tag>/manifest.json", ""
   // for the root, "inode N" for one not known.
   std::string PathOf(uint64_t ino);
@@ -126,6 +133,10 @@ class Filesystem {
     size_t dirs = 0;
     size_t signatures = 0;  // attachment listings
     size_t verdicts = 0;
+    // Not bounded by caps: the inodes the kernel holds, and what this mount made.
+    size_t inodes = 0;
+    size_t staging_images = 0;
+    size_t local_dirs = 0;
   };
   CachedEntries Cached();
 
@@ -311,8 +322,10 @@ class Filesystem {
   Result<std::vector<BlobLocation>> LocationsOf(const Node& node);
 
   Result<Node> NodeOf(uint64_t ino);
-  // Adds (or finds) the node for `key` and counts one lookup.
-  uint64_t Intern(const std::string& key, const Node& node);
+  // Adds (or finds) the node for `key` and counts one lookup; `parent_ino` and `name`: the
+  // lookup (or create, mkdir) that gave it, for LastLookup and Settle.
+  uint64_t Intern(const std::string& key, const Node& node, uint64_t parent_ino = 0,
+                  const std::string& name = {});
   Result<NodeAttr> AttrOf(uint64_t ino, const Node& node);
   static std::string ImageEntryKey(const std::string& registry, const std::string& repo,
                                    const std::string& dir_ref, const ImageEntry& e);
@@ -331,6 +344,13 @@ class Filesystem {
   // The staging image of a tag directory, or null. A settled one (pushed and idle) is dropped,
   // and null returned.
   std::shared_ptr<StagingImage> StagingOf(const Node& dir);
+  // A pushed staging image settled: its directory shows the image at the registry from now on.
+  // The kernel is told to drop its entries of the staged files and of the directory made for
+  // it (which is no longer this mount's own), so that it forgets their inodes instead of
+  // keeping one node per file ever written (`pending`: what to tell it once mu_ is released).
+  void SettleLocked(const std::string& key, const StagingImage& staging,
+                    std::vector<std::pair<uint64_t, std::string>>* pending);
+  void InvalidateEntries(const std::vector<std::pair<uint64_t, std::string>>& entries);
   // Removes the staging image of a tag from stagings_ and returns it, to be dropped by the
   // caller outside mu_ (dropping it aborts its uploads).
   std::shared_ptr<StagingImage> TakeStaging(const std::string& registry, const std::string& repo,
@@ -342,6 +362,8 @@ class Filesystem {
   Result<std::shared_ptr<OpenHandle>> HandleOf(uint64_t handle);
   uint64_t AddHandle(std::shared_ptr<OpenHandle> handle);
   Result<OpenedFile> OpenForWrite(const Node& node, int flags, pid_t writer);
+  // Drops the kernel's entries, outside mu_ (the FUSE adapter does it on a thread of its own).
+  std::function<void(uint64_t parent_ino, const std::string& name)> invalidate_entry_;
   // What the last successful lookup of (parent, name) gave, counted again as the kernel's.
   Result<NodeAttr> LastLookup(uint64_t parent_ino, const std::string& name);
   std::chrono::steady_clock::time_point Expiry(int seconds) const;

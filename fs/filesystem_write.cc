@@ -44,15 +44,39 @@ std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node) {
   }
   std::string key = node.registry + "|" + repo + "|" + tag;
   std::shared_ptr<StagingImage> settled;  // dropped after the lock is released
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = stagings_.find(key);
-  if (it == stagings_.end()) return nullptr;
-  if (it->second->Settled(kSettleMs, SettleLimitMs(options_))) {
+  std::vector<std::pair<uint64_t, std::string>> entries;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = stagings_.find(key);
+    if (it == stagings_.end()) return nullptr;
+    if (!it->second->Settled(kSettleMs, SettleLimitMs(options_))) return it->second;
+    SettleLocked(key, *it->second, &entries);
     settled = std::move(it->second);  // the directory shows the pushed image now
     stagings_.erase(it);
-    return nullptr;
   }
-  return it->second;
+  InvalidateEntries(entries);
+  return nullptr;
+}
+
+void Filesystem::SettleLocked(const std::string& key, const StagingImage& staging,
+                              std::vector<std::pair<uint64_t, std::string>>* pending) {
+  auto add = [&](const std::string& node_key) {
+    auto ino = inos_.find(node_key);
+    if (ino == inos_.end()) return;
+    auto node = nodes_.find(ino->second);
+    if (node != nodes_.end() && node->second.parent != 0) {
+      pending->emplace_back(node->second.parent, node->second.name);
+    }
+  };
+  for (const std::string& name : staging.Names()) add("S|" + key + "|" + name);
+  // "reg|repo|tag" -> the directory made for it, "reg|repo/tag"
+  std::string dir = staging.registry() + "|" + staging.repo() + "/" + staging.tag();
+  if (local_dirs_.erase(dir) > 0) add("D|" + dir);
+}
+
+void Filesystem::InvalidateEntries(const std::vector<std::pair<uint64_t, std::string>>& entries) {
+  if (!invalidate_entry_) return;
+  for (const auto& [parent, name] : entries) invalidate_entry_(parent, name);
 }
 
 std::shared_ptr<StagingImage> Filesystem::TakeStaging(const std::string& registry,
@@ -75,25 +99,32 @@ Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
   std::string key = dir.registry + "|" + repo + "|" + tag;
   ASSIGN_OR_RETURN(auto client, Client(dir.registry));
   std::vector<std::shared_ptr<StagingImage>> settled;  // dropped after the lock is released
-  std::lock_guard<std::mutex> lock(mu_);
-  leftovers_.Erase(key);
-  auto& staging = stagings_[key];
-  if (!staging) {
-    // Pushed images that settled go too, not only when their own directory is looked up
-    // again: each holds its spill files (and their descriptors) until it goes, and a daemon
-    // that pushes tag after tag would keep every one of them.
-    for (auto it = stagings_.begin(); it != stagings_.end();) {
-      if (it->second && it->second->Settled(kSettleMs, SettleLimitMs(options_))) {
-        settled.push_back(std::move(it->second));
-        it = stagings_.erase(it);
-      } else {
-        ++it;
+  std::vector<std::pair<uint64_t, std::string>> entries;
+  std::shared_ptr<StagingImage> staging;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    leftovers_.Erase(key);
+    auto& slot = stagings_[key];
+    if (!slot) {
+      // Pushed images that settled go too, not only when their own directory is looked up
+      // again: each holds its spill files (and their descriptors) until it goes, and a daemon
+      // that pushes tag after tag would keep every one of them.
+      for (auto it = stagings_.begin(); it != stagings_.end();) {
+        if (it->second && it->second->Settled(kSettleMs, SettleLimitMs(options_))) {
+          SettleLocked(it->first, *it->second, &entries);
+          settled.push_back(std::move(it->second));
+          it = stagings_.erase(it);
+        } else {
+          ++it;
+        }
       }
+      slot = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
+                                            options_.cache_dir + "/staging",
+                                            AttachmentsOn(dir.registry, repo));
     }
-    staging = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
-                                             options_.cache_dir + "/staging",
-                                             AttachmentsOn(dir.registry, repo));
+    staging = slot;
   }
+  InvalidateEntries(entries);
   return staging;
 }
 
@@ -132,7 +163,8 @@ Result<NodeAttr> Filesystem::Mkdir(uint64_t parent_ino, const std::string& name)
     removed_.Erase(parent.registry + "|" + path);
   }
   ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(0, node));
-  attr.ino = Intern("D|" + parent.registry + "|" + path, node);  // counted once nothing can fail
+  // counted once nothing can fail
+  attr.ino = Intern("D|" + parent.registry + "|" + path, node, parent_ino, name);
   return attr;
 }
 
@@ -152,7 +184,8 @@ Result<std::pair<NodeAttr, OpenedFile>> Filesystem::Create(uint64_t parent_ino,
   Node node = MakeNode(Kind::kStagedFile, parent.registry, repo, tag);
   node.target = name;
   ASSIGN_OR_RETURN(NodeAttr attr, AttrOf(0, node));
-  attr.ino = Intern("S|" + parent.registry + "|" + repo + "|" + tag + "|" + name, node);
+  attr.ino =
+      Intern("S|" + parent.registry + "|" + repo + "|" + tag + "|" + name, node, parent_ino, name);
   auto handle = std::make_shared<OpenHandle>();
   handle->staging = staging;
   handle->staging->OpenFile(writer);

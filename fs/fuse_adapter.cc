@@ -6,8 +6,13 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace regfs {
@@ -24,6 +29,52 @@ struct Context {
 };
 
 Context* Ctx(fuse_req_t req) { return static_cast<Context*>(fuse_req_userdata(req)); }
+
+// Tells the kernel to drop entries (Filesystem::SetEntryInvalidator) on a thread of its own:
+// the kernel takes the directory's lock for it, which a request in that directory may hold,
+// so no request thread makes the call or waits for it.
+class EntryInvalidator {
+ public:
+  explicit EntryInvalidator(fuse_session* se) : se_(se), thread_([this] { Run(); }) {}
+  ~EntryInvalidator() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Add(uint64_t parent, const std::string& name) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (queue_.size() >= kMaxQueued) return;  // only memory is lost: the kernel forgets later
+      queue_.emplace_back(parent, name);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  static constexpr size_t kMaxQueued = 100000;
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      auto [parent, name] = std::move(queue_.front());
+      queue_.pop_front();
+      lock.unlock();
+      // ENOENT: the kernel has no such entry (any more); nothing else to do either way.
+      (void)fuse_lowlevel_notify_inval_entry(se_, parent, name.data(), name.size());
+      lock.lock();
+    }
+  }
+  fuse_session* const se_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::pair<uint64_t, std::string>> queue_;  // guarded by mu_
+  bool stop_ = false;                                   // guarded by mu_
+  std::thread thread_;
+};
 
 // The errno a caller sees: DESIGN §1's vocabulary; network trouble of any kind is EIO.
 int Errno(const Error& e) {
@@ -431,10 +482,18 @@ Status ServeFuse(Filesystem& fs, const std::string& mountpoint, const MountOptio
                      "cannot mount at " + mountpoint + " (is /dev/fuse there, and fusermount3?)");
   }
   ready();
-  fuse_loop_config* config = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_max_threads(config, 64);
-  int rc = fuse_session_loop_mt(se, config);
-  fuse_loop_cfg_destroy(config);
+  int rc = 0;
+  {
+    EntryInvalidator invalidator(se);
+    fs.SetEntryInvalidator([&invalidator](uint64_t parent, const std::string& name) {
+      invalidator.Add(parent, name);
+    });
+    fuse_loop_config* config = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_max_threads(config, 64);
+    rc = fuse_session_loop_mt(se, config);
+    fuse_loop_cfg_destroy(config);
+    fs.SetEntryInvalidator(nullptr);
+  }
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

@@ -455,7 +455,9 @@ def test_cp_a_into_the_mount(imgs, registry, mounts, oracle, work, repo_name):
 
 def test_pushed_staging_images_do_not_pile_up(registry, mounts, work, repo_name):
     """Each staging image keeps its blobs' spill files (open) until it is dropped; pushing tag
-    after tag, never looked at again, must not keep every one of them."""
+    after tag, never looked at again, must not keep every one of them — nor the inodes of
+    every file and directory written (the kernel is told to drop its entries of them once
+    the image settles, so it forgets them)."""
     m = mounts()
     repo = repo_name("write-many")
     parent = m.reg(registry.addr) / repo
@@ -478,7 +480,11 @@ def test_pushed_staging_images_do_not_pile_up(registry, mounts, work, repo_name)
         assert registry.manifest_digest(repo, f"t{i}") == \
             tools.sha256_file(src / "manifest.json")
         elapse(SETTLE_S + 0.5, since=time.monotonic())  # the pushed image settles
+        if i == 1:
+            inodes = m.stats()["entries"]["inodes"]
     fds, files = staged()
+    # the five files and the directory of every tag pushed since are forgotten as they settle
+    assert m.stats()["entries"]["inodes"] <= inodes + 6, (inodes, m.stats())
     # at most the last image's 3 blobs (config and two layers) are still staged
     assert len(fds) <= 3 and len(files) <= 3, (fds, files)
 
