@@ -575,6 +575,35 @@ TEST_F(MountCoreTest, AfterEveryLocationFailedTheNextReadAsksOnlyThoseThatMayBeB
   fs_->Release(f->handle);
 }
 
+TEST_F(MountCoreTest, ClosingABlobFileDoesNotWaitForAReadOfItHeldAtTheRegistry) {
+  // close() of any copy of the descriptor (a forked child's) flushes the open file; a read
+  // of it waiting for a registry that is away must not hold that up.
+  std::string layer(100000, 't');
+  fake_->AddImage("app", "v1", {layer});
+  Make();
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  auto f = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  Gate gate;
+  failing_->SetRule([&](const RegistryCall& call) {
+    if (call.op == "GetBlobRange") gate.Enter();
+    return Fault::None();
+  });
+  std::string buf(layer.size(), '\0');
+  auto read = std::async(std::launch::async,
+                         [&] { return fs_->Read(f->handle, buf.data(), buf.size(), 0); });
+  WhileHeld(gate, [&] {
+    EXPECT_TRUE(fs_->Flush(f->handle).ok());
+    EXPECT_NE(read.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+        << "the read did not wait for the held request";
+  });
+  auto n = read.get();
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_TRUE(buf == layer);
+  fs_->Release(f->handle);
+}
+
 TEST_F(MountCoreTest, ACutTransferResumesAtTheNextLocationAndStillVerifies) {
   std::string layer;
   for (int i = 0; layer.size() < (3 << 20); ++i) layer += std::to_string(i) + ",";
