@@ -452,9 +452,12 @@ Result<HttpResponse> RegistryClient::SendTo(const Endpoint& endpoint, HttpReques
       milliseconds wait = Backoff(failures, r);
       if (failures >= options_.retry_times) {
         // Past the count, only a request with a window goes on, briskly, until it has made no
-        // progress for the whole window (a restarting registry refuses connections meanwhile).
-        wait = std::min(wait, kMaxWindowBackoff);
-        if (now + wait >= progressed_at + policy.retry_for) return false;
+        // progress for the whole window (a restarting registry refuses connections meanwhile);
+        // the last attempt is made as the window ends.
+        const auto deadline = progressed_at + policy.retry_for;
+        if (now >= deadline) return false;
+        wait = std::min(
+            {wait, kMaxWindowBackoff, std::chrono::duration_cast<milliseconds>(deadline - now)});
       }
       ++failures;
       if (!r) Log("retrying " + first_url + " (" + resp.error + ")");
