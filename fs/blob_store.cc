@@ -19,6 +19,23 @@ constexpr size_t kMaxMarkedBlobs = 1024;  // digests with bad locations remember
 
 std::string Where(const BlobLocation& l) { return l.client->registry() + "/" + l.repository; }
 
+// Whether a location's failed transfer says something that lasts about it: it lacks the blob,
+// refuses us, or names it wrongly. Anything else (a reset, a refused connection, a stall, a
+// 5xx) may be over by the next read.
+bool Lasting(const Error& e) {
+  switch (e.errnum) {
+    case ENOENT:
+    case EACCES:
+    case EPERM:
+    case EINVAL:
+    case EFBIG:
+    case EOPNOTSUPP:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
 BlobStore::BlobStore(BlobCache* cache, FetchPool* pool, VerifyMode verify,
@@ -56,8 +73,11 @@ Result<OpenedBlob> BlobStore::Open(const std::string& digest, int64_t size,
           bad_.erase(marks);
         } else {
           for (Blob::Source& src : blob->sources_) {
-            auto why = marks->second.find(Where(src.where));
-            if (why != marks->second.end()) src.failure = why->second;
+            auto mark = marks->second.find(Where(src.where));
+            if (mark != marks->second.end()) {
+              src.failure = mark->second.why;
+              src.lasting = mark->second.lasting;
+            }
           }
         }
       }
@@ -98,17 +118,18 @@ void Blob::AddLocationsLocked(const std::vector<BlobLocation>& locations) {
   }
 }
 
-void Blob::FailSourceLocked(size_t source, const std::string& why) {
+void Blob::FailSourceLocked(size_t source, const std::string& why, bool lasting) {
   Source& s = sources_[source];
   if (!s.failure.empty()) return;
   s.failure = why;
+  s.lasting = lasting;
   std::string where = Where(s.where);
   {
     std::lock_guard<std::mutex> marks_lock(store_->marks_mu_);
     if (store_->bad_.size() >= kMaxMarkedBlobs && !store_->bad_.count(digest_)) {
       store_->bad_.erase(store_->bad_.begin());
     }
-    store_->bad_[digest_][where] = why;
+    store_->bad_[digest_][where] = {why, lasting};
   }
   bool others = std::any_of(sources_.begin(), sources_.end(),
                             [](const Source& o) { return o.failure.empty(); });
@@ -117,17 +138,41 @@ void Blob::FailSourceLocked(size_t source, const std::string& why) {
                  (others ? "; trying its other locations" : ""));
   }
   if (others || state_ != State::kPartial) return;
-  // Every location failed: the blob is bad, and its bytes are discarded.
-  failure_ = "blob " + digest_ + ": every location failed:";
+  std::string failure = "blob " + digest_ + ": every location failed:";
   for (const Source& o : sources_) {
-    failure_ += " " + Where(o.where) + ": " + o.failure + ";";
+    failure += " " + Where(o.where) + ": " + o.failure + ";";
   }
-  failure_.pop_back();
+  failure.pop_back();
+  bool passing =
+      std::any_of(sources_.begin(), sources_.end(), [](const Source& o) { return !o.lasting; });
+  if (passing) {
+    // A location that went away may be back by the next read: the reads waiting now fail,
+    // the bytes that landed stay, and the next read asks the passing locations again.
+    {
+      std::lock_guard<std::mutex> marks_lock(store_->marks_mu_);
+      auto marks = store_->bad_.find(digest_);
+      for (Source& o : sources_) {
+        if (o.lasting) continue;
+        o.failure.clear();
+        if (marks != store_->bad_.end()) marks->second.erase(Where(o.where));
+      }
+      if (marks != store_->bad_.end() && marks->second.empty()) store_->bad_.erase(marks);
+    }
+    FailReadsLocked(MakeError(EIO, failure + "; the next read tries again"));
+    return;
+  }
+  // Every location failed for good: the blob is bad, and its bytes are discarded.
+  failure_ = failure;
   DiscardAttemptLocked();
   state_ = State::kBad;
   unlink(partial_path_.c_str());
   reserved_ = false;
   store_->cache_->DropPartial(size_);
+}
+
+void Blob::FailReadsLocked(Error e) {
+  fetch_error_ = std::move(e);
+  ++fetch_failures_;
 }
 
 void Blob::DiscardAttemptLocked() {
@@ -234,11 +279,11 @@ void Blob::Fetch(int64_t start, int64_t end, int64_t attempt, size_t source, Blo
     inflight_.Erase(start, end);
     if (!s.ok()) {
       if (local) {
-        fetch_error_ = s.error();
         if (store_->log_) store_->log_(s.error().message);
+        FailReadsLocked(s.error());
       } else {
         // What landed stays: the next location's fetch resumes after it.
-        FailSourceLocked(source, s.error().message);
+        FailSourceLocked(source, s.error().message, Lasting(s.error()));
       }
     }
   }
@@ -274,7 +319,7 @@ void Blob::AdvanceHash() {
     lock.lock();
     hashed_ = p;
     if (io_error) {
-      fetch_error_ = MakeError(EIO, "reading back " + partial_path_);
+      FailReadsLocked(MakeError(EIO, "reading back " + partial_path_));
       break;
     }
   }
@@ -295,10 +340,12 @@ void Blob::AdvanceHash() {
     DiscardAttemptLocked();
     if (blamed.size() == 1) {
       // One location served every byte: it is the bad one.
-      FailSourceLocked(*blamed.begin(), "served bytes with digest " + got);
+      FailSourceLocked(*blamed.begin(), "served bytes with digest " + got, true);
     } else if (blamed.empty()) {
       // Nothing was fetched (a blob of size 0): no other location can do better.
-      for (size_t i = 0; i < sources_.size(); ++i) FailSourceLocked(i, "size 0, digest " + got);
+      for (size_t i = 0; i < sources_.size(); ++i) {
+        FailSourceLocked(i, "size 0, digest " + got, true);
+      }
     }
     // Several: a fetch moved on from a location that failed part way, so one of them is marked
     // already; the next attempt takes every byte from one location and settles it.
@@ -346,7 +393,8 @@ Result<size_t> Blob::Read(char* buf, size_t len, int64_t off, ReadCursor* cursor
     if (state_ == State::kBad) return MakeError(EIO, failure_);
     if (TaintedLocked(*cursor)) return tainted();
     if (state_ == State::kPartial) {
-      fetch_error_.reset();
+      // Only fetches that fail from now on fail this read: an earlier failure is asked again.
+      const int64_t failures_before = fetch_failures_;
       bool full = store_->verify_ == VerifyMode::kFull;
       // Sequential: at the end of the last read, give or take the kernel's readahead, whose
       // requests may arrive a little out of order.
@@ -376,21 +424,26 @@ Result<size_t> Blob::Read(char* buf, size_t len, int64_t off, ReadCursor* cursor
       if (cursor->window == 0)
         cursor->window = kFirstWindow / 2;  // the next read may be sequential
       bool need_verdict = full || end == size_;
+      // What this read waits for: its bytes, or for a verdict every byte.
+      const int64_t from = need_verdict ? 0 : off;
+      const int64_t to = need_verdict ? size_ : end;
+      auto on_its_way = [&] {
+        for (auto [s, e] : present_.Missing(from, to)) {
+          if (!inflight_.Contains(s, e)) return false;
+        }
+        return true;
+      };
       while (true) {
         if (state_ != State::kPartial) break;
         if (TaintedLocked(*cursor)) return tainted();
         if (!need_verdict && present_.Contains(off, end)) break;
-        if (fetch_error_ && !inflight_.Contains(off, end)) {
+        if (fetch_failures_ != failures_before && fetch_error_ && !on_its_way()) {
           Error e = *fetch_error_;
           return e;
         }
         // What failed, or was discarded, is asked for again (from the next good location);
         // what is here or on its way is not.
-        if (need_verdict) {
-          RequestLocked(0, size_);
-        } else {
-          RequestLocked(off, end);
-        }
+        RequestLocked(from, to);
         cv_.wait(lock);
       }
     }

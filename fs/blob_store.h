@@ -12,10 +12,15 @@
 // A blob may be known at several (registry, repository) locations. Fetches use the first one
 // not marked bad for the blob; a location whose transfer fails (the transport has already
 // retried) or that alone served bytes that do not verify is marked bad, and the fetch goes on
-// from the next one — a broken transfer resumes there, a bad one starts again. Only when every
-// location is bad do reads get EIO, with a message naming what each did. The marks outlive the
-// Blob until the blob verifies: a later open skips them too, unless every location it knows
-// is marked, when it tries them all again.
+// from the next one — a broken transfer resumes there, a bad one starts again. When every
+// location is marked, the reads waiting for missing bytes get EIO with a message naming what
+// each did. If each mark is lasting (bytes that did not verify; the registry lacks the blob,
+// refuses us, or names it wrongly) the blob is bad, and its bytes are discarded. Otherwise
+// (a registry that went away, stalled, or failed with a 5xx: it may come back) only those
+// reads fail: the bytes that landed stay, the passing marks are dropped, and the next read
+// asks again, resuming where the transfer stopped. The marks outlive the Blob until the blob
+// verifies: a later open skips them too, unless every location it knows is marked, when it
+// tries them all again.
 //
 // Bytes of an attempt that did not verify may have reached readers (verify=stream) and the
 // kernel's page cache. So an open file that was open while such bytes were served gets EIO from
@@ -93,9 +98,14 @@ class BlobStore {
   // Digests whose unverified bytes were served by an attempt that then failed: the kernel may
   // cache them until an open without keep_cache. Rare, and erased at that open. By marks_mu_.
   std::set<std::string> stale_;
-  // Digest → "registry/repository" → why that location is bad for it; erased when the blob
-  // verifies, and bounded (a forgotten mark costs one more try). guarded by marks_mu_
-  std::map<std::string, std::map<std::string, std::string>> bad_;
+  // Why a location is bad for a blob, and whether that lasts (Blob::Source).
+  struct Mark {
+    std::string why;
+    bool lasting = false;
+  };
+  // Digest → "registry/repository" → its mark; erased when the blob verifies, and bounded (a
+  // forgotten mark costs one more try). guarded by marks_mu_
+  std::map<std::string, std::map<std::string, Mark>> bad_;
   std::atomic<uint64_t> cache_hits_{0};
 };
 
@@ -113,6 +123,7 @@ class Blob : public std::enable_shared_from_this<Blob> {
   struct Source {
     BlobLocation where;
     std::string failure;
+    bool lasting = false;  // the failure is not a passing one (see the top of this file)
   };
 
   Blob(BlobStore* store, std::string digest, int64_t size)
@@ -125,8 +136,11 @@ class Blob : public std::enable_shared_from_this<Blob> {
   void Fetch(int64_t start, int64_t end, int64_t attempt, size_t source, BlobLocation where);
   Status Land(const char* data, size_t n, int64_t pos, int64_t attempt, size_t source);
   void AdvanceHash();
-  // Marks a source bad (keeping its first failure); with none left the blob is bad.
-  void FailSourceLocked(size_t source, const std::string& why);
+  // Marks a source bad (keeping its first failure). With none left, the blob is bad if every
+  // mark is lasting; else the waiting reads fail and the passing marks are dropped.
+  void FailSourceLocked(size_t source, const std::string& why, bool lasting);
+  // Fails the reads that wait for bytes no fetch is bringing any more.
+  void FailReadsLocked(Error e);
   // Drops the bytes of the current attempt, so the next one starts from nothing.
   void DiscardAttemptLocked();
   // True when `cursor`'s file was open while bytes that then failed to verify were served.
@@ -157,8 +171,12 @@ class Blob : public std::enable_shared_from_this<Blob> {
   int64_t hashed_ = 0;             // guarded by mu_
   bool reserved_ = false;  // size_ counted in the cache for the partial file, guarded by mu_
   bool hashing_ = false;   // guarded by mu_
-  std::optional<Error> fetch_error_;  // local trouble (the partial file), guarded by mu_
-  Sha256 hasher_;                     // used only by the thread that set hashing_
+  // Why fetches failed (local trouble with the partial file, or no location answering), and
+  // how often: a read fails when this count moved while it waited and what it waits for is no
+  // longer on its way. Later reads ask again. guarded by mu_
+  std::optional<Error> fetch_error_;
+  int64_t fetch_failures_ = 0;
+  Sha256 hasher_;  // used only by the thread that set hashing_
 };
 
 }  // namespace regfs

@@ -270,6 +270,10 @@ Result<size_t> Filesystem::Write(uint64_t id, const char* data, size_t size, int
 
 Status Filesystem::Flush(uint64_t id) {
   ASSIGN_OR_RETURN(auto h, HandleOf(id));
+  // A blob opened for reading has nothing to flush, and a read of it may hold h->mu while it
+  // waits for the registry: a close() of a copy of its descriptor (a forked child's, say) must
+  // not wait with it. (h->blob is set before the handle is shared, and never changes.)
+  if (h->blob) return Ok();
   std::lock_guard<std::mutex> lock(h->mu);
   if (!h->dirty) return Ok();
   h->dirty = false;

@@ -35,6 +35,9 @@ Result<std::unique_ptr<Filesystem>> OpenFilesystem(const MountOptions& options) 
   RegistryOptions registry;
   registry.authfile = options.authfile;
   registry.retry_times = 2;
+  // A blob read waits as long for a registry that went away as for one that stalls: a
+  // restart under a reader is resumed from, one that takes longer is EIO.
+  registry.blob_retry_seconds = options.timeout;
   registry.counters = std::make_shared<RegistryCounters>();
   ASSIGN_OR_RETURN(registry.registries_conf, LoadRegistriesConf());
   HttpClient::Options http;

@@ -1,6 +1,8 @@
 """Faults with nothing lost (issue 14): `regfs copy`, `regfs sync` and the mount's daemon
 killed with SIGKILL in the middle of a transfer, the cache directory full, a cache file
-corrupted on disk, and a cp whose corrupt blob the registry already holds.
+corrupted on disk, a cp whose corrupt blob the registry already holds, and the registry
+itself killed and restarted (same port, same storage) under a reader of the mount and under
+`regfs copy`.
 
 Each kill lands mid-transfer because the fault proxy slows the transfer down and the test
 waits for evidence that it is under way (bytes through the proxy, a temporary on disk), never
@@ -15,14 +17,18 @@ import os
 import re
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from mountlib import (MiB, blob_body_bytes, cache_entries, cache_listing, call_within, hexof,
                       invalid_cache_entries, make_big_image, pid_alive, wait_until)
 from testlib import images, tools
-from testlib.faultproxy import Fault
+from testlib.faultproxy import Fault, FaultProxy
+from testlib.registry import Registry
 
 LAYER = 12 * MiB          # the big layer of the images killed mid-transfer
 SLOW = 2 * MiB            # bytes per second through the proxy while a kill is due
@@ -368,3 +374,255 @@ def test_corrupt_blob_known_elsewhere_after_manifest_json_leaves_no_tag(imgs, re
     r = run("cp", src / hexof(bad.digest), dst / hexof(bad.digest))
     assert r.returncode == 0, r.stderr + m.diag()
     assert wait_until(lambda: registry.manifest_digest(repo, "t") == it.digest, 10), m.diag()
+
+
+# ---- 8. the registry restarted mid-read ---------------------------------------------------------
+
+RESTART_LAYER = 64 * MiB
+RESTART_REPO = "kill/restart"
+
+
+@pytest.fixture(scope="module")
+def restartable(session_dir):
+    """A registry of this module's own, which its tests kill and start again, holding an image
+    with one 64 MiB random layer as kill/restart:v1. Returns SimpleNamespace(reg, img)."""
+    with Registry(name="restart") as reg:
+        img = make_big_image(session_dir / "kill-restart", RESTART_LAYER, seed=1402)
+        images.push(img.path, reg.addr, RESTART_REPO, "v1")
+        yield SimpleNamespace(reg=reg, img=img)
+
+
+@pytest.fixture
+def victim(restartable):
+    """The restartable registry, running again when the test ends whatever it did."""
+    yield restartable
+    reg = restartable.reg
+    if reg.proc is None or reg.proc.poll() is not None:
+        reg.restart()
+
+
+def restart_after(reg, seconds):
+    """Starts `reg` again `seconds` from now, on a thread; join() it to know it is back."""
+    t = threading.Thread(target=lambda: (time.sleep(seconds), reg.restart()), daemon=True)
+    t.start()
+    return t
+
+
+def read_with(fh, on_progress, step=MiB, pause=0.0):
+    """Reads the open file `fh` to its end, step bytes at a time (pausing between reads),
+    calling on_progress(bytes read so far) after each; returns the sha256 of what it read."""
+    h = hashlib.sha256()
+    got = 0
+    while True:
+        b = fh.read(step)
+        if not b:
+            return "sha256:" + h.hexdigest()
+        h.update(b)
+        got += len(b)
+        on_progress(got)
+        if pause:
+            time.sleep(pause)
+
+
+def range_length(entry):
+    """Bytes asked for by a proxy log entry's 'bytes=A-B' Range (0 without one)."""
+    m = re.match(r"bytes=(\d+)-(\d+)", entry.range or "")
+    return int(m.group(2)) - int(m.group(1)) + 1 if m else 0
+
+
+def layer_bytes(img, off, n):
+    with open(img.layer.file, "rb") as f:
+        f.seek(off)
+        return f.read(n)
+
+
+def test_registry_restarted_mid_read_the_reader_gets_every_byte(victim, mounts):
+    """docker-registry killed while a reader is a few MiB into a 64 MiB blob and started again
+    3 s later: the reader waits and gets every byte right, the same open file."""
+    reg, img = victim.reg, victim.img
+    m = mounts("timeout=20", "debug")
+    f = m.image(reg.addr, RESTART_REPO, "v1") / hexof(img.layer.digest)
+    back = []
+
+    def progress(got):
+        if got >= 4 * MiB and not back:
+            reg.crash()
+            back.append(restart_after(reg, 3))
+
+    def read():
+        with open(f, "rb", buffering=0) as fh:
+            return read_with(fh, progress, pause=0.05)  # ~20 MiB/s: the kill lands mid-blob
+
+    r = call_within(120, read)
+    assert back, "the registry was never killed"
+    back[0].join(30)
+    assert r.error is None, f"the read failed: {r.error!r}\n" + m.diag()
+    assert r.value == img.layer.digest, "wrong bytes after the restart\n" + m.diag()
+    # The reader did meet the dead registry: regfs retried the blob while it refused.
+    log = m.log_text()
+    assert re.search(r"retrying http://[^ ]*/blobs/" + img.layer.digest, log), \
+        "regfs never had to retry a blob request: the kill proves nothing\n" + m.diag()
+    assert r.elapsed < 3 + 20 + 30, f"the read took {r.elapsed:.1f} s"
+
+
+def test_registry_restarted_behind_a_proxy_the_cut_range_resumes_where_it_stopped(victim,
+                                                                                  mounts):
+    """The kill lands inside a range request in flight (slowed by the proxy): its body ends
+    short, requests meanwhile get the proxy's 502, and the range is resumed at its first
+    missing byte once the registry is back."""
+    reg, img = victim.reg, victim.img
+    with FaultProxy(reg.addr) as px:
+        px.add(Fault.bandwidth(SLOW * 4), method="GET", path=r"/blobs/", forever=True)
+        m = mounts("timeout=20", "debug")
+        f = m.image(px.addr, RESTART_REPO, "v1") / hexof(img.layer.digest)
+        back = []
+
+        def in_flight():
+            # A range that has far more to come than the sockets between the registry and the
+            # proxy hold: the kill cuts it rather than the proxy sending what it has already.
+            return [e for e in px.requests("GET", "/blobs/" + img.layer.digest)
+                    if e.end == 0 and e.body_bytes >= 256 * 1024
+                    and range_length(e) - e.body_bytes >= 12 * MiB]
+
+        def progress(got):
+            if not back and in_flight():
+                reg.crash()
+                back.append(restart_after(reg, 2))
+
+        def read():
+            with open(f, "rb", buffering=0) as fh:
+                return read_with(fh, progress)
+
+        r = call_within(120, read)
+        assert back, "the registry was never killed with a range in flight:\n" + px.dump()
+        back[0].join(30)
+        assert r.error is None, f"the read failed: {r.error!r}\n{px.dump()}\n{m.diag()}"
+        assert r.value == img.layer.digest, "wrong bytes after the restart\n" + m.diag()
+        gets = px.requests("GET", "/blobs/" + img.layer.digest)
+        cut = [e for e in gets if e.status == 206 and "ended after" in e.error]
+        assert cut, "no range was cut by the kill:\n" + px.dump()
+        assert any(e.status == 502 for e in gets), "no request met the dead registry:\n" + \
+            px.dump()
+        for c in cut:
+            resumed = c.range_start + c.body_bytes
+            assert any(e.range_start == resumed and e.status == 206 for e in gets), (
+                f"the range cut at byte {resumed} was not resumed there:\n" + px.dump())
+
+
+def test_registry_down_longer_than_the_timeout_is_eio_then_the_same_file_reads_again(victim,
+                                                                                     mounts):
+    reg, img = victim.reg, victim.img
+    m = mounts("timeout=3")
+    f = m.image(reg.addr, RESTART_REPO, "v1") / hexof(img.layer.digest)
+    far = 40 * MiB  # not fetched by the first read's readahead
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert os.pread(fd, MiB, 0) == layer_bytes(img, 0, MiB)
+        reg.crash()
+        r = call_within(60, os.pread, fd, MiB, far)
+        assert r.error is not None, "a read of bytes never fetched succeeded with the registry " \
+            "down\n" + m.diag()
+        assert isinstance(r.error, OSError) and r.error.errno == errno.EIO, repr(r.error)
+        # retried for the timeout (3 s) before it failed, and not much longer: the kernel may
+        # ask once more after a failed readahead
+        assert 2.5 <= r.elapsed <= 15, f"EIO after {r.elapsed:.1f} s with timeout=3"
+        assert "every location failed" in m.log_text(), m.diag()
+        reg.restart()
+        # No remembered failure: the same open file reads on, right, to the end.
+        again = call_within(60, os.pread, fd, MiB, far)
+        assert again.error is None, f"the next read failed: {again.error!r}\n" + m.diag()
+        assert again.value == layer_bytes(img, far, MiB)
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as fh:
+            fh.seek(0)
+            whole = call_within(60, read_with, fh, lambda got: None)
+        assert whole.error is None, f"{whole.error!r}\n" + m.diag()
+        assert whole.value == img.layer.digest
+    finally:
+        os.close(fd)
+    assert tools.sha256_file(f) == img.layer.digest  # a new open too
+
+
+def _copy_through(regfs_bin, px, out, *flags):
+    return start(regfs_bin, "copy", "-q", *flags, px.ref(RESTART_REPO, "v1"), f"dir:{out}")
+
+
+def test_registry_restarted_mid_copy_the_copy_resumes_and_is_correct(regfs_bin, victim, work):
+    reg, img = victim.reg, victim.img
+    out = work / "out"
+    with FaultProxy(reg.addr) as px:
+        px.add(Fault.bandwidth(SLOW * 4), method="GET", path=r"/blobs/", forever=True)
+        p = _copy_through(regfs_bin, px, out, "--retry-times", "5")
+        try:
+            def midway():
+                return any(e.end == 0 and e.body_bytes >= 4 * MiB
+                           for e in px.requests("GET", "/blobs/" + img.layer.digest))
+            assert wait_until(lambda: midway() or p.poll() is not None, 60), px.dump()
+            assert p.poll() is None, f"the copy ended before the kill: {p.communicate()}"
+            reg.crash()
+            reg.restart()
+            stdout, stderr = p.communicate(timeout=120)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 0, f"copy failed across a restart: {stderr}\n{px.dump()}"
+        gets = px.requests("GET", "/blobs/" + img.layer.digest)
+        assert any("ended after" in e.error for e in gets), "the kill cut nothing:\n" + px.dump()
+    assert (out / "manifest.json").read_bytes() == img.manifest
+    assert tools.sha256_file(out / hexof(img.layer.digest)) == img.layer.digest
+    assert tools.sha256_file(out / hexof(img.config.digest)) == img.config.digest
+    assert leftovers(work) == []
+
+
+def test_registry_gone_mid_copy_fails_cleanly_and_the_next_run_succeeds(regfs_bin, victim, work):
+    reg, img = victim.reg, victim.img
+    out = work / "out"
+    with FaultProxy(reg.addr) as px:
+        px.add(Fault.bandwidth(SLOW * 4), method="GET", path=r"/blobs/", forever=True)
+        p = _copy_through(regfs_bin, px, out)
+        try:
+            def midway():
+                return any(e.end == 0 and e.body_bytes >= 4 * MiB
+                           for e in px.requests("GET", "/blobs/" + img.layer.digest))
+            assert wait_until(lambda: midway() or p.poll() is not None, 60), px.dump()
+            assert p.poll() is None, f"the copy ended before the kill: {p.communicate()}"
+            reg.crash()
+            t0 = time.monotonic()
+            stdout, stderr = p.communicate(timeout=120)
+            elapsed = time.monotonic() - t0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        assert p.returncode == 1, f"copy exited {p.returncode} with the registry gone: {stderr}"
+        assert elapsed < 30, f"the copy took {elapsed:.1f} s to give up"
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1 and hexof(img.layer.digest) in lines[0], stderr
+        assert leftovers(work) == [], "the failed copy left temporaries"
+        assert not (out / "manifest.json").exists(), "a failed copy left a manifest.json"
+        reg.restart()
+        p = _copy_through(regfs_bin, px, out)
+        stdout, stderr = p.communicate(timeout=180)
+        assert p.returncode == 0, stderr
+    assert (out / "manifest.json").read_bytes() == img.manifest
+    assert tools.sha256_file(out / hexof(img.layer.digest)) == img.layer.digest
+
+
+def test_copy_that_meets_a_registry_restarting_waits_for_it(regfs_bin, victim, work):
+    """Straight to the registry, no proxy: while it restarts its port refuses connections,
+    which is retried like a reset, not taken for an answer."""
+    reg, img = victim.reg, victim.img
+    out = work / "out"
+    reg.crash()
+    back = restart_after(reg, 0.5)
+    p = start(regfs_bin, "copy", "-q", reg.ref(RESTART_REPO, "v1"), f"dir:{out}")
+    try:
+        stdout, stderr = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        back.join(30)
+    assert p.returncode == 0, f"the copy did not wait for the restarting registry: {stderr}"
+    assert (out / "manifest.json").read_bytes() == img.manifest
+    assert tools.sha256_file(out / hexof(img.layer.digest)) == img.layer.digest

@@ -8,7 +8,9 @@
 Requests go to the upstream unchanged (the Host header too, so the registry's Location
 headers name the proxy), with keep-alive on the client side, streamed bodies both ways
 (Content-Length or chunked requests; Content-Length or chunked responses), HEAD, Range
-passthrough and redirects passed through untouched.
+passthrough and redirects passed through untouched. An upstream that goes away (a registry
+killed) gets a 502 for requests it could not answer, and a response whose body it cut short
+ends the client's connection there too.
 
 Faults apply to requests whose method matches (None = any) and whose path (with query)
 matches a regular expression (re.search). Each fires ``count`` times (None = every
@@ -452,6 +454,16 @@ class _Handler(BaseHTTPRequestHandler):
             # read1() does not mark a Content-Length body as done when it ends, and the
             # connection refuses the next request until it is
             resp.close()
+            if length is not None and state["sent"] < length:
+                # The upstream went away mid-body (a registry killed, say): so does the client's
+                # connection, as a real proxy's would. Kept open, the client would wait for the
+                # rest of a body that never comes.
+                entry.error = f"upstream body ended after {state['sent']} of {length} bytes"
+                self.wfile.flush()
+                conn.close()
+                self.upstream = None
+                self.close_connection = True
+                return
             if out_chunked:
                 self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()

@@ -14,6 +14,8 @@
 Each registry has its own temporary storage directory and generated config file. It is
 started on a free 127.0.0.1 port, ready once ``GET /v2/`` answers, and stopped
 (terminate, wait, kill) by ``stop()``, by the context manager, or at interpreter exit.
+``crash()`` SIGKILLs the process and keeps the rest; ``restart()`` then starts it again on
+the same port and storage (a registry restarted under its clients).
 """
 
 import atexit
@@ -208,6 +210,31 @@ class Registry:
             self._log.close()
             self._log = None
         _live.discard(self)
+
+    def crash(self):
+        """SIGKILL the registry process; its port, configuration and storage stay, so that
+        restart() brings the same registry back."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._kill()
+
+    def restart(self, timeout=15):
+        """Start the registry again after crash(): the same port and storage (the port is
+        free again at once, the registry sets SO_REUSEADDR). Returns once GET /v2/ answers."""
+        assert self.workdir and self.port, "restart() of a registry never started"
+        cfg = Path(self.workdir, "config.yml")
+        self._log = open(Path(self.workdir, "registry.log"), "ab")
+        errors = []
+        self.proc = wait_until(lambda: self._spawn(cfg, errors), timeout, step=0.5)
+        assert self.proc is not None, f"cannot start {REGISTRY_BIN} again: {errors[-1]!r}"
+        _live.add(self)
+        if not wait_until(lambda: self.proc.poll() is not None or self._answers(), timeout) \
+                or self.proc.poll() is not None:
+            log = self.log_text()
+            self._kill()
+            raise RuntimeError(f"docker-registry did not come back on {self.addr}:\n{log}")
+        return self
 
     def stop(self):
         self._kill()

@@ -490,6 +490,120 @@ TEST_F(MountCoreTest, WhenEveryLocationWasBadTheNextOpenTriesThemAgain) {
   EXPECT_TRUE(*good == layer);
 }
 
+TEST_F(MountCoreTest, ARegistryThatWentAwayFailsTheWaitingReadAndTheNextReadResumes) {
+  // A registry restarted under a reader (the transport has retried for as long as it may):
+  // the read that waited fails, but neither the open file nor the blob is bad for it, and the
+  // bytes that landed are kept.
+  std::string layer;
+  for (int i = 0; layer.size() < (6 << 20); ++i) layer += std::to_string(i * 3) + ".";
+  fake_->AddImage("app", "v1", {layer});
+  Make();
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  auto f = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  std::string buf(4096, '\0');
+  auto first = fs_->Read(f->handle, buf.data(), buf.size(), 0);
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  EXPECT_TRUE(buf == layer.substr(0, buf.size()));
+
+  failing_->SetRule([](const RegistryCall& call) {
+    return call.op == "GetBlobRange" ? Fault::Fail(EIO) : Fault::None();
+  });
+  const int64_t far = 5 << 20;  // not fetched yet
+  auto failed = fs_->Read(f->handle, buf.data(), buf.size(), far);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().errnum, EIO);
+  EXPECT_NE(failed.error().message.find(kHost), std::string::npos) << failed.error().message;
+  EXPECT_GE(failing_->Faults(), 1);
+
+  failing_->SetRule(nullptr);  // back
+  auto again = fs_->Read(f->handle, buf.data(), buf.size(), far);
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_TRUE(buf == layer.substr(far, buf.size()));
+  std::string whole(layer.size(), '\0');
+  size_t got = 0;
+  while (got < whole.size()) {
+    auto n =
+        fs_->Read(f->handle, whole.data() + got, whole.size() - got, static_cast<int64_t>(got));
+    ASSERT_TRUE(n.ok()) << n.error().message;
+    ASSERT_GT(*n, 0u);
+    got += *n;
+  }
+  EXPECT_TRUE(whole == layer);  // the same open file reads on, to the verdict
+  fs_->Release(f->handle);
+  // Resumed, not started again: no byte was fetched twice.
+  EXPECT_LE(fake_->BlobBytesServed(), static_cast<int64_t>(layer.size()));
+  auto g = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(g.ok()) << g.error().message;
+  EXPECT_TRUE(g->keep_cache);  // verified and cached
+  fs_->Release(g->handle);
+}
+
+TEST_F(MountCoreTest, AfterEveryLocationFailedTheNextReadAsksOnlyThoseThatMayBeBack) {
+  // One location went away (it may come back), the other lacks the blob (it will not).
+  std::string layer(100000, 'u');
+  fake_->AddImage("app", "v1", {layer});
+  fake2_->AddImage("app", "v1", {layer});
+  Make();
+  failing_->SetRule([](const RegistryCall& call) {
+    return call.op == "GetBlobRange" ? Fault::Fail(EIO) : Fault::None();
+  });
+  failing2_->SetRule([](const RegistryCall& call) {
+    return call.op == "GetBlobRange" ? Fault::Fail(ENOENT) : Fault::None();
+  });
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  ASSERT_TRUE(Walk("app/v1/" + Hex(layer), kHost2).ok());
+  auto f = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  std::string buf(layer.size(), '\0');
+  auto failed = fs_->Read(f->handle, buf.data(), buf.size(), 0);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().errnum, EIO);
+  const std::string& m = failed.error().message;
+  EXPECT_NE(m.find(kHost), std::string::npos) << m;
+  EXPECT_NE(m.find(kHost2), std::string::npos) << m;
+  EXPECT_EQ(failing2_->Faults(), 1);
+
+  failing_->SetRule(nullptr);
+  auto n = fs_->Read(f->handle, buf.data(), buf.size(), 0);
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(*n, layer.size());
+  EXPECT_TRUE(buf == layer);
+  EXPECT_EQ(failing2_->Faults(), 1);  // the location that lacks it was not asked again
+  fs_->Release(f->handle);
+}
+
+TEST_F(MountCoreTest, ClosingABlobFileDoesNotWaitForAReadOfItHeldAtTheRegistry) {
+  // close() of any copy of the descriptor (a forked child's) flushes the open file; a read
+  // of it waiting for a registry that is away must not hold that up.
+  std::string layer(100000, 't');
+  fake_->AddImage("app", "v1", {layer});
+  Make();
+  auto blob = Walk("app/v1/" + Hex(layer));
+  ASSERT_TRUE(blob.ok()) << blob.error().message;
+  auto f = fs_->Open(blob->ino, O_RDONLY);
+  ASSERT_TRUE(f.ok()) << f.error().message;
+  Gate gate;
+  failing_->SetRule([&](const RegistryCall& call) {
+    if (call.op == "GetBlobRange") gate.Enter();
+    return Fault::None();
+  });
+  std::string buf(layer.size(), '\0');
+  auto read = std::async(std::launch::async,
+                         [&] { return fs_->Read(f->handle, buf.data(), buf.size(), 0); });
+  WhileHeld(gate, [&] {
+    EXPECT_TRUE(fs_->Flush(f->handle).ok());
+    EXPECT_NE(read.wait_for(std::chrono::seconds(0)), std::future_status::ready)
+        << "the read did not wait for the held request";
+  });
+  auto n = read.get();
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_TRUE(buf == layer);
+  fs_->Release(f->handle);
+}
+
 TEST_F(MountCoreTest, ACutTransferResumesAtTheNextLocationAndStillVerifies) {
   std::string layer;
   for (int i = 0; layer.size() < (3 << 20); ++i) layer += std::to_string(i) + ",";

@@ -84,7 +84,8 @@ std::shared_ptr<RegistryClient> RegistryClients::Get(const std::string& registry
   // Everything that changes how the client talks to the registry is in the key.
   std::string key = registry + '\0' + (o.tls_verify ? "v" : "-") + (o.tls_verify_set ? "s" : "-") +
                     '\0' + o.cert_dir + '\0' + o.authfile + '\0' + std::to_string(o.retry_times) +
-                    '\0' + std::to_string(o.max_requests) + (o.no_creds ? "n" : "-") + '\0' +
+                    '\0' + std::to_string(o.blob_retry_seconds) + '\0' +
+                    std::to_string(o.max_requests) + (o.no_creds ? "n" : "-") + '\0' +
                     o.registry_token;
   if (o.creds) key += '\0' + o.creds->username + '\0' + o.creds->password;
   std::lock_guard<std::mutex> lock(mu_);

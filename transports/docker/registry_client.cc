@@ -22,6 +22,8 @@ constexpr int64_t kMaxErrorBody = 64 << 10;
 constexpr int64_t kMaxTagListPage = 8 << 20;
 constexpr long kSmallRequestTimeout = 120;
 constexpr int kMaxRedirects = 5;
+// The longest wait between the retries of a request with a retry window (SendPolicy).
+constexpr milliseconds kMaxWindowBackoff{2000};
 // 429s with Retry-After waited out per request before it counts as failed (each wait <= 60 s).
 constexpr int kMaxRateLimitWaits = 20;
 constexpr int kMaxPages = 1000;
@@ -424,6 +426,7 @@ Result<HttpResponse> RegistryClient::SendTo(const Endpoint& endpoint, HttpReques
   int failures = 0;      // retries used: broken transfers without progress, retryable statuses
   int rate_limited = 0;  // 429s with Retry-After waited out; they are not failures
   int64_t progressed = progress();
+  auto progressed_at = std::chrono::steady_clock::now();  // when `progressed` was last seen
   for (;;) {
     req.headers = base_headers;
     if (policy.before_attempt) policy.before_attempt(req);
@@ -440,13 +443,25 @@ Result<HttpResponse> RegistryClient::SendTo(const Endpoint& endpoint, HttpReques
         (resp.transport_ok() ? std::to_string(resp.status) : resp.error));
     auto retry_later = [&](const HttpResponse* r) {
       if (!policy.replayable) return false;
-      if (int64_t now = progress(); now > progressed) {
-        progressed = now;
+      const auto now = std::chrono::steady_clock::now();
+      if (int64_t delivered = progress(); delivered > progressed) {
+        progressed = delivered;
+        progressed_at = now;
         failures = 0;  // it moved: the next failure starts the count anew
       }
-      if (failures >= options_.retry_times) return false;
+      milliseconds wait = Backoff(failures, r);
+      if (failures >= options_.retry_times) {
+        // Past the count, only a request with a window goes on, briskly, until it has made no
+        // progress for the whole window (a restarting registry refuses connections meanwhile);
+        // the last attempt is made as the window ends.
+        const auto deadline = progressed_at + policy.retry_for;
+        if (now >= deadline) return false;
+        wait = std::min(
+            {wait, kMaxWindowBackoff, std::chrono::duration_cast<milliseconds>(deadline - now)});
+      }
+      ++failures;
       if (!r) Log("retrying " + first_url + " (" + resp.error + ")");
-      std::this_thread::sleep_for(Backoff(failures++, r));
+      std::this_thread::sleep_for(wait);
       req.url = first_url;  // a redirect target may not outlive the attempt
       return true;
     };
@@ -655,6 +670,7 @@ Status RegistryClient::GetBlobRange(const std::string& repo, const std::string& 
     }
   };
   policy.progress = [&] { return pos; };
+  policy.retry_for = std::chrono::seconds(options_.blob_retry_seconds);
   ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, policy));
   if (!sink_status.ok()) return sink_status;
   if (complete) return Ok();
@@ -681,7 +697,9 @@ Status RegistryClient::GetSmallBlobRange(const std::string& repo, const std::str
   // A server that ignores Range sends the whole blob, which is no bigger than `size`.
   req.max_body = std::max<int64_t>(size, limit) + 1;
   req.timeout_s = kSmallRequestTimeout;
-  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}));
+  SendPolicy policy;
+  policy.retry_for = std::chrono::seconds(options_.blob_retry_seconds);
+  ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull"}, policy));
   if (resp.body_too_large) {
     return MakeError(EIO, what + ": registry sent more than the " + std::to_string(size) +
                               " bytes the descriptor names");

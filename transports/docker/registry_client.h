@@ -3,8 +3,9 @@
 // It owns the rules of talking to a registry: HTTPS with verification, or plain HTTP for a
 // loopback (or insecure) host that does not speak TLS (DESIGN §1); the WWW-Authenticate
 // handshake with Basic and Bearer tokens cached per scope until they expire; one retry policy
-// around single attempts — backoff for 429 (honouring Retry-After), 502–504 and connection
-// resets, and broken blob downloads resumed with Range; redirects followed without carrying
+// around single attempts — backoff for 429 (honouring Retry-After), 502–504, connection
+// resets and refused connections, and broken blob downloads resumed with Range (for as long as
+// blob_retry_seconds allows, when set); redirects followed without carrying
 // Authorization to another host; Link pagination; size limits on everything buffered. A
 // host blocked in registries.conf is refused (EACCES) before any request.
 //
@@ -57,6 +58,11 @@ struct RegistryOptions {
   bool no_creds = false;             // --no-creds: anonymous, auth.json is not read
   std::string registry_token;        // --registry-token: sent as the Bearer token
   int retry_times = 3;
+  // Blob reads only: a read that fails in a way worth retrying (a reset, a refused
+  // connection, 429, 5xx) goes on being retried past retry_times until it has had no byte for
+  // this many seconds; a registry restarted under a reader is waited for that long. 0: no
+  // window, retry_times alone.
+  int blob_retry_seconds = 0;
   // Debug log of requests (method, URL, status); never given header values.
   std::function<void(const std::string&)> log;
   std::shared_ptr<RegistryCounters> counters;  // optional
@@ -130,6 +136,9 @@ class RegistryClient : public Registry {
     std::function<void(HttpRequest&)> before_attempt;
     // Bytes delivered so far: a broken attempt that made progress does not use up a retry.
     std::function<int64_t()> progress;
+    // Past retry_times, retries go on while the last progress is less than this old
+    // (RegistryOptions::blob_retry_seconds); 0: they stop at retry_times.
+    std::chrono::seconds retry_for{0};
   };
   static const SendPolicy kSendOnce;
 

@@ -507,7 +507,8 @@ HttpClient::~HttpClient() = default;
 HttpResponse HttpClient::Perform(const HttpRequest& req) { return impl_->Perform(req); }
 
 bool IsRetryable(HttpFailure failure) {
-  return failure == HttpFailure::kReset || failure == HttpFailure::kPartial;
+  return failure == HttpFailure::kReset || failure == HttpFailure::kPartial ||
+         failure == HttpFailure::kConnect;
 }
 
 }  // namespace regfs

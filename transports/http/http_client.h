@@ -118,8 +118,9 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// True for transport failures worth retrying: resets and truncated bodies. A timeout is not
-// retried: a registry that stalled for the whole timeout would make every retry as slow.
+// True for transport failures worth retrying: resets, truncated bodies, and refused
+// connections (a registry restarting refuses them for a moment). A timeout is not retried: a
+// registry that stalled for the whole timeout would make every retry as slow.
 bool IsRetryable(HttpFailure failure);
 
 // "https://host/path?x" → "https://host"; used to compare hosts before sending credentials.
