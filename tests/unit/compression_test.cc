@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include "transports/util/digest.h"
+
 namespace regfs {
 namespace {
 
@@ -20,6 +22,44 @@ std::string RandomBytes(size_t n, uint32_t seed) {
 std::string TextBytes(size_t n) {
   std::string s;
   for (int i = 0; s.size() < n; ++i) s += "line " + std::to_string(i % 977) + " of a layer\n";
+  s.resize(n);
+  return s;
+}
+
+// Like a layer's files: words drawn from a small vocabulary with a skewed distribution and
+// some binary-looking runs, so that every level finds different matches.
+std::string LayerLikeBytes(size_t n, uint32_t seed) {
+  static const char* const kWords[] = {"usr",
+                                       "lib",
+                                       "share",
+                                       "include",
+                                       "bin",
+                                       "regfs",
+                                       "layer",
+                                       "gzip",
+                                       "static",
+                                       "const",
+                                       "return",
+                                       "int",
+                                       "char",
+                                       "void",
+                                       "\x7f"
+                                       "ELF",
+                                       "\0\0\0\0",
+                                       "#define",
+                                       "struct",
+                                       "\n"};
+  std::mt19937 gen(seed);
+  std::string s;
+  while (s.size() < n) {
+    uint32_t r = gen();
+    if (r % 16 == 0) {
+      for (int i = 0; i < 24; ++i) s += static_cast<char>(gen() & 0x3f);
+    } else {
+      s += kWords[(r >> 4) % (r % 3 == 0 ? 19 : 7)];
+      s += (r >> 12) % 5 == 0 ? '/' : ' ';
+    }
+  }
   s.resize(n);
   return s;
 }
@@ -111,6 +151,21 @@ TEST(CompressionTest, GzipHeaderIsGoCompressGzips) {
   ASSERT_TRUE(gz.ok());
   // ID1 ID2 CM FLG MTIME(4) XFL OS: no name, no time, OS unknown.
   EXPECT_EQ(gz->substr(0, 10), std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff", 10));
+}
+
+// The default is libdeflate's level 2 with the header of Go's DefaultCompression (XFL 0, as
+// for level 2): smaller output than level 1's, larger than level 6's, which stays what it was.
+TEST(CompressionTest, GzipDefaultIsLevelTwo) {
+  const std::string data = LayerLikeBytes(3 << 20, 31);
+  auto def = EncodeAll(Compression::kGzip, std::nullopt, data);
+  auto two = EncodeAll(Compression::kGzip, 2, data);
+  auto one = EncodeAll(Compression::kGzip, 1, data);
+  auto six = EncodeAll(Compression::kGzip, 6, data);
+  ASSERT_TRUE(def.ok() && two.ok() && one.ok() && six.ok());
+  EXPECT_EQ(*def, *two);
+  EXPECT_LT(def->size(), one->size());
+  EXPECT_GT(def->size(), six->size());
+  EXPECT_EQ(EncodeAll(Compression::kGzip, -1, data).value(), *def);
 }
 
 TEST(CompressionTest, LevelsAreChecked) {
@@ -279,6 +334,33 @@ TEST(CompressionTest, GzipEncoderReturnsTheSinksError) {
   if (s.ok()) s = (*enc)->Finish();
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().errnum, ENOSPC);
+}
+
+// The encoder's output is pinned for every level kind: a deterministic input (several members,
+// a stored one, a short last one) compresses to these exact bytes, fed whole or in uneven
+// pieces. A change in how blocks are cut, framed or buffered shows here; so does a libdeflate
+// that compresses differently (then the pins are updated with the new library).
+TEST(CompressionTest, GzipOutputIsPinned) {
+  const std::string data = LayerLikeBytes((3 << 20) / 2, 21) + RandomBytes(1 << 20, 22) +
+                           TextBytes(1 << 19) + LayerLikeBytes(300001, 23);
+  const std::pair<std::optional<int>, const char*> kPins[] = {
+      {std::nullopt, "sha256:bfec1f5ce498ee8534bac8147dabd22f301562b3b01d5cd96d953a37b7777a6e"},
+      {-2, "sha256:050671dcf921c4a5a4fe3012e7b5e9684bfa673dae0f8dbb4fdde8daf1a6e778"},
+      {0, "sha256:52fb9da1af7dd587a914cd7a9c8dee8258c8c3e82098afe52c89102de4085cfa"},
+      {1, "sha256:548447580f04e0349d85b9c57dd25fcf1feb4ea3df99ce75224cbe3ed664ad34"},
+      {6, "sha256:de40ffbd47cf35fa5e8ab5c9b56aa68d03dd2e5511747881e942d5ce720b0727"},
+      {9, "sha256:c400a9c992a20f55fa3cf2173f0bd9c28252bc175c7a19c21e169bfafee21a03"},
+  };
+  for (const auto& [level, want] : kPins) {
+    auto whole = EncodeAll(Compression::kGzip, level, data);
+    ASSERT_TRUE(whole.ok());
+    auto pieces =
+        Stream([level](ByteSink out) { return NewEncoder(Compression::kGzip, level, out); }, data);
+    ASSERT_TRUE(pieces.ok());
+    const std::string name = level ? std::to_string(*level) : "default";
+    EXPECT_EQ(DigestOf(*whole), want) << "level " << name << ", " << whole->size() << " bytes";
+    EXPECT_EQ(DigestOf(*pieces), want) << "level " << name << ", in pieces";
+  }
 }
 
 }  // namespace

@@ -49,9 +49,10 @@ class StreamCodec {
   virtual Status Finish() = 0;
 };
 
-// The default levels: Go's compress/gzip DefaultCompression (flate level 6, which skopeo uses
-// when no --dest-compress-level is given) and zstd's default, 3.
-inline constexpr int kDefaultGzipLevel = 6;
+// The default levels: Go's compress/gzip DefaultCompression, -1, which skopeo uses when no
+// --dest-compress-level is given (the encoder compresses it to skopeo's output size or less,
+// at less than the CPU of level 6: libdeflate's level 2), and zstd's default, 3.
+inline constexpr int kDefaultGzipLevel = -1;
 inline constexpr int kDefaultZstdLevel = 3;
 // Threads each encoder compresses with, besides the caller's.
 inline constexpr int kZstdWorkers = 2;
