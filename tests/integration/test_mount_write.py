@@ -699,6 +699,45 @@ def test_a_failed_write_fails_the_close_and_holds_the_image(imgs, registry, moun
     tag_absent(oracle, registry, repo, "t", "after a failed write of manifest.json")
 
 
+class LateWriter:
+    """A process that copies the blobs and manifest.json of dir: image src into dst (pushing
+    it), then waits, still running, until finish() lets it create version — a copy whose last
+    file comes late."""
+
+    SCRIPT = (
+        "import os, shutil, sys\n"
+        "src, dst, names = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
+        "for n in names + ['manifest.json']:\n"
+        "    shutil.copyfile(os.path.join(src, n), os.path.join(dst, n))\n"
+        "print('pushed', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "fd = os.open(os.path.join(dst, 'version'), os.O_WRONLY | os.O_CREAT | os.O_EXCL)\n"
+        "os.write(fd, open(os.path.join(src, 'version'), 'rb').read())\n"
+        "os.close(fd)\n")
+
+    def __init__(self, src, dst, m):
+        self.names = sorted(f.name for f in src.iterdir()
+                            if f.name not in ("manifest.json", "version"))
+        self.m = m
+        self.p = subprocess.Popen([sys.executable, "-c", self.SCRIPT, str(src), str(dst),
+                                   *self.names], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+
+    def __enter__(self):
+        assert self.p.stdout.readline() == "pushed\n", self.p.stderr.read() + self.m.diag()
+        return self
+
+    def finish(self):
+        self.p.stdin.write("\n")
+        self.p.stdin.flush()
+        assert self.p.wait(timeout=60) == 0, self.p.stderr.read() + self.m.diag()
+
+    def __exit__(self, *exc):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
 def test_a_pushed_image_stays_staged_while_its_writer_runs(imgs, registry, mounts, oracle, work,
                                                            repo_name):
     """A copy whose next file comes late (its path walk held up by a slow registry) still finds
@@ -712,33 +751,13 @@ def test_a_pushed_image_stays_staged_while_its_writer_runs(imgs, registry, mount
     m = mounts()
     dst = m.image(registry.addr, repo, "t")
     os.makedirs(dst)
-    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
-    script = (
-        "import os, shutil, sys, time\n"
-        "src, dst, names = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
-        "for n in names + ['manifest.json']:\n"
-        "    shutil.copyfile(os.path.join(src, n), os.path.join(dst, n))\n"
-        "print('pushed', flush=True)\n"
-        "sys.stdin.readline()\n"
-        "fd = os.open(os.path.join(dst, 'version'), os.O_WRONLY | os.O_CREAT | os.O_EXCL)\n"
-        "os.write(fd, open(os.path.join(src, 'version'), 'rb').read())\n"
-        "os.close(fd)\n")
-    writer = subprocess.Popen([sys.executable, "-c", script, str(src), str(dst), *names],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert writer.stdout.readline() == "pushed\n", m.diag()
+    with LateWriter(src, dst, m) as writer:
         closed = time.monotonic()
         assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
         elapse(SETTLE_S + 1, since=closed)
         # still the staging image: what was written, without version
-        assert sorted(os.listdir(dst)) == sorted(names + ["manifest.json"]), m.diag()
-        writer.stdin.write("\n")
-        writer.stdin.flush()
-        assert writer.wait(timeout=60) == 0, m.diag()
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
+        assert sorted(os.listdir(dst)) == sorted(writer.names + ["manifest.json"]), m.diag()
+        writer.finish()
     exited = time.monotonic()
     assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
     elapse(SETTLE_S + 0.5, since=exited)
@@ -763,30 +782,13 @@ def test_a_registry_failing_for_a_moment_does_not_fail_a_copy_under_way(imgs, re
     m = mounts("tag_ttl=1", "list_ttl=1", "timeout=3")
     dst = m.image(proxy.addr, repo, "t")
     os.makedirs(dst)
-    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
-    script = (
-        "import os, shutil, sys\n"
-        "src, dst, names = sys.argv[1], sys.argv[2], sys.argv[3:]\n"
-        "for n in names + ['manifest.json']:\n"
-        "    shutil.copyfile(os.path.join(src, n), os.path.join(dst, n))\n"
-        "print('pushed', flush=True)\n"
-        "sys.stdin.readline()\n"
-        "shutil.copyfile(os.path.join(src, 'version'), os.path.join(dst, 'version'))\n")
-    writer = subprocess.Popen([sys.executable, "-c", script, str(src), str(dst), *names],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)
     try:
-        assert writer.stdout.readline() == "pushed\n", m.diag()
-        assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
-        proxy.add(Fault.status(503), method="GET", forever=True)
-        elapse(1.5, since=time.monotonic())  # every entry on the way has expired
-        expect_errno(errno.EIO, os.stat, m.reg(proxy.addr) / "neverlookedup", within=60)
-        writer.stdin.write("\n")
-        writer.stdin.flush()
-        assert writer.wait(timeout=60) == 0, writer.stderr.read() + m.diag()
+        with LateWriter(src, dst, m) as writer:
+            assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
+            proxy.add(Fault.status(503), method="GET", forever=True)
+            elapse(1.5, since=time.monotonic())  # every entry on the way has expired
+            expect_errno(errno.EIO, os.stat, m.reg(proxy.addr) / "neverlookedup", within=60)
+            writer.finish()
     finally:
-        if writer.poll() is None:
-            writer.kill()
-            writer.wait()
         proxy.clear_faults()
     assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
