@@ -546,6 +546,15 @@ def _copy_through(regfs_bin, px, out, *flags):
     return start(regfs_bin, "copy", "-q", *flags, px.ref(RESTART_REPO, "v1"), f"dir:{out}")
 
 
+def _wait_midway(px, p, img):
+    """Until the copy p has read 4 MiB of the layer through px, its request still open."""
+    def midway():
+        return any(e.end == 0 and e.body_bytes >= 4 * MiB
+                   for e in px.requests("GET", "/blobs/" + img.layer.digest))
+    assert wait_until(lambda: midway() or p.poll() is not None, 60), px.dump()
+    assert p.poll() is None, f"the copy ended before the kill: {p.communicate()}"
+
+
 def test_registry_restarted_mid_copy_the_copy_resumes_and_is_correct(regfs_bin, victim, work):
     reg, img = victim.reg, victim.img
     out = work / "out"
@@ -553,11 +562,7 @@ def test_registry_restarted_mid_copy_the_copy_resumes_and_is_correct(regfs_bin, 
         px.add(Fault.bandwidth(SLOW * 4), method="GET", path=r"/blobs/", forever=True)
         p = _copy_through(regfs_bin, px, out, "--retry-times", "5")
         try:
-            def midway():
-                return any(e.end == 0 and e.body_bytes >= 4 * MiB
-                           for e in px.requests("GET", "/blobs/" + img.layer.digest))
-            assert wait_until(lambda: midway() or p.poll() is not None, 60), px.dump()
-            assert p.poll() is None, f"the copy ended before the kill: {p.communicate()}"
+            _wait_midway(px, p, img)
             reg.crash()
             reg.restart()
             stdout, stderr = p.communicate(timeout=120)
@@ -581,11 +586,7 @@ def test_registry_gone_mid_copy_fails_cleanly_and_the_next_run_succeeds(regfs_bi
         px.add(Fault.bandwidth(SLOW * 4), method="GET", path=r"/blobs/", forever=True)
         p = _copy_through(regfs_bin, px, out)
         try:
-            def midway():
-                return any(e.end == 0 and e.body_bytes >= 4 * MiB
-                           for e in px.requests("GET", "/blobs/" + img.layer.digest))
-            assert wait_until(lambda: midway() or p.poll() is not None, 60), px.dump()
-            assert p.poll() is None, f"the copy ended before the kill: {p.communicate()}"
+            _wait_midway(px, p, img)
             reg.crash()
             t0 = time.monotonic()
             stdout, stderr = p.communicate(timeout=120)
