@@ -470,6 +470,8 @@ Status ServeFuse(Filesystem& fs, const std::string& mountpoint, const MountOptio
   for (auto& a : argv_s) argv.push_back(a.data());
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse_session* se = fuse_session_new(&args, &ops, sizeof ops, &ctx);
+  // fuse_session_new copies the arguments it rewrites into memory of its own: ours to free.
+  fuse_opt_free_args(&args);
   if (!se) return MakeError(EIO, "cannot create the FUSE session");
   if (fuse_set_signal_handlers(se) != 0) {
     fuse_session_destroy(se);

@@ -37,6 +37,19 @@ from mountlib import mounts_fixture  # noqa: E402, F401 - the `mounts` fixture (
 collect_ignore = [] if os.environ.get("REGFS_SOAK_SECONDS") else ["test_soak.py"]
 
 
+def _sanitizer_build():
+    try:
+        return tools.sanitizer_build()
+    except OSError:
+        return None  # no binary: the regfs_bin fixture says so
+
+
+# That a sanitizer's reports are seen (test_mount_sanitizer_reports.py) is a question only for
+# a sanitizer build (tools/test --sanitize, --tsan): a Release build makes none.
+if _sanitizer_build() is None:
+    collect_ignore.append("test_mount_sanitizer_reports.py")
+
+
 # ---- regfs -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,32 @@ def test_fstab_line(imgs, registry, work, mnt, on_path):
     assert st.f_blocks * st.f_frsize == 1 << 30  # cache_size= reached regfs
 
 
+def test_the_environment_reaches_the_daemon(imgs, registry, work, mnt, on_path):
+    """mount(8), mount.fuse3 and its shell pass the environment on to the daemon: a sanitizer
+    build's variables (where its reports go) too, and in such a build a report of the daemon
+    (made with SIGSEGV) lands where they say."""
+    reports = work / "reports"
+    reports.mkdir()
+    env = {**on_path, **tools.sanitizer_env_into(reports), "REGFS_TEST_MARK": "fstab"}
+    p = tools.run(["mount", "-t", "fuse.regfs", "regfs", mnt, "-o", opts(work)], env=env,
+                  timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert serves(mnt, imgs, registry)
+    pid = int((mnt / ".regfs" / "pid").read_text())
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    for k, v in env.items():
+        assert f"{k}={v}".encode() in environ, (k, v)
+    kind = tools.sanitizer_build()
+    if kind is not None:
+        prefix, name = {"address": ("asan", "AddressSanitizer"),
+                        "thread": ("tsan", "ThreadSanitizer")}[kind]
+        os.kill(pid, signal.SIGSEGV)
+        report = reports / f"{prefix}.{pid}"
+        assert wait_until(lambda: report.exists() and
+                          f"ERROR: {name}: SEGV" in report.read_text(errors="replace"), 60), (
+            sorted(x.name for x in reports.iterdir()))
+
+
 def test_unknown_option_is_an_error(work, mnt, on_path):
     p = tools.run(["mount", "-t", "fuse.regfs", "regfs", mnt, "-o", opts(work, "cache_sise=1G")],
                   env=on_path, timeout=60)

@@ -43,9 +43,38 @@ def _env(home):
 SANITIZER_VARIABLES = ("ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS")
 
 
+def sanitizer_build(path=None):
+    """"address" if the regfs binary (default regfs_bin()) is built with ASan (and LSan and
+    UBSan: REGFS_SANITIZE=address), "thread" with ThreadSanitizer, else None."""
+    data = Path(path or regfs_bin()).read_bytes()
+    if b"__asan_init" in data:
+        return "address"
+    if b"__tsan_init" in data:
+        return "thread"
+    return None
+
+
 def sanitizer_env():
     """The sanitizer variables that are set, as NAME=VALUE strings (for env(1))."""
     return [f"{k}={os.environ[k]}" for k in SANITIZER_VARIABLES if k in os.environ]
+
+
+# The files each sanitizer's reports go to under log_path=DIR/PREFIX (DIR/PREFIX.PID), as
+# tools/test names them.
+SANITIZER_LOG_PREFIXES = {"ASAN_OPTIONS": "asan", "UBSAN_OPTIONS": "ubsan", "TSAN_OPTIONS": "tsan"}
+
+
+def sanitizer_env_into(directory, **more):
+    """The sanitizer variables of this run with their reports sent to `directory` instead (a
+    log_path= of its own, last, wins), and `more` (NAME=options) appended: for a process whose
+    reports a test makes on purpose and reads itself."""
+    def join(*parts):
+        return ":".join(p for p in parts if p)
+    env = {var: join(os.environ.get(var), f"log_path={directory}/{prefix}")
+           for var, prefix in SANITIZER_LOG_PREFIXES.items()}
+    for var, extra in more.items():
+        env[var] = join(env.get(var, os.environ.get(var)), extra)
+    return env
 
 
 def without_leak_check(env):

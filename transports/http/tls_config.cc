@@ -151,7 +151,12 @@ int LookUpInBundle(X509_LOOKUP* lookup, X509_LOOKUP_TYPE type, const X509_NAME* 
   }
   for (const X509Ptr& c : BundleCertificates()) {
     if (X509_NAME_cmp(X509_get_subject_name(c.get()), name) == 0) {
-      return X509_OBJECT_set1_X509(ret, c.get());
+      // A lookup lends `ret` its certificate: X509_STORE_CTX_get_by_subject takes the
+      // reference the caller gets itself, as for OpenSSL's own lookups (by_dir), and never
+      // frees `ret`. set1 takes one more: it is given back, `certs` keeps the certificate.
+      if (X509_OBJECT_set1_X509(ret, c.get()) != 1) return 0;
+      X509_free(c.get());
+      return 1;
     }
   }
   return 0;
