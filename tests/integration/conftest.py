@@ -31,10 +31,7 @@ from testlib.tlsca import TestCA  # noqa: E402
 from mountlib import mounts_fixture  # noqa: E402, F401 - the `mounts` fixture (mountlib.py)
 
 
-# The soak (test_soak.py) runs only when asked for with REGFS_SOAK_SECONDS: it is not part of
-# the suite until the defect it finds in most runs is fixed (a cp whose create of `version`
-# failed with EIO during the lookup still pushes the tag, the rest of the image being complete).
-collect_ignore = [] if os.environ.get("REGFS_SOAK_SECONDS") else ["test_soak.py"]
+collect_ignore = []
 
 
 def _sanitizer_build():
