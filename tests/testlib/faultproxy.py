@@ -308,12 +308,14 @@ class _Handler(BaseHTTPRequestHandler):
         for p in pieces:
             if not p:
                 continue
+            # Counted before the write: once the client has the bytes (and a test that read
+            # them looks at the log), the log says so — the write would race with the count.
+            state["sent"] += len(p)
+            state["entry"].body_bytes = state["sent"]
             if chunked:
                 self.wfile.write(b"%x\r\n" % len(p) + p + b"\r\n")
             else:
                 self.wfile.write(p)
-            state["sent"] += len(p)
-            state["entry"].body_bytes = state["sent"]
             if rate:
                 due = state["t0"] + state["sent"] / rate
                 delay = due - time.monotonic()
