@@ -72,6 +72,12 @@ def write_file(path, data, chunk=None):
                 f.write(data[i:i + chunk])
 
 
+def blob_names(src):
+    """The names of a dir: image's blobs and instance manifests, sorted: all but manifest.json
+    and version."""
+    return sorted(n for n in os.listdir(src) if n not in ("manifest.json", "version"))
+
+
 def manifest_puts(proxy, ref=None):
     return proxy.requests("PUT", f"/manifests/{ref}$" if ref else r"/manifests/")
 
@@ -641,7 +647,7 @@ def test_a_failed_push_is_not_made_by_a_later_close(imgs, registry, proxy, mount
     m = mounts("timeout=5")
     dst = m.image(proxy.addr, repo, "t")
     os.makedirs(dst)
-    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
+    names = blob_names(src)
     for n in names + ["manifest.json", "version"]:
         r = run("cp", src / n, dst / n)
         assert (r.returncode != 0) == (n == "manifest.json"), (n, r.stderr, m.diag())
@@ -662,7 +668,7 @@ def test_a_file_failing_after_the_push_undoes_it(imgs, registry, mounts, oracle,
     m = mounts()
     dst = m.image(registry.addr, repo, "t")
     os.makedirs(dst)
-    names = sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version"))
+    names = blob_names(src)
     for n in names + ["manifest.json"]:
         run_ok("cp", src / n, dst / n, m=m)
     assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
@@ -682,7 +688,7 @@ def test_a_failed_write_fails_the_close_and_holds_the_image(imgs, registry, moun
     m = mounts()
     dst = m.image(registry.addr, repo, "t")
     os.makedirs(dst)
-    for n in sorted(f.name for f in src.iterdir() if f.name not in ("manifest.json", "version")):
+    for n in blob_names(src):
         run_ok("cp", src / n, dst / n, m=m)
     manifest = (src / "manifest.json").read_bytes()
     fd = os.open(dst / "manifest.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -716,8 +722,7 @@ class LateWriter:
         "os.close(fd)\n")
 
     def __init__(self, src, dst, m):
-        self.names = sorted(f.name for f in src.iterdir()
-                            if f.name not in ("manifest.json", "version"))
+        self.names = blob_names(src)
         self.m = m
         self.p = subprocess.Popen([sys.executable, "-c", self.SCRIPT, str(src), str(dst),
                                    *self.names], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
