@@ -876,19 +876,25 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           return MakeNode(Kind::kImage, reg, path, name);
         }
       }
-      // The registry has no _catalog, or it is not listed yet: a component that is no
-      // repository may still be a namespace, and only deeper lookups can tell.
-      bool uncataloged = false;
+      // Without a catalog to tell, a component that is no repository may still be a
+      // namespace, and only deeper lookups can tell: `uncataloged` when the registry has no
+      // _catalog (or shows it to nobody), `unlisted` when it has not been listed within
+      // kCatalogWait (a listing that is slow, endless or failed holds up no lookup), and
+      // `catalog_error` when it failed for now.
+      bool uncataloged = false, unlisted = false;
+      std::optional<Error> catalog_error;
       if (component_like) {
         std::string child = Join(path, name);
-        // Whether the catalog lists child; nullopt without a catalog to tell: none at this
-        // registry, or none listed within kCatalogWait (a listing that is slow, endless or
-        // failed holds up no lookup).
+        // Whether the catalog lists child; nullopt without a catalog to tell.
         auto in_catalog = [&]() -> std::optional<bool> {
           auto repos = CatalogWithin(reg, kCatalogWait);
-          if (!repos.ok() || !repos->has_value()) return std::nullopt;
+          int err = repos.ok() ? 0 : repos.error().errnum;
+          catalog_error.reset();
+          if (err == EIO || err == EAGAIN || err == ETIMEDOUT) catalog_error = repos.error();
           std::lock_guard<std::mutex> lock(mu_);
-          if (uncataloged_.count(reg)) return std::nullopt;
+          uncataloged = uncataloged_.count(reg) > 0 || err == EACCES;
+          unlisted = !uncataloged && (!repos.ok() || !repos->has_value());
+          if (uncataloged || unlisted) return std::nullopt;
           return std::any_of((*repos)->begin(), (*repos)->end(), [&](const std::string& r) {
             return r == child || StartsWith(r, child + "/");
           });
@@ -902,7 +908,6 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
           }
           in = in_catalog();
         }
-        uncataloged = !in.has_value();
         bool listed = in.value_or(false) && !IsRemoved(reg, child);
         if (!listed) {
           auto tags = Tags(reg, child);  // not in the catalog: maybe a repository all the same
@@ -926,11 +931,16 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         }
         if (digest.error().errnum != ENOENT) return digest.error();
       }
-      if (component_like && uncataloged && !IsRemoved(reg, Join(path, name))) {
-        // Deeper lookups decide whether anything is there (docker.io/library/alpine).
+      // Deeper lookups decide whether anything is there (docker.io/library/alpine): at a
+      // registry without _catalog, and for a first component while the catalog cannot tell.
+      // Below that, a name not listed yet is no namespace: it is more likely a new tag, and
+      // taking it for a directory would send `cp -r IMG REPO/TAG` into REPO/TAG/IMG.
+      if (component_like && (uncataloged || (unlisted && path.empty())) &&
+          !IsRemoved(reg, Join(path, name))) {
         *key = "N|" + reg + "|" + Join(path, name);
         return MakeNode(Kind::kNamespace, reg, Join(path, name));
       }
+      if (catalog_error) return *catalog_error;  // no telling, for now
       return MakeError(ENOENT, "no such tag or repository at the registry");
     }
     case Kind::kImage:

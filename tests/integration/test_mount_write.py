@@ -797,3 +797,34 @@ def test_a_registry_failing_for_a_moment_does_not_fail_a_copy_under_way(imgs, re
     finally:
         proxy.clear_faults()
     assert oracle.digest_of(registry.ref(repo, "t")) == it.digest, m.diag()
+
+
+@pytest.mark.parametrize("catalog", ["slow", "failing"])
+def test_a_new_tag_is_no_namespace_while_the_catalog_cannot_tell(catalog, imgs, registry, proxy,
+                                                                  mounts, oracle, work,
+                                                                  repo_name):
+    """`cp -r IMG REPO/TAG` looks TAG up first. While the registry's catalog is slow or failing,
+    TAG is not taken for a namespace (which would send the copy into REPO/TAG/IMG and push
+    REPO/TAG:IMG): a slow catalog is no answer, and the copy pushes REPO:TAG; a failing one
+    fails the lookup, and the copy, with nothing pushed anywhere."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "img", False)
+    repo = repo_name("write-catalog-" + catalog)
+    oracle.copy(it.ref, registry.ref(repo, "old"))  # a repository with tags, in the catalog
+    m = mounts("timeout=3")
+    reg = m.reg(proxy.addr)
+    if catalog == "slow":
+        proxy.add(Fault.latency(8), path=r"^/v2/_catalog", forever=True)
+    else:
+        proxy.add(Fault.status(503), path=r"^/v2/_catalog", forever=True)
+        # The listing fails, and its failure is remembered for the lookups that follow.
+        expect_errno(errno.EIO, os.listdir, reg, within=60)
+    p = run("cp", "-r", src, m.image(proxy.addr, repo, "new"))
+    assert not registry.has_manifest(f"{repo}/new", "img"), m.diag()
+    if catalog == "slow":
+        assert p.returncode == 0, p.stderr + m.diag()
+        assert oracle.digest_of(registry.ref(repo, "new")) == it.digest, m.diag()
+    else:
+        assert p.returncode != 0 and "Input/output error" in p.stderr, p.stderr + m.diag()
+        tag_absent(oracle, registry, repo, "new", "after a failed cp")
+    assert proxy.requests("GET", r"^/v2/_catalog"), "the catalog was never asked for"
