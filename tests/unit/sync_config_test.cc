@@ -434,6 +434,31 @@ TEST(TagSelectorTest, FiltersApplyAfterTheKind) {
   EXPECT_EQ(Selected(t, kTags), (Strings{"1.13.1-alpine-perl", "1.13.2-alpine-perl"}));
 }
 
+TEST(TagSelectorTest, PatternsAreGoRegexpsAsSkopeoReadsThem) {
+  SyncRepository r = Repo(Kind::kTagRegex, "alpine");
+  r.tag_regex = R"((?i)^V3\.13|EDGE)";  // Go's inline flags
+  EXPECT_EQ(Selected(r, kTags), (Strings{"v3.13", "edge"}));
+  r.tag_regex = R"(^\d+\.\d+\.\d+$)";  // Perl classes
+  EXPECT_EQ(Selected(r, kTags), (Strings{"3.11.6", "3.12.0"}));
+  r.tag_regex = R"((3)\.\1)";  // no backreferences in Go, nor here
+  auto s = TagSelector::For(r);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.error().message.find("bad regular expression"), std::string::npos)
+      << s.error().message;
+}
+
+TEST(TagSelectorTest, ABacktrackingPatternMatchesInLinearTime) {
+  // A backtracking matcher tries 2^n ways to split the a's between the groups before it
+  // fails (std::regex did: a tag list could stall sync for good); RE2 reads the tag once.
+  SyncRepository r = Repo(Kind::kTagRegex, "a");
+  r.tag_regex = "^(a|a)*(a|a)*(a|a)*b$";
+  r.include = {"(a*)*(a*)*c"};
+  auto s = TagSelector::For(r);
+  ASSERT_TRUE(s.ok()) << s.error().message;
+  EXPECT_FALSE(s->Selects(std::string(120, 'a')));
+  EXPECT_FALSE(s->Selects(std::string(120, 'a') + "b"));  // a match, but no whole-tag include
+}
+
 TEST(TagSelectorTest, BadPatternsAreErrors) {
   SyncRepository r = Repo(Kind::kTagRegex, "a");
   r.tag_regex = "(";

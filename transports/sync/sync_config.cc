@@ -1,5 +1,6 @@
 #include "transports/sync/sync_config.h"
 
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -115,12 +116,20 @@ Status ValidRegistryName(const std::string& name, const YAML::Node& at) {
   return ValidRepositoryPath(std::string_view(name).substr(slash + 1), context, "namespace", at);
 }
 
-Status ValidRegex(const std::string& pattern, const std::string& context, const YAML::Node& at) {
-  try {
-    std::regex re(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    return Bad(context, "bad regular expression " + Quote(pattern) + ": " + e.what(), at);
+// `pattern` compiled, or why it is no regular expression.
+Result<std::shared_ptr<const re2::RE2>> CompileRegex(const std::string& pattern) {
+  re2::RE2::Options options;
+  options.set_log_errors(false);
+  auto re = std::make_shared<const re2::RE2>(pattern, options);
+  if (!re->ok()) {
+    return MakeError(EINVAL, "bad regular expression " + Quote(pattern) + ": " + re->error());
   }
+  return re;
+}
+
+Status ValidRegex(const std::string& pattern, const std::string& context, const YAML::Node& at) {
+  auto re = CompileRegex(pattern);
+  if (!re.ok()) return Bad(context, re.error().message, at);
   return Ok();
 }
 
@@ -308,9 +317,11 @@ class Parser {
   SyncConfig* out_;
 };
 
-bool AnyMatch(const std::vector<std::regex>& patterns, const std::string& tag) {
+// Whether the whole of `tag` matches one of `patterns`.
+bool AnyMatch(const std::vector<std::shared_ptr<const re2::RE2>>& patterns,
+              const std::string& tag) {
   return std::any_of(patterns.begin(), patterns.end(),
-                     [&](const std::regex& re) { return std::regex_match(tag, re); });
+                     [&](const auto& re) { return re2::RE2::FullMatch(tag, *re); });
 }
 
 }  // namespace
@@ -343,13 +354,11 @@ Result<TagSelector> TagSelector::For(const SyncRepository& repo) {
   s.kind_ = repo.kind;
   s.refs_ = repo.refs;
   std::string context = "repository " + Quote(repo.name);
-  auto compile = [&](const std::string& pattern, const char* what) -> Result<std::regex> {
-    try {
-      return std::regex(pattern, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      return MakeError(EINVAL, context + ", " + what + ": bad regular expression " +
-                                   Quote(pattern) + ": " + e.what());
-    }
+  auto compile = [&](const std::string& pattern,
+                     const char* what) -> Result<std::shared_ptr<const re2::RE2>> {
+    auto re = CompileRegex(pattern);
+    if (!re.ok()) return Annotate(std::move(re).error(), context + ", " + what);
+    return re;
   };
   if (repo.kind == SyncRepository::Kind::kTagRegex) {
     ASSIGN_OR_RETURN(s.tag_regex_, compile(repo.tag_regex, "tag regex"));
@@ -359,41 +368,37 @@ Result<TagSelector> TagSelector::For(const SyncRepository& repo) {
     s.semver_ = std::move(c).value();
   }
   for (const std::string& p : repo.include) {
-    ASSIGN_OR_RETURN(std::regex re, compile(p, "include"));
+    ASSIGN_OR_RETURN(auto re, compile(p, "include"));
     s.include_.push_back(std::move(re));
   }
   for (const std::string& p : repo.exclude) {
-    ASSIGN_OR_RETURN(std::regex re, compile(p, "exclude"));
+    ASSIGN_OR_RETURN(auto re, compile(p, "exclude"));
     s.exclude_.push_back(std::move(re));
   }
   return s;
 }
 
 bool TagSelector::Selects(const std::string& tag) const {
-  try {
-    switch (kind_) {
-      case SyncRepository::Kind::kAllTags:
-        break;
-      case SyncRepository::Kind::kRefs:
-        if (tag.find(':') != std::string::npos ||
-            std::find(refs_.begin(), refs_.end(), tag) == refs_.end()) {
-          return false;
-        }
-        break;
-      case SyncRepository::Kind::kTagRegex:
-        if (!std::regex_search(tag, *tag_regex_)) return false;
-        break;
-      case SyncRepository::Kind::kSemver: {
-        auto v = ParseSemver(tag);
-        if (!v.ok() || !semver_->Check(*v)) return false;
-        break;
+  switch (kind_) {
+    case SyncRepository::Kind::kAllTags:
+      break;
+    case SyncRepository::Kind::kRefs:
+      if (tag.find(':') != std::string::npos ||
+          std::find(refs_.begin(), refs_.end(), tag) == refs_.end()) {
+        return false;
       }
+      break;
+    case SyncRepository::Kind::kTagRegex:
+      if (!re2::RE2::PartialMatch(tag, *tag_regex_)) return false;
+      break;
+    case SyncRepository::Kind::kSemver: {
+      auto v = ParseSemver(tag);
+      if (!v.ok() || !semver_->Check(*v)) return false;
+      break;
     }
-    if (!include_.empty() && !AnyMatch(include_, tag)) return false;
-    return !AnyMatch(exclude_, tag);
-  } catch (const std::regex_error&) {
-    return false;  // a match too complex for std::regex selects nothing
   }
+  if (!include_.empty() && !AnyMatch(include_, tag)) return false;
+  return !AnyMatch(exclude_, tag);
 }
 
 }  // namespace regfs

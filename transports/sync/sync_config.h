@@ -31,12 +31,12 @@
 //   images-by-tag-regex: nginx: {regex: "^1\\.13", …}
 //   images-by-semver:    alpine: {semver: ">= 3.12", …}
 //
-// All patterns are ECMAScript regular expressions (std::regex); skopeo's tag regexes are Go
-// RE2, which agrees on the common syntax but not, e.g., on inline flags like "(?i)".
+// All patterns are RE2 regular expressions, the syntax of Go's regexp that skopeo uses; RE2
+// matches in time linear in the tag, whatever the pattern.
 #pragma once
 
+#include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +44,10 @@
 #include "transports/manifest/manifest.h"
 #include "transports/sync/semver.h"
 #include "transports/util/result.h"
+
+namespace re2 {
+class RE2;
+}
 
 namespace regfs {
 
@@ -102,9 +106,9 @@ class TagSelector {
  private:
   SyncRepository::Kind kind_ = SyncRepository::Kind::kAllTags;
   std::vector<std::string> refs_;
-  std::optional<std::regex> tag_regex_;
+  std::shared_ptr<const re2::RE2> tag_regex_;
   std::optional<SemverConstraint> semver_;
-  std::vector<std::regex> include_, exclude_;
+  std::vector<std::shared_ptr<const re2::RE2>> include_, exclude_;
 };
 
 }  // namespace regfs
