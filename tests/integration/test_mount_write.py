@@ -376,14 +376,19 @@ def test_failed_push_fails_the_completing_close(imgs, registry, proxy, mounts, o
     assert "injected by faultproxy (403)" in m.log_text(), m.diag()
 
 
-def test_push_whose_manifest_answer_is_lost_succeeds(imgs, registry, proxy, mounts, work,
-                                                     repo_name):
-    """The registry stores the manifest and the connection breaks before its answer, on every
-    attempt: the tag is there, so the cp that pushed it succeeds (a failed cp leaves no tag,
-    and this one left one)."""
+@pytest.mark.parametrize("retries", ["lost", "429"])
+def test_push_whose_manifest_answer_is_lost_succeeds(retries, imgs, registry, proxy, mounts,
+                                                     work, repo_name):
+    """The registry stores the manifest and the connection breaks before its answer; every
+    retry's answer is lost too, or is a 429: the tag is there, so the cp that pushed it
+    succeeds (a failed cp leaves no tag, and this one left one)."""
     it = imgs.docker
-    repo = repo_name("write-lost")
-    drop = proxy.add(Fault.drop(when="answered"), method="PUT", path=r"/manifests/", count=5)
+    repo = repo_name("write-lost-" + retries)
+    if retries == "lost":
+        drop = proxy.add(Fault.drop(when="answered"), method="PUT", path=r"/manifests/", count=5)
+    else:
+        drop = proxy.add(Fault.drop(when="answered"), method="PUT", path=r"/manifests/", count=1)
+        proxy.add(Fault.status(429, skip=1), method="PUT", path=r"/manifests/", forever=True)
     m = mounts()
     os.makedirs(m.reg(proxy.addr) / repo)
     r = run("cp", "-r", it.dir, m.image(proxy.addr, repo, "t"))

@@ -80,6 +80,7 @@ class Fault:
     event: object = None    # hold_upload: threading.Event that releases it
     probability: float = 1.0  # chance that a matching request fires it
     when: str = None        # drop: "before", "answered", None = at random
+    skip: int = 0           # the first `skip` matching requests pass untouched
     fired: int = 0
 
     @classmethod
@@ -122,6 +123,9 @@ class Fault:
         if self.method is not None and self.method.upper() != method.upper():
             return False
         if re.search(self.path, path) is None:
+            return False
+        if self.skip > 0:
+            self.skip -= 1
             return False
         return self.probability >= 1 or rng.random() < self.probability
 

@@ -564,10 +564,12 @@ Status RegistryClient::PutManifest(const std::string& repo, const std::string& r
   req.max_body = kMaxErrorBody;
   ASSIGN_OR_RETURN(HttpResponse resp, Send(req, {"repository:" + repo + ":pull,push"}));
   if (!resp.transport_ok() || (resp.status != 201 && resp.status != 200)) {
-    // A broken connection or a server error may come after the registry stored the manifest
-    // (its answer lost on the way, retries and all): what it holds now says whether the push
-    // happened, so that a push is not reported failed while its tag is there.
-    if ((!resp.transport_ok() || resp.status >= 500) && HoldsManifest(repo, ref, DigestOf(bytes))) {
+    // A broken connection, a server error or a 429 may come after the registry stored the
+    // manifest (an answer lost on the way, then retries that met the same or were turned
+    // away): what it holds now says whether the push happened, so that a push is not
+    // reported failed while its tag is there.
+    bool retried = !resp.transport_ok() || resp.status >= 500 || resp.status == 429;
+    if (retried && HoldsManifest(repo, ref, DigestOf(bytes))) {
       Log("writing manifest " + ref + " to " + registry_ + "/" + repo + ": " +
           (resp.transport_ok() ? "HTTP " + std::to_string(resp.status) : resp.error) +
           ", but the registry holds it");
