@@ -1,6 +1,7 @@
 #include "fs/filesystem.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1124,6 +1125,7 @@ Result<std::vector<DirEntry>> Filesystem::ReadDir(uint64_t ino) {
     case Kind::kNamespace:
     case Kind::kLocalDir:
     case Kind::kImage: {
+      SweepStagings();  // what is done with goes before it is listed
       std::set<std::string> seen;
       // An image directory (a tag's, or one made here): its staged files until pushed, then
       // the image at the registry.
@@ -1421,6 +1423,10 @@ std::string Filesystem::StatsJson() {
                   {"signatures", c.signatures}, {"verdicts", c.verdicts},
                   {"inodes", c.inodes},         {"staging_images", c.staging_images},
                   {"local_dirs", c.local_dirs}};
+  // The daemon's heap (glibc's view): bytes allocated, and bytes held free in its arenas —
+  // to tell a leak or a filling cache (in_use) from fragmentation (free).
+  struct mallinfo2 heap = mallinfo2();
+  j["heap"] = {{"in_use", heap.uordblks + heap.hblkhd}, {"free", heap.fordblks}};
   return j.dump(2) + "\n";
 }
 

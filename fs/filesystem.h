@@ -341,16 +341,25 @@ class Filesystem {
   uint32_t DirMode() const;
   // The (registry, repository, tag) a directory stands for as an image, if it can.
   bool ImageOf(const Node& dir, std::string* repo, std::string* tag) const;
-  // The staging image of a tag directory, or null. A settled one (pushed and idle) is dropped,
-  // and null returned.
+  // The staging image of a tag directory, or null. A settled one (pushed and idle) or an
+  // abandoned one is dropped, and null returned.
   std::shared_ptr<StagingImage> StagingOf(const Node& dir);
-  // A pushed staging image settled: its directory shows the image at the registry from now on.
+  // Whether a staging image can go: pushed and settled, or abandoned (then a line for the log
+  // is added to `log`).
+  bool StagingDone(const StagingImage& staging, std::vector<std::string>* log) const;
+  // A staging image settled or was abandoned: its directory shows the image at the registry
+  // from now on (if there is one).
   // The kernel is told to drop its entries of the staged files and of the directory made for
   // it (which is no longer this mount's own), so that it forgets their inodes instead of
   // keeping one node per file ever written (`pending`: what to tell it once mu_ is released).
   void SettleLocked(const std::string& key, const StagingImage& staging,
                     std::vector<std::pair<uint64_t, std::string>>* pending);
   void InvalidateEntries(const std::vector<std::pair<uint64_t, std::string>>& entries);
+  // Drops every staging image that is done (StagingDone), not only when its own directory is
+  // looked up again: each holds its spill files until it goes, and a daemon that pushes tag
+  // after tag, or sees copy after copy fail, would keep every one of them. Called when a
+  // staging image is made and when a directory that may show one is listed.
+  void SweepStagings();
   // Removes the staging image of a tag from stagings_ and returns it, to be dropped by the
   // caller outside mu_ (dropping it aborts its uploads).
   std::shared_ptr<StagingImage> TakeStaging(const std::string& registry, const std::string& repo,

@@ -29,6 +29,12 @@ int64_t SettleLimitMs(const MountOptions& options) {
   return std::max<int64_t>(kSettleMs, 4000 * static_cast<int64_t>(options.timeout));
 }
 
+// How long a staging image that was never pushed stays once its writers have ended: one of
+// whose files failed, so that the file can be written again (its cp was told of the failure),
+// and one that was left incomplete, so that the rest can come from later commands.
+int64_t FailedStagingLimitMs(const MountOptions& options) { return SettleLimitMs(options); }
+constexpr int64_t kIncompleteStagingMs = 10 * 60 * 1000;
+
 // How long the files of an image deleted by unlinking its manifest.json stay to be removed.
 constexpr int kLeftoverSeconds = 60;
 
@@ -45,17 +51,28 @@ std::shared_ptr<StagingImage> Filesystem::StagingOf(const Node& node) {
   std::string key = node.registry + "|" + repo + "|" + tag;
   std::shared_ptr<StagingImage> settled;  // dropped after the lock is released
   std::vector<std::pair<uint64_t, std::string>> entries;
+  std::vector<std::string> log;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = stagings_.find(key);
     if (it == stagings_.end()) return nullptr;
-    if (!it->second->Settled(kSettleMs, SettleLimitMs(options_))) return it->second;
+    if (!StagingDone(*it->second, &log)) return it->second;
     SettleLocked(key, *it->second, &entries);
     settled = std::move(it->second);  // the directory shows the pushed image now
     stagings_.erase(it);
   }
   InvalidateEntries(entries);
+  for (const std::string& line : log) Log(line);
   return nullptr;
+}
+
+bool Filesystem::StagingDone(const StagingImage& staging, std::vector<std::string>* log) const {
+  if (staging.Settled(kSettleMs, SettleLimitMs(options_))) return true;
+  if (!staging.Abandoned(FailedStagingLimitMs(options_), kIncompleteStagingMs)) return false;
+  log->push_back("dropped the unpushed image written to " + staging.registry() + "/" +
+                 staging.repo() + ":" + staging.tag() + ": " + staging.AbandonedWhy() +
+                 ", and nothing has written to it since");
+  return true;
 }
 
 void Filesystem::SettleLocked(const std::string& key, const StagingImage& staging,
@@ -98,34 +115,36 @@ Result<std::shared_ptr<StagingImage>> Filesystem::StagingFor(const Node& dir) {
   }
   std::string key = dir.registry + "|" + repo + "|" + tag;
   ASSIGN_OR_RETURN(auto client, Client(dir.registry));
-  std::vector<std::shared_ptr<StagingImage>> settled;  // dropped after the lock is released
+  SweepStagings();
+  std::lock_guard<std::mutex> lock(mu_);
+  leftovers_.Erase(key);
+  auto& slot = stagings_[key];
+  if (!slot) {
+    slot = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
+                                          options_.cache_dir + "/staging",
+                                          AttachmentsOn(dir.registry, repo));
+  }
+  return slot;
+}
+
+void Filesystem::SweepStagings() {
+  std::vector<std::shared_ptr<StagingImage>> done;  // dropped after the lock is released
   std::vector<std::pair<uint64_t, std::string>> entries;
-  std::shared_ptr<StagingImage> staging;
+  std::vector<std::string> log;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    leftovers_.Erase(key);
-    auto& slot = stagings_[key];
-    if (!slot) {
-      // Pushed images that settled go too, not only when their own directory is looked up
-      // again: each holds its spill files (and their descriptors) until it goes, and a daemon
-      // that pushes tag after tag would keep every one of them.
-      for (auto it = stagings_.begin(); it != stagings_.end();) {
-        if (it->second && it->second->Settled(kSettleMs, SettleLimitMs(options_))) {
-          SettleLocked(it->first, *it->second, &entries);
-          settled.push_back(std::move(it->second));
-          it = stagings_.erase(it);
-        } else {
-          ++it;
-        }
+    for (auto it = stagings_.begin(); it != stagings_.end();) {
+      if (!it->second || StagingDone(*it->second, &log)) {
+        if (it->second) SettleLocked(it->first, *it->second, &entries);
+        done.push_back(std::move(it->second));
+        it = stagings_.erase(it);
+      } else {
+        ++it;
       }
-      slot = std::make_shared<StagingImage>(dir.registry, repo, tag, client,
-                                            options_.cache_dir + "/staging",
-                                            AttachmentsOn(dir.registry, repo));
     }
-    staging = slot;
   }
   InvalidateEntries(entries);
-  return staging;
+  for (const std::string& line : log) Log(line);
 }
 
 void Filesystem::Invalidate(const std::string& registry, const std::string& repo,

@@ -294,10 +294,26 @@ bool StagingImage::Settled(int64_t idle_ms, int64_t max_idle_ms) const {
   auto idle = std::chrono::steady_clock::now() - touched_;
   if (idle <= std::chrono::milliseconds(idle_ms)) return false;
   if (idle > std::chrono::milliseconds(max_idle_ms)) return true;
-  for (pid_t pid : writers_) {
-    if (kill(pid, 0) == 0 || errno == EPERM) return false;  // still running
-  }
-  return true;
+  return !WriterRunningLocked();
+}
+
+bool StagingImage::WriterRunningLocked() const {
+  return std::any_of(writers_.begin(), writers_.end(),
+                     [](pid_t pid) { return kill(pid, 0) == 0 || errno == EPERM; });
+}
+
+bool StagingImage::Abandoned(int64_t failed_idle_ms, int64_t idle_ms) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (pushed_ || open_files_ > 0) return false;
+  auto idle = std::chrono::steady_clock::now() - touched_;
+  if (idle <= std::chrono::milliseconds(held_.empty() ? idle_ms : failed_idle_ms)) return false;
+  return !WriterRunningLocked();
+}
+
+std::string StagingImage::AbandonedWhy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return held_.empty() ? "its copy stopped before the image was complete"
+                       : "the close() of " + *held_.begin() + " failed";
 }
 
 void StagingImage::OpenFile(pid_t writer) {

@@ -82,6 +82,13 @@ class StagingImage final : public ImageSource {
   // a copy still under way (cp, mv) finds its own files and none of the pushed image's — also
   // when its next file comes late, its path walk held up by a slow registry.
   bool Settled(int64_t idle_ms, int64_t max_idle_ms) const;
+  // Never pushed, no file of it open, no process that opened one still running, and untouched
+  // for `failed_idle_ms` if the close() of one of its files failed (the copy that wrote it
+  // was told, and has ended), else for `idle_ms` (a copy that stopped half-way): nothing will
+  // finish it, and it can go with what it holds.
+  bool Abandoned(int64_t failed_idle_ms, int64_t idle_ms) const;
+  // Why it counts as abandoned, for the log.
+  std::string AbandonedWhy() const;
   // A file of the image opened by process `writer` (0: unknown), and closed.
   void OpenFile(pid_t writer = 0);
   void CloseFile();
@@ -172,6 +179,7 @@ class StagingImage final : public ImageSource {
   std::string replaced_digest_;       // the tag's digest before the push ("": none), mu_
   int open_files_ = 0;                // guarded by mu_
   std::set<pid_t> writers_;           // processes that opened its files, guarded by mu_
+  bool WriterRunningLocked() const;
   std::chrono::steady_clock::time_point touched_ = std::chrono::steady_clock::now();  // mu_
   std::mutex push_mu_;  // one push at a time; held across the push's requests
 };

@@ -358,6 +358,42 @@ def test_a_failed_staging_image_holds_no_descriptors(imgs, registry, mounts, ora
     assert staging_fds(m) == []
 
 
+def test_a_failed_copy_leaves_no_staging_image_behind(imgs, registry, mounts, oracle, work,
+                                                      repo_name):
+    """A failed cp's staging image waits for its bad file to be written again while the cp
+    runs and 4x timeout= after it ends; then it goes, with its directory and spill files
+    (else a long-lived mount would keep one for every failed copy). The tag never exists."""
+    it = imgs.oci
+    src = skopeo_dir(oracle, it.ref, work / "src", False)
+    bad = max(it.image.layers, key=lambda b: b.size)
+    data = bytearray((src / hexof(bad.digest)).read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (src / hexof(bad.digest)).write_bytes(bytes(data))
+    repo = repo_name("write-abandoned")
+    m = mounts("timeout=1")  # held for 4 s once its writer has ended
+    os.makedirs(m.reg(registry.addr) / repo)
+    tag_dir = m.image(registry.addr, repo, "t")
+    r = run("cp", "-r", src, tag_dir)
+    assert r.returncode != 0, "cp of a corrupt blob succeeded\n" + m.diag()
+    held = m.stats()["entries"]
+    assert held["staging_images"] == 1 and tag_dir.is_dir(), (held, m.diag())
+    spilled = [p for p in (m.cache_dir / "staging").rglob("*") if p.is_file()]
+    time.sleep(4.5)
+    # the next listing drops it; the kernel forgets the directory
+    assert "t" not in os.listdir(tag_dir.parent), m.diag()
+    assert not tag_dir.exists(), m.diag()
+    after = m.stats()["entries"]
+    assert after["staging_images"] == 0, (after, m.diag())
+    assert after["local_dirs"] == held["local_dirs"] - 1, (held, after)
+    assert not [p for p in spilled if p.exists()], spilled
+    assert re.search(rf"dropped the unpushed image written to \S+/{re.escape(repo)}:t: the "
+                     rf"close\(\) of {hexof(bad.digest)} failed", m.log_text()), m.diag()
+    tag_absent(oracle, registry, repo, "t", "after a failed cp")
+    # and the tag can be written afresh
+    run_ok("cp", "-r", it.dir, tag_dir, m=m)
+    assert registry.manifest_digest(repo, "t") == it.digest
+
+
 def test_failed_push_fails_the_completing_close(imgs, registry, proxy, mounts, oracle, work,
                                                 repo_name):
     """The registry refuses the manifest: the close() that completed the image reports it, so

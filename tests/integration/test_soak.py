@@ -338,6 +338,15 @@ def sample(pid):
     return rss, fds
 
 
+def held_by(m):
+    """The daemon's cached entries and heap, from .regfs/stats (None if it cannot be read)."""
+    try:
+        st = m.stats()
+    except (OSError, ValueError):
+        return None
+    return {**st["entries"], **{"heap_" + k: v for k, v in st["heap"].items()}}
+
+
 def fd_kinds(pid):
     """What the open fds of pid are, counted: sockets, pipes, and files by directory."""
     kinds = Counter()
@@ -434,7 +443,13 @@ def test_soak(regfs_bin, soak_registry, work, capsys):
             for t in threads:
                 t.start()
             deadline = t0 + SECONDS
+            # What the daemon holds (its caches and heap) when the baseline window ends, and at
+            # the end: which of them grew, when RSS does.
+            window_end = t0 + (60.0 if SECONDS >= 180 else SECONDS / 3.0)
+            held = {}
             while time.monotonic() < deadline and not tally.stop.is_set():
+                if "first" not in held and time.monotonic() >= window_end:
+                    held["first"] = held_by(m)
                 for who, took, what in tally.hung():
                     tally.fail(f"{who}: {what} has not returned after {took:.0f} s")
                     tally.stop.set()
@@ -458,6 +473,7 @@ def test_soak(regfs_bin, soak_registry, work, capsys):
             if end_sample is None:
                 tally.fail("the mount's daemon died")
             end_fds = fd_kinds(m.pid)
+            held["last"] = held_by(m)
         finally:
             tally.stop.set()
             m.unmount()
@@ -471,7 +487,9 @@ def test_soak(regfs_bin, soak_registry, work, capsys):
                f"failed={c['pushes_failed']} rss_kib first={rss0} last={rss1} "
                f"fds first={fd0} last={fd1} | proxy requests={proxy_counts['requests']} "
                f"drop={proxy_counts['drop']} status={proxy_counts['status']} "
-               f"known_bytes={known.total_bytes()}")
+               f"known_bytes={known.total_bytes()}\n"
+               f"held at the baseline's end: {held.get('first')}\n"
+               f"held at the end:            {held.get('last')}")
     with capsys.disabled():
         print("\n" + summary)
     problems = list(tally.failures)
