@@ -843,6 +843,13 @@ Result<Filesystem::Node> Filesystem::LookupChild(const Node& parent, const std::
         if (in_image.ok() || in_image.error().errnum != ENOENT) return in_image;
         // Files written here make it an image directory: nothing else is in it.
         if (StagingOf(parent)) return MakeError(ENOENT, "not written into this staging image");
+        // The first file a copy writes here is looked up first: a dir: layout name in a
+        // directory made for an image is that image's file to be, not a repository to ask the
+        // registry about (a request that may fail, and with it the copy of that file).
+        std::string repo, tag;
+        if (ImageOf(parent, &repo, &tag) && StagingImage::CheckName(name).ok()) {
+          return MakeError(ENOENT, "not written into this image directory yet");
+        }
       }
       // Pasted references: repo:tag and repo@sha256:… are symlinks into the tree.
       size_t at = name.find('@');
@@ -1407,6 +1414,11 @@ uint32_t Filesystem::DirMode() const { return options_.read_only ? kDirMode : (S
 Filesystem::SpaceUsage Filesystem::Space() const {
   int64_t used = cache_->bytes() + cache_->partial_bytes();
   return {options_.cache_size, std::min(used, options_.cache_size)};
+}
+
+void Filesystem::Housekeep() {
+  SweepStagings();
+  malloc_trim(0);
 }
 
 std::string Filesystem::StatsJson() {

@@ -119,6 +119,13 @@ class Filesystem {
   void SetEntryInvalidator(std::function<void(uint64_t parent_ino, const std::string& name)> f) {
     invalidate_entry_ = std::move(f);
   }
+  // What a long-lived mount does now and then (every kHousekeepingSeconds, from a thread of
+  // the FUSE adapter), so that what it holds follows what it serves even while nobody writes
+  // or lists: drops the staging images that are done (SweepStagings), and hands the heap's
+  // free pages back to the system (malloc_trim: freed buffers of many threads otherwise stay
+  // in their arenas, and RSS creeps up over hours though nothing leaks).
+  void Housekeep();
+  static constexpr int kHousekeepingSeconds = 10;
   // Where an inode is in the tree, for the log: "<registry>/<repo>/<tag>/manifest.json", ""
   // for the root, "inode N" for one not known.
   std::string PathOf(uint64_t ino);

@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
@@ -73,6 +74,37 @@ class EntryInvalidator {
   std::condition_variable cv_;
   std::deque<std::pair<uint64_t, std::string>> queue_;  // guarded by mu_
   bool stop_ = false;                                   // guarded by mu_
+  std::thread thread_;
+};
+
+// Calls Filesystem::Housekeep() every kHousekeepingSeconds on a thread of its own, from the
+// mount's start to its end.
+class Housekeeper {
+ public:
+  explicit Housekeeper(Filesystem* fs) : fs_(fs), thread_([this] { Run(); }) {}
+  ~Housekeeper() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(Filesystem::kHousekeepingSeconds),
+                         [this] { return stop_; })) {
+      lock.unlock();
+      fs_->Housekeep();
+      lock.lock();
+    }
+  }
+  Filesystem* const fs_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;  // guarded by mu_
   std::thread thread_;
 };
 
@@ -490,10 +522,13 @@ Status ServeFuse(Filesystem& fs, const std::string& mountpoint, const MountOptio
     fs.SetEntryInvalidator([&invalidator](uint64_t parent, const std::string& name) {
       invalidator.Add(parent, name);
     });
-    fuse_loop_config* config = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_max_threads(config, 64);
-    rc = fuse_session_loop_mt(se, config);
-    fuse_loop_cfg_destroy(config);
+    {
+      Housekeeper housekeeper(&fs);  // ends before the invalidator it may call goes
+      fuse_loop_config* config = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_max_threads(config, 64);
+      rc = fuse_session_loop_mt(se, config);
+      fuse_loop_cfg_destroy(config);
+    }
     fs.SetEntryInvalidator(nullptr);
   }
   fuse_session_unmount(se);
