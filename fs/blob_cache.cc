@@ -42,16 +42,34 @@ std::string BlobCache::EntryPath(const std::string& digest) const {
   return dir_ + "/blobs/sha256/" + std::string(DigestHex(digest));
 }
 
+namespace {
+
+bool SameTime(const struct timespec& a, const struct timespec& b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+// The ctime of an open file; zero when it cannot be read (which no recorded ctime matches).
+struct timespec CtimeOf(int fd) {
+  struct stat st {};
+  return fstat(fd, &st) == 0 ? st.st_ctim : timespec{};
+}
+
+}  // namespace
+
 Result<UniqueFd> BlobCache::OpenEntry(const std::string& digest) {
   bool verified = false;
+  struct timespec ctime {};
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(digest);
     if (it == entries_.end()) return MakeError(ENOENT, "not cached");
     verified = it->second.verified;
+    ctime = it->second.ctime;
   }
   UniqueFd fd(open(EntryPath(digest).c_str(), O_RDONLY | O_CLOEXEC));
   Status checked = fd.valid() ? Ok() : Status(SysError("opening cache entry", EntryPath(digest)));
+  // Changed since this process verified or last opened it: checked again.
+  if (checked.ok() && verified && !SameTime(CtimeOf(fd.get()), ctime)) verified = false;
   if (checked.ok() && !verified) checked = CheckEntry(fd.get(), digest);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(digest);
@@ -63,11 +81,12 @@ Result<UniqueFd> BlobCache::OpenEntry(const std::string& digest) {
     }
     return checked.error();
   }
-  if (it != entries_.end()) {  // else evicted meanwhile: the open file still reads
+  futimens(fd.get(), nullptr);  // the LRU order survives a remount
+  if (it != entries_.end()) {   // else evicted meanwhile: the open file still reads
     it->second.verified = true;
+    it->second.ctime = CtimeOf(fd.get());  // the futimens is ours
     it->second.last_use = ++clock_;
   }
-  futimens(fd.get(), nullptr);  // the LRU order survives a remount
   ++pins_[digest];
   return fd;
 }
@@ -125,6 +144,7 @@ Status BlobCache::Commit(const std::string& partial_path, int fd, const std::str
   it->second.size = size;
   it->second.last_use = ++clock_;
   it->second.verified = true;  // its sha256 matched before the commit
+  it->second.ctime = CtimeOf(fd);
   total_ += size;
   EvictLocked();
   return Ok();

@@ -23,8 +23,9 @@ class BlobCache {
   static Result<std::unique_ptr<BlobCache>> Open(const std::string& dir, int64_t max_bytes);
 
   // Opens a verified entry and pins it (Unpin when its file is closed). ENOENT when absent. An
-  // entry from before this process is hashed first, once: one whose bytes do not match its name
-  // is removed (ENOENT), so that the blob is fetched again instead of served corrupt.
+  // entry from before this process is hashed first, once, and so is one whose file something
+  // else changed (its ctime moved) since: one whose bytes do not match its name is removed
+  // (ENOENT), so that the blob is fetched again instead of served corrupt.
   Result<UniqueFd> OpenEntry(const std::string& digest);
 
   // A new empty partial file for a download of `digest`, opened read-write. Pins the digest and
@@ -52,6 +53,9 @@ class BlobCache {
     // Committed by this process after its sha256 matched. An entry found on disk when the cache
     // opens is checked again before it is first served: the disk may have changed it since.
     bool verified = false;
+    // The file's ctime when this process last verified or opened it: a file with another one
+    // was changed since by something else (written, truncated), and is checked again.
+    struct timespec ctime {};
   };
 
   BlobCache(std::string dir, int64_t max_bytes) : dir_(std::move(dir)), max_bytes_(max_bytes) {}

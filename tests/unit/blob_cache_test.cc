@@ -1,5 +1,6 @@
 #include "fs/blob_cache.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -51,6 +52,29 @@ TEST_F(BlobCacheTest, CommittedEntriesSurviveAReopen) {
   char buf[16];
   EXPECT_EQ(pread(fd->get(), buf, sizeof buf, 0), 5);
   EXPECT_EQ(std::string(buf, 5), "hello");
+}
+
+TEST_F(BlobCacheTest, AnEntryChangedOnDiskWhileInUseIsCheckedAgainAndRemoved) {
+  auto cache = BlobCache::Open(dir_, 1 << 20);
+  ASSERT_TRUE(cache.ok());
+  std::string digest = Put(**cache, "hello");
+  for (int i = 0; i < 2; ++i) {  // opened and closed: verified, served as it is
+    auto fd = (*cache)->OpenEntry(digest);
+    ASSERT_TRUE(fd.ok()) << fd.error().message;
+    (*cache)->Unpin(digest);
+  }
+  {
+    // Something else writes into the entry, same size.
+    UniqueFd w(open(EntryPath(digest).c_str(), O_WRONLY | O_CLOEXEC));
+    ASSERT_TRUE(w.valid());
+    ASSERT_EQ(pwrite(w.get(), "J", 1, 0), 1);
+  }
+  auto fd = (*cache)->OpenEntry(digest);
+  ASSERT_FALSE(fd.ok()) << "a changed entry was served";
+  EXPECT_EQ(fd.error().errnum, ENOENT);
+  EXPECT_NE(fd.error().message.find("has digest"), std::string::npos) << fd.error().message;
+  EXPECT_NE(access(EntryPath(digest).c_str(), F_OK), 0) << "the changed entry is still there";
+  EXPECT_EQ((*cache)->bytes(), 0);
 }
 
 TEST_F(BlobCacheTest, AnUncommittedDownloadNeverBecomesAnEntry) {
