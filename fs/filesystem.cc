@@ -9,8 +9,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "transports/blobinfocache/blob_location_cache.h"
 #include "transports/config/auth_file.h"
 #include "transports/dir/dir_transport.h"
 #include "transports/signature/sigstore.h"
@@ -36,6 +38,17 @@ std::string Join(const std::string& a, const std::string& b) { return a.empty() 
 
 // A bound of at least one entry, as LruCache requires.
 size_t Cap(size_t n) { return std::max<size_t>(1, n); }
+
+// The daemon's threads (/proc/self/task), for .regfs/stats; -1 where /proc cannot tell.
+int ThreadCount() {
+  std::error_code ec;
+  int n = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/task", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    ++n;
+  }
+  return ec ? -1 : n;
+}
 
 // Signature payloads up to this size are kept in memory (cosign's are a few hundred bytes).
 constexpr size_t kKeptPayload = 16 << 10;
@@ -1438,7 +1451,10 @@ std::string Filesystem::StatsJson() {
   // The daemon's heap (glibc's view): bytes allocated, and bytes held free in its arenas —
   // to tell a leak or a filling cache (in_use) from fragmentation (free).
   struct mallinfo2 heap = mallinfo2();
-  j["heap"] = {{"in_use", heap.uordblks + heap.hblkhd}, {"free", heap.fordblks}};
+  j["heap"] = {{"in_use", heap.uordblks + heap.hblkhd},
+               {"free", heap.fordblks},
+               {"sqlite", BlobLocationCache::MemoryUsed()}};
+  j["threads"] = ThreadCount();
   return j.dump(2) + "\n";
 }
 

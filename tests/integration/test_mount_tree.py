@@ -190,6 +190,11 @@ def test_stats_is_json_and_counts(imgs, registry, mounts):
     for k in ("requests", "blob_bytes", "cache_hits"):
         assert isinstance(s0[k], int) and s0[k] >= 0, s0
     assert s0["blob_bytes"] == 0
+    for k in ("in_use", "free", "sqlite"):
+        assert isinstance(s0["heap"][k], int) and s0["heap"][k] >= 0, s0
+    # the daemon's threads (at least the FUSE loop and the housekeeper), as /proc counts them
+    threads = len(os.listdir(f"/proc/{m.pid}/task"))
+    assert 2 <= s0["threads"] and abs(s0["threads"] - threads) <= 2, (s0, threads)
     d = m.image(registry.addr, imgs.docker.repo, "v1")
     layer = imgs.docker.image.layers[0]
     assert tools.sha256_file(d / hexof(layer.digest)) == layer.digest

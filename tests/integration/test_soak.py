@@ -339,12 +339,13 @@ def sample(pid):
 
 
 def held_by(m):
-    """The daemon's cached entries and heap, from .regfs/stats (None if it cannot be read)."""
+    """The daemon's cached entries, heap and threads, from .regfs/stats (None if it cannot be read)."""
     try:
         st = m.stats()
     except (OSError, ValueError):
         return None
-    return {**st["entries"], **{"heap_" + k: v for k, v in st["heap"].items()}}
+    heap = {"heap_" + k: v for k, v in st["heap"].items()}
+    return {**st["entries"], **heap, "threads": st["threads"]}
 
 
 def fd_kinds(pid):

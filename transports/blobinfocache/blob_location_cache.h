@@ -56,6 +56,9 @@ class BlobLocationCache {
   // the environment, else the password database); "" when there is no home directory.
   static std::string DefaultPath();
 
+  // Bytes SQLite holds in this process for every open cache (page caches, schemas, statements).
+  static int64_t MemoryUsed();
+
   BlobLocationCache(const BlobLocationCache&) = delete;
   BlobLocationCache& operator=(const BlobLocationCache&) = delete;
   ~BlobLocationCache();
