@@ -473,6 +473,19 @@ TEST(ParseImageReferenceTest, DaemonNameAndTag) {
   EXPECT_EQ(hub->String(), "docker-daemon:someone/app:v2");
 }
 
+// The repository library/sha384 with a 96-hex tag is a name; its familiar form "sha384:<hex>"
+// would be refused as a digest, so it prints whole and parses back (found by fuzzing).
+TEST(ParseImageReferenceTest, DaemonNameThatLooksLikeADigestPrintsWhole) {
+  const std::string tag(96, 'e');
+  auto r = ParseImageReference("docker-daemon:library/sha384:" + tag);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r->String(), "docker-daemon:docker.io/library/sha384:" + tag);
+  auto again = ParseImageReference(r->String());
+  ASSERT_TRUE(again.ok()) << again.error().message;
+  EXPECT_EQ(again->String(), r->String());
+  EXPECT_FALSE(ParseImageReference("docker-daemon:sha384:" + tag).ok());
+}
+
 TEST(ParseImageReferenceTest, DaemonNameAndDigest) {
   auto r = ParseImageReference("docker-daemon:busybox@" + kDigest);
   ASSERT_TRUE(r.ok()) << r.error().message;

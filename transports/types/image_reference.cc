@@ -197,9 +197,13 @@ std::string ImageReference::String() const {
       return "dir:" + path;
     case Transport::kOci:
       return "oci:" + path + (oci_ref.empty() ? "" : ":" + oci_ref);
-    case Transport::kDockerDaemon:
-      return "docker-daemon:" +
-             (daemon_image_id.empty() ? FamiliarString(docker) : daemon_image_id);
+    case Transport::kDockerDaemon: {
+      if (!daemon_image_id.empty()) return "docker-daemon:" + daemon_image_id;
+      // Familiar, as skopeo prints it — except where that would read back as a digest
+      // ("docker.io/library/sha384:<96 hex>" is the repository sha384, "sha384:…" is not).
+      std::string familiar = FamiliarString(docker);
+      return "docker-daemon:" + (ParseDaemonReference(familiar).ok() ? familiar : docker.String());
+    }
     case Transport::kOciArchive:
       return "oci-archive:" + path + (oci_ref.empty() ? "" : ":" + oci_ref);
     case Transport::kDockerArchive:
