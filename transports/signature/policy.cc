@@ -1,11 +1,12 @@
 #include "transports/signature/policy.h"
 
+#include <re2/re2.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <utility>
 
@@ -262,26 +263,28 @@ bool RepoDigestOrExactMatch(const Named& intended, const Named& sig) {
   return false;
 }
 
-const std::regex& RemapDomainRegex() {
-  static const std::regex re(
+// RE2, not std::regex: policy files come from anywhere, and RE2 matches in linear time where
+// std::regex backtracks (a long prefix made these take minutes).
+const re2::RE2& RemapDomainRegex() {
+  static const re2::RE2 re(
       R"(^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?$)");
   return re;
 }
-const std::regex& RemapDomainPrefixRegex() {
-  static const std::regex re(
+const re2::RE2& RemapDomainPrefixRegex() {
+  static const re2::RE2 re(
       R"(^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)");
   return re;
 }
-const std::regex& RemapNameRegex() {
-  static const std::regex re(
+const re2::RE2& RemapNameRegex() {
+  static const re2::RE2 re(
       R"(^(?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))*(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*)*$)");
   return re;
 }
 
 bool ValidRemapPrefix(const std::string& s) {
-  return std::regex_match(s, RemapDomainRegex()) ||
-         (std::regex_match(s, RemapNameRegex()) &&
-          std::regex_search(s, RemapDomainPrefixRegex(), std::regex_constants::match_continuous));
+  return re2::RE2::FullMatch(s, RemapDomainRegex()) ||
+         (re2::RE2::FullMatch(s, RemapNameRegex()) &&
+          re2::RE2::PartialMatch(s, RemapDomainPrefixRegex()));  // anchored by its ^
 }
 
 bool RefMatchesPrefix(const std::string& name, const std::string& prefix) {
