@@ -280,7 +280,7 @@ BlobLocationCache::Outcome BlobLocationCache::ConnectLocked() {
   rc = Exec(db.get(), "PRAGMA journal_mode=WAL");
   if (rc != SQLITE_OK) return fail("setting WAL mode");
   // A 256 KiB page cache instead of SQLite's 2 MB: a lookup reads a few index pages, and a
-  // long-lived mount would otherwise fill the larger one as the file grows with every push.
+  // long copy or sync would otherwise fill the larger one as the file grows.
   rc = Exec(db.get(),
             "PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=256; "
             "PRAGMA journal_size_limit=2097152; PRAGMA cache_size=-256");
